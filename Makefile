@@ -1,0 +1,44 @@
+# Prism: `make run` starts the whole stack, `make test` runs the suite. Both set up
+# what they need on a fresh Debian machine: a virtualenv and, when missing, redis-server.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROTOS := $(wildcard proto/prism/v1/*.proto)
+
+.PHONY: run test bench proto lint redis-server install clean
+
+run: install redis-server
+	$(BIN)/python -m tools.run
+
+test: install redis-server
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install redis-server
+	$(BIN)/python -m tools.bench
+
+# Regenerates the checked-in stubs; tests/test_stubs.py fails when they are stale.
+proto: install
+	$(BIN)/python -m tools.protoc prism/v1
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+# Only installs the binary; tests and `make run` start their own server on a free port.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache

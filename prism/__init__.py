@@ -1,0 +1,1 @@
+"""Code shared by Prism's components: the generated API stubs and the Redis schema."""

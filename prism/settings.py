@@ -1,0 +1,71 @@
+"""Reading configuration from the environment.
+
+A bad or missing setting stops a process at start with one clear line, so every
+component reads its settings through these helpers and `load_or_exit`.
+"""
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def env(name: str, default: str | None = None) -> str:
+    """The variable's value, or the default; ConfigError when neither is set."""
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    if default is None:
+        raise ConfigError(f"{name} is not set")
+    return default
+
+
+def host_port(name: str, value: str) -> tuple[str, int]:
+    """Parses `host:port` or `[v6]:port`."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}={value!r} is not host:port (e.g. 127.0.0.1:8080)")
+    return host, int(port)
+
+
+def http_url(name: str, value: str) -> str:
+    """An http(s) URL, without a trailing slash."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}={value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def redis_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+        raise ConfigError(f"{name}={value!r} is not a Redis URL (e.g. redis://127.0.0.1:6379/0)")
+    return value
+
+
+def positive_number(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if number <= 0:
+        raise ConfigError(f"{name}={value!r} is not a positive number")
+    return number
+
+
+def load_or_exit(component: str, load: Callable[[], T]) -> T:
+    """Runs a settings loader; on ConfigError prints one line and exits with status 2."""
+    try:
+        return load()
+    except ConfigError as error:
+        print(f"prism {component}: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

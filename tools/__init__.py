@@ -1,0 +1,1 @@
+"""Developer tooling: stub generation, the local stack, benchmarks."""
