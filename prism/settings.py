@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-
 T = TypeVar("T")
 
 

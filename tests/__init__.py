@@ -1,0 +1,1 @@
+"""Prism end-to-end suite and its fake upstream."""

@@ -1,0 +1,197 @@
+"""The suite runs against the real stack: a private redis-server, the control plane over
+gRPC, the data plane over HTTP and the fake upstream, each a process on a free port.
+
+Session fixtures start them once; tests that need a differently configured process
+start their own with `start_dataplane` / `start_controlplane` and the shared Redis.
+"""
+
+import functools
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import openai
+import pytest
+
+from prism.v1 import admin_pb2, admin_pb2_grpc
+from tools import stack
+
+
+@dataclass
+class FakeUpstream:
+    url: str
+    api_key: str
+    process: stack.Process
+
+    @property
+    def _control(self) -> str:
+        return self.url.removesuffix("/v1") + "/_fake"
+
+    def requests(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self._control}/requests").json()["requests"]
+
+    def clear_requests(self) -> None:
+        httpx.delete(f"{self._control}/requests").raise_for_status()
+
+    def add_fault(self, **fault: Any) -> None:
+        httpx.post(f"{self._control}/faults", json=fault).raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(f"{self._control}/faults").raise_for_status()
+
+
+@dataclass
+class ControlPlane:
+    addr: str
+    admin_token: str
+    process: stack.Process
+
+
+@dataclass
+class DataPlane:
+    base: str
+    process: stack.Process
+
+    @property
+    def url(self) -> str:
+        return self.base + "/v1"
+
+
+class AdminClient:
+    """The Admin stub with the admin token attached to every call: `admin.CreateOrg(req)`."""
+
+    def __init__(self, channel: grpc.Channel, token: str) -> None:
+        self._stub = admin_pb2_grpc.AdminStub(channel)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def __getattr__(self, rpc: str) -> Callable[..., Any]:
+        return functools.partial(getattr(self._stub, rpc), metadata=self._metadata, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def logs(workdir: Path) -> Path:
+    return workdir / "logs"
+
+
+@pytest.fixture(scope="session")
+def redis_url(workdir: Path, logs: Path) -> Iterator[str]:
+    port = stack.free_port()
+    process = stack.start_redis(port, workdir / "redis", logs)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_upstream(workdir: Path, logs: Path) -> Iterator[FakeUpstream]:
+    port = stack.free_port()
+    api_key = "sk-upstream-" + secrets.token_urlsafe(24)
+    process = stack.start_fake_upstream(port, api_key, workdir / "upstream-files", logs)
+    yield FakeUpstream(f"http://127.0.0.1:{port}/v1", api_key, process)
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def start_controlplane(
+    redis_url: str, fake_upstream: FakeUpstream, logs: Path
+) -> Iterator[Callable[..., ControlPlane]]:
+    """Starts a control plane on the shared Redis; keyword arguments override its env."""
+    started: list[stack.Process] = []
+
+    def start(**env: str) -> ControlPlane:
+        addr = f"127.0.0.1:{stack.free_port()}"
+        settings = {
+            "REDIS_URL": redis_url,
+            "PRISM_GRPC_LISTEN": addr,
+            "PRISM_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(16),
+            "PRISM_UPSTREAM_URL": fake_upstream.url,
+            "PRISM_UPSTREAM_API_KEY": fake_upstream.api_key,
+        } | env
+        process = stack.start_controlplane(settings, logs, name=f"controlplane-{len(started)}")
+        started.append(process)
+        return ControlPlane(addr, settings["PRISM_ADMIN_TOKEN"], process)
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def start_dataplane(redis_url: str, logs: Path) -> Iterator[Callable[..., DataPlane]]:
+    """Starts a data plane dialing `controlplane_addr`; keyword arguments override its env."""
+    started: list[stack.Process] = []
+
+    def start(controlplane_addr: str, **env: str) -> DataPlane:
+        port = stack.free_port()
+        settings = {
+            "REDIS_URL": redis_url,
+            "PRISM_HTTP_LISTEN": f"127.0.0.1:{port}",
+            "PRISM_CONTROLPLANE_ADDR": controlplane_addr,
+        } | env
+        process = stack.start_dataplane(settings, logs, name=f"dataplane-{len(started)}")
+        started.append(process)
+        return DataPlane(f"http://127.0.0.1:{port}", process)
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def controlplane(start_controlplane: Callable[..., ControlPlane]) -> ControlPlane:
+    return start_controlplane()
+
+
+@pytest.fixture(scope="session")
+def dataplane(start_dataplane: Callable[..., DataPlane], controlplane: ControlPlane) -> DataPlane:
+    return start_dataplane(controlplane.addr)
+
+
+@pytest.fixture(scope="session")
+def admin(controlplane: ControlPlane) -> Iterator[AdminClient]:
+    with grpc.insecure_channel(controlplane.addr) as channel:
+        yield AdminClient(channel, controlplane.admin_token)
+
+
+IssueKey = Callable[..., tuple[admin_pb2.Org, admin_pb2.IssuedKey]]
+
+
+@pytest.fixture
+def issue_key(admin: AdminClient) -> IssueKey:
+    """Creates a fresh org and a key in it; keyword arguments become the key's Policy."""
+
+    def issue(
+        org_policy: admin_pb2.Policy | None = None, **key_policy: Any
+    ) -> tuple[admin_pb2.Org, admin_pb2.IssuedKey]:
+        org = admin.CreateOrg(
+            admin_pb2.CreateOrgRequest(
+                org=admin_pb2.Org(display_name="Test org", policy=org_policy)
+            )
+        )
+        issued = admin.CreateKey(
+            admin_pb2.CreateKeyRequest(
+                key=admin_pb2.Key(
+                    org_id=org.id, name="test key", policy=admin_pb2.Policy(**key_policy)
+                )
+            )
+        )
+        return org, issued
+
+    return issue
+
+
+@pytest.fixture
+def client(dataplane: DataPlane, issue_key: IssueKey) -> Iterator[openai.OpenAI]:
+    """The official SDK pointed at the gateway with a fresh key; no retries, so every
+    status the gateway sends is the one the test sees."""
+    _, issued = issue_key()
+    with openai.OpenAI(base_url=dataplane.url, api_key=issued.secret, max_retries=0) as sdk:
+        yield sdk

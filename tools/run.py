@@ -1,0 +1,137 @@
+"""`make run`: the whole stack on this machine, until Ctrl-C.
+
+Uses the Redis REDIS_URL names, starting one (with AOF, data in .prism/redis) when none
+answers there. Forwards to PRISM_UPSTREAM_URL with PRISM_UPSTREAM_API_KEY or
+OPENAI_API_KEY; with neither key it serves from the fake upstream of the test suite, so
+the README's examples work offline.
+"""
+
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from prism.settings import ConfigError, env, redis_url
+from tools import stack
+
+STATE_DIR = stack.ROOT / ".prism"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def main() -> None:
+    logs = STATE_DIR / "logs"
+    processes: list[stack.Process] = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        redis_address = _ensure_redis(logs, processes)
+        upstream_url, upstream_key = _upstream(logs, processes)
+        admin_token = os.environ.get("PRISM_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+        grpc_listen = env("PRISM_GRPC_LISTEN", "127.0.0.1:50051")
+        controlplane_addr = env("PRISM_CONTROLPLANE_ADDR", grpc_listen)
+        http_listen = env("PRISM_HTTP_LISTEN", "127.0.0.1:8080")
+        shared = {"REDIS_URL": redis_address}
+        processes.append(
+            stack.start_controlplane(
+                shared
+                | {
+                    "PRISM_GRPC_LISTEN": grpc_listen,
+                    "PRISM_ADMIN_TOKEN": admin_token,
+                    "PRISM_UPSTREAM_URL": upstream_url,
+                    "PRISM_UPSTREAM_API_KEY": upstream_key,
+                },
+                logs,
+            )
+        )
+        processes.append(
+            stack.start_dataplane(
+                shared
+                | {
+                    "PRISM_HTTP_LISTEN": http_listen,
+                    "PRISM_CONTROLPLANE_ADDR": controlplane_addr,
+                },
+                logs,
+            )
+        )
+        _print_banner(http_listen, grpc_listen, admin_token, upstream_url, logs)
+        _wait_while_running(processes)
+    except (ConfigError, stack.StartError) as error:
+        print(f"prism run: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+def _ensure_redis(logs: Path, processes: list[stack.Process]) -> str:
+    address = redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    try:
+        redis.Redis.from_url(address, socket_timeout=1).ping()
+        print(f"using the Redis at {address}")
+        return address
+    except redis.RedisError:
+        pass
+    parts = urlsplit(address)
+    if parts.hostname not in LOOPBACK:
+        raise ConfigError(f"REDIS_URL={address!r} does not answer")
+    port = parts.port or 6379
+    processes.append(stack.start_redis(port, STATE_DIR / "redis", logs, persistent=True))
+    print(f"started redis-server on 127.0.0.1:{port} (AOF in {STATE_DIR / 'redis'})")
+    return address
+
+
+def _upstream(logs: Path, processes: list[stack.Process]) -> tuple[str, str]:
+    key = os.environ.get("PRISM_UPSTREAM_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    if key:
+        return env("PRISM_UPSTREAM_URL", "https://api.openai.com/v1"), key
+    port = stack.free_port()
+    key = "sk-fake-" + secrets.token_urlsafe(24)
+    processes.append(stack.start_fake_upstream(port, key, STATE_DIR / "upstream-files", logs))
+    print(
+        "no PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY: forwarding to the test suite's fake "
+        f"Assistants API on 127.0.0.1:{port}"
+    )
+    return f"http://127.0.0.1:{port}/v1", key
+
+
+def _print_banner(http: str, grpc_addr: str, token: str, upstream: str, logs: Path) -> None:
+    auth = f"-rpc-header 'authorization: Bearer {token}'"
+    grpcurl = ".venv/bin/grpcurl -plaintext"
+    print(
+        f"""
+Prism is running.
+  data plane     http://{http}/v1   (OpenAI(base_url=..., api_key="sk-prism-..."))
+  control plane  {grpc_addr}   (gRPC; reflection on)
+  upstream       {upstream}
+  admin token    {token}
+  logs           {logs}
+
+Create an org and a key:
+  {grpcurl} {auth} -d '{{"org_id": "acme", "org": {{"display_name": "Acme"}}}}' \\
+      {grpc_addr} prism.v1.Admin/CreateOrg
+  {grpcurl} {auth} -d '{{"key": {{"org_id": "acme", "name": "first key"}}}}' \\
+      {grpc_addr} prism.v1.Admin/CreateKey
+
+Ctrl-C stops everything.""",
+        flush=True,
+    )
+
+
+def _wait_while_running(processes: list[stack.Process]) -> None:
+    while True:
+        for process in processes:
+            if not process.running():
+                raise stack.StartError(
+                    f"{process.name} exited with {process.popen.returncode}; see {process.log_path}"
+                )
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()

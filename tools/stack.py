@@ -1,0 +1,175 @@
+"""Starts Prism's processes (Redis, control plane, data plane, fake upstream) and stops them.
+
+One launcher serves `make run`, the test suite and the benchmark, so all three run the
+stack the same way: real processes on loopback ports, each logging to its own file.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+
+# Variables a developer's shell may carry that must not leak into a stack we start.
+_PRISM_VARIABLES = (
+    "REDIS_URL",
+    "OPENAI_API_KEY",
+    "PRISM_UPSTREAM_URL",
+    "PRISM_UPSTREAM_API_KEY",
+    "PRISM_GRPC_LISTEN",
+    "PRISM_CONTROLPLANE_ADDR",
+    "PRISM_HTTP_LISTEN",
+    "PRISM_ADMIN_TOKEN",
+    "PRISM_CHECK_DEADLINE_MS",
+    "PRISM_UPSTREAM_TIMEOUT",
+)
+
+
+class StartError(RuntimeError):
+    """A process exited or did not become ready; the message carries its log's tail."""
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM for a graceful stop, SIGKILL if it lingers."""
+        if not self.running():
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _PRISM_VARIABLES}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+def spawn(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) -> Process:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group, so Ctrl-C in `make run` reaches the launcher only,
+            # which then stops every process in order.
+            start_new_session=True,
+        )
+    return Process(name, popen, log_path)
+
+
+def wait_until_ready(process: Process, port: int, health_path: str | None = None) -> None:
+    """Waits until the port accepts connections (and health_path answers 200, if given)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not process.running():
+            raise StartError(
+                f"{process.name} exited with {process.popen.returncode}:\n{process.log()[-3000:]}"
+            )
+        if _answers(port, health_path):
+            return
+        time.sleep(0.05)
+    process.stop()
+    raise StartError(
+        f"{process.name} not ready on port {port} after {START_TIMEOUT}s:\n{process.log()[-3000:]}"
+    )
+
+
+def _answers(port: int, health_path: str | None) -> bool:
+    try:
+        if health_path is None:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        return httpx.get(f"http://127.0.0.1:{port}{health_path}", timeout=0.5).status_code == 200
+    except (OSError, httpx.HTTPError):
+        return False
+
+
+def start_redis(port: int, data_dir: Path, log_dir: Path, *, persistent: bool = False) -> Process:
+    """A private redis-server on loopback; persistent means AOF on, as in production."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir)]
+    argv += ["--appendonly", "yes"] if persistent else ["--save", "", "--appendonly", "no"]
+    process = spawn("redis", argv, os.environ, log_dir)
+    wait_until_ready(process, port)
+    return process
+
+
+def start_controlplane(
+    env: Mapping[str, str], log_dir: Path, name: str = "controlplane"
+) -> Process:
+    """env must carry REDIS_URL, PRISM_GRPC_LISTEN, PRISM_ADMIN_TOKEN and the upstream."""
+    process = spawn(name, [sys.executable, "-m", "controlplane"], clean_environment(env), log_dir)
+    wait_until_ready(process, _port_of(env["PRISM_GRPC_LISTEN"]))
+    return process
+
+
+def start_dataplane(env: Mapping[str, str], log_dir: Path, name: str = "dataplane") -> Process:
+    """env must carry PRISM_HTTP_LISTEN, PRISM_CONTROLPLANE_ADDR and REDIS_URL."""
+    process = spawn(name, [sys.executable, "-m", "dataplane"], clean_environment(env), log_dir)
+    wait_until_ready(process, _port_of(env["PRISM_HTTP_LISTEN"]), "/healthz")
+    return process
+
+
+def start_fake_upstream(
+    port: int, api_key: str, data_dir: Path, log_dir: Path, *, latency_ms: int = 0
+) -> Process:
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.fake_upstream",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--api-key",
+        api_key,
+        "--data-dir",
+        str(data_dir),
+        "--latency-ms",
+        str(latency_ms),
+    ]
+    process = spawn("fake-upstream", argv, clean_environment({}), log_dir)
+    wait_until_ready(process, port, "/_fake/healthz")
+    return process
+
+
+def _port_of(listen: str) -> int:
+    return int(listen.rpartition(":")[2])
