@@ -164,7 +164,7 @@ def admin(controlplane: ControlPlane) -> Iterator[AdminClient]:
 IssueKey = Callable[..., tuple[admin_pb2.Org, admin_pb2.IssuedKey]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def issue_key(admin: AdminClient) -> IssueKey:
     """Creates a fresh org and a key in it; keyword arguments become the key's Policy."""
 
