@@ -1,0 +1,34 @@
+"""The control plane's settings, from the environment."""
+
+import os
+from dataclasses import dataclass
+
+from prism.settings import ConfigError, env, host_port, http_url, redis_url
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    grpc_listen: str
+    admin_token: str
+    upstream_url: str
+    upstream_api_key: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        listen = env("PRISM_GRPC_LISTEN", "127.0.0.1:50051")
+        host_port("PRISM_GRPC_LISTEN", listen)
+        upstream_key = os.environ.get("PRISM_UPSTREAM_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        if not upstream_key:
+            raise ConfigError(
+                "PRISM_UPSTREAM_API_KEY (or OPENAI_API_KEY) is not set: the upstream credential"
+            )
+        return cls(
+            redis_url=redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0")),
+            grpc_listen=listen,
+            admin_token=env("PRISM_ADMIN_TOKEN"),
+            upstream_url=http_url(
+                "PRISM_UPSTREAM_URL", env("PRISM_UPSTREAM_URL", "https://api.openai.com/v1")
+            ),
+            upstream_api_key=upstream_key,
+        )
