@@ -28,8 +28,8 @@ DURATION = 10.0  # seconds per latency run
 STREAM_RATE = 20
 PEAK_CONCURRENCY = 64
 PEAK_DURATION = 5.0
-UPLOAD_BYTES = 512 * 1024 * 1024
-CHUNK = 1024 * 1024
+UPLOAD_BYTES = 512_000_000  # "512 MB", the upload limit OpenAI documents
+CHUNK = 1_000_000
 
 
 @dataclass
@@ -136,14 +136,16 @@ async def peak_throughput(target: Target, assistant: str) -> float:
     done = 0
     stop_at = time.perf_counter() + PEAK_DURATION
 
-    async def worker(http: httpx.AsyncClient) -> None:
+    async def worker() -> None:
         nonlocal done
-        while time.perf_counter() < stop_at:
-            (await http.get(f"/assistants/{assistant}")).raise_for_status()
-            done += 1
+        # A client per worker: one httpx client shared by many tasks is itself the
+        # bottleneck at this concurrency (encode/httpx#3215), and would hide the gateway's.
+        async with target.client(connections=1) as http:
+            while time.perf_counter() < stop_at:
+                (await http.get(f"/assistants/{assistant}")).raise_for_status()
+                done += 1
 
-    async with target.client(connections=PEAK_CONCURRENCY) as http:
-        await asyncio.gather(*(worker(http) for _ in range(PEAK_CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(PEAK_CONCURRENCY)))
     return done / PEAK_DURATION
 
 
@@ -244,7 +246,7 @@ async def measure(direct: Target, gateway: Target, dataplane_pid: int) -> None:
 
     before, growth = await upload_memory(gateway, dataplane_pid)
     print(
-        f"\nupload of {UPLOAD_BYTES // 2**20} MiB through the gateway: data plane RSS "
+        f"\nupload of {UPLOAD_BYTES // 10**6} MB through the gateway: data plane RSS "
         f"{before:.0f} MiB before, peak growth {growth:.1f} MiB"
     )
 
