@@ -1,6 +1,7 @@
 """Every Redis key Prism uses is named here, so the schema can be read in one place.
 
-All keys start with `prism:`. Records are JSON strings; sorted sets with score 0 are
+All keys start with `prism:`, and every kind of record has its own prefix, so that no id
+can make one kind's name equal another's. Records are JSON strings; sorted sets with score 0 are
 ordered lexicographically by member, which ListOrgs and ListKeys page through.
 """
 
@@ -18,8 +19,11 @@ def org(org_id: str) -> str:
 
 
 def org_keys(org_id: str) -> str:
-    """Sorted set of the org's key ids."""
-    return f"{PREFIX}org:{org_id}:keys"
+    """Sorted set of the org's key ids.
+
+    Its own prefix, not `org:<id>:keys`: no org id, however odd, can then name another
+    org's index."""
+    return f"{PREFIX}org-keys:{org_id}"
 
 
 def key(key_id: str) -> str:
