@@ -1,0 +1,1 @@
+"""Prism's data plane: the HTTP gateway apps talk to instead of the OpenAI API."""

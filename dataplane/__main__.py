@@ -1,0 +1,44 @@
+"""`python -m dataplane`: serves the gateway on PRISM_HTTP_LISTEN until SIGINT or SIGTERM."""
+
+import asyncio
+import logging
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from prism.settings import load_or_exit
+
+from .app import create_app
+from .config import Settings, load_settings
+
+try:
+    import uvloop
+except ImportError:  # uvloop is optional: it only makes the event loop faster.
+    uvloop = None
+
+
+def _hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
+    config.bind = [f"{host}:{settings.http_port}"]
+    # The upstream's `server` header is relayed; the gateway does not add its own.
+    config.include_server_header = False
+    # Through the root logger configured in main(), not a second handler of Hypercorn's own.
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+def main() -> None:
+    settings = load_or_exit("dataplane", load_settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    # With no shutdown trigger, Hypercorn stops gracefully on SIGINT and SIGTERM.
+    server = serve(app, _hypercorn_config(settings))  # type: ignore[arg-type]
+    if uvloop is not None:
+        uvloop.run(server)
+    else:
+        asyncio.run(server)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""THE one builder of OpenAI-style error responses, and the app's error handlers.
+
+Every error the gateway itself makes has OpenAI's shape,
+`{"error": {"message", "type", "param", "code"}}`, so the official SDK raises the exception a
+caller expects for the status (NotFoundError, BadRequestError, InternalServerError, ...).
+Upstream errors are not built here: they pass through unchanged.
+"""
+
+import json
+import logging
+
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException
+
+from prism.v1 import authorizer_pb2
+
+log = logging.getLogger("prism.dataplane")
+
+INVALID_REQUEST = "invalid_request_error"
+SERVER_ERROR = "server_error"
+
+
+def error_response(
+    status: int,
+    message: str,
+    type_: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return Response(
+        json.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+class GatewayError(Exception):
+    """Raised anywhere in the request path; answered with an OpenAI-style error response."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.param = param
+        self.headers = headers
+
+    def response(self) -> Response:
+        return error_response(
+            self.status, self.message, self.type, self.code, self.param, self.headers
+        )
+
+
+def unknown_url(method: str, path: str) -> GatewayError:
+    return GatewayError(404, f"Invalid URL ({method} {path})", INVALID_REQUEST, "unknown_url")
+
+
+def body_too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        f"The request body is larger than this endpoint's limit of {limit} bytes.",
+        INVALID_REQUEST,
+        "request_too_large",
+    )
+
+
+def body_timeout() -> GatewayError:
+    return GatewayError(
+        408, "The request body did not arrive in time.", INVALID_REQUEST, "request_timeout"
+    )
+
+
+def malformed_json(reason: str, param: str | None = None) -> GatewayError:
+    return GatewayError(
+        400,
+        f"We could not parse the JSON body of your request: {reason}",
+        INVALID_REQUEST,
+        "invalid_json",
+        param,
+    )
+
+
+def control_plane_unavailable() -> GatewayError:
+    # 503 makes the SDK raise InternalServerError and retry; nothing was forwarded.
+    return GatewayError(
+        503,
+        "The gateway could not authorize the request because its control plane is "
+        "unavailable. Please retry shortly.",
+        SERVER_ERROR,
+        "control_plane_unavailable",
+        headers={"retry-after": "1"},
+    )
+
+
+def upstream_unreachable() -> GatewayError:
+    return GatewayError(
+        502,
+        "The gateway could not reach the upstream API.",
+        SERVER_ERROR,
+        "upstream_unreachable",
+    )
+
+
+def upstream_timeout() -> GatewayError:
+    return GatewayError(
+        504,
+        "The upstream API did not answer in time.",
+        SERVER_ERROR,
+        "upstream_timeout",
+    )
+
+
+def denial_response(denial: authorizer_pb2.Denial) -> Response:
+    """The control plane's denial, as the error the client receives."""
+    status = denial.http_status if 400 <= denial.http_status < 500 else 403
+    return error_response(
+        status,
+        denial.message or "The request was denied.",
+        denial.type or "permission_denied",
+        denial.code or None,
+        denial.param or None,
+    )
+
+
+def _gateway_error(error: GatewayError) -> Response:
+    return error.response()
+
+
+def _http_exception(error: HTTPException) -> Response:
+    if error.code in (404, 405):
+        # Wrong method on a known path is an unknown URL too, as it is on OpenAI's API.
+        return unknown_url(request.method, request.path).response()
+    return error_response(error.code or 400, error.description or "Bad request.", INVALID_REQUEST)
+
+
+def _unexpected(error: Exception) -> Response:
+    log.error(
+        "unhandled error in %s %s (%s)",
+        request.method,
+        request.path,
+        request.trace.request_id,  # type: ignore[attr-defined]
+        exc_info=error,
+    )
+    return error_response(
+        500,
+        "The gateway failed to handle the request. Please retry; if it persists, report the "
+        "x-prism-request-id of this response.",
+        SERVER_ERROR,
+        "internal_error",
+    )
+
+
+def register_error_handlers(app: Quart) -> None:
+    app.register_error_handler(GatewayError, _gateway_error)
+    app.register_error_handler(HTTPException, _http_exception)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,92 @@
+"""The headers the gateway adds to every response, and which upstream response headers pass.
+
+Every response, gateway errors included, carries:
+- `x-prism-request-id`: generated per request, also sent to the control plane's Check;
+- `x-prism-latency-ms`: time spent in the gateway until the response headers go out;
+- `x-prism-upstream-latency-ms`: time spent waiting on the upstream (0 if nothing was forwarded);
+- `x-prism-provider`: the upstream that answered, or `prism` when the gateway answered itself.
+"""
+
+import os
+from collections.abc import Iterable
+from time import perf_counter
+
+from quart import Response
+
+# Headers that describe one connection, not the message (RFC 9110 7.6.1), so they are never
+# relayed in either direction; `expect` too, since the gateway answers `100 Continue` itself.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"expect",
+    }
+)
+
+# Response headers the gateway's server sets itself; relaying the upstream's would duplicate
+# them. `content-length` is kept only on bodies relayed byte for byte as they arrive, so a
+# download keeps its length; a body read whole gets its length from the gateway's server.
+_NOT_RELAYED_WHOLE = HOP_BY_HOP | {b"date", b"content-length"}
+_NOT_RELAYED_STREAMED = HOP_BY_HOP | {b"date"}
+
+GATEWAY_PROVIDER = "prism"
+
+
+class Trace:
+    """What the gateway measured about one request, stamped on its response."""
+
+    __slots__ = ("provider", "request_id", "started", "upstream_seconds")
+
+    def __init__(self) -> None:
+        self.request_id = "req_" + os.urandom(16).hex()
+        self.started = perf_counter()
+        self.upstream_seconds = 0.0
+        self.provider = GATEWAY_PROVIDER
+
+
+def stamp(response: Response, trace: Trace) -> Response:
+    headers = response.headers
+    headers["x-prism-request-id"] = trace.request_id
+    headers["x-prism-latency-ms"] = _milliseconds(perf_counter() - trace.started)
+    headers["x-prism-upstream-latency-ms"] = _milliseconds(trace.upstream_seconds)
+    headers["x-prism-provider"] = trace.provider
+    return response
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def end_to_end(
+    raw: Iterable[tuple[bytes, bytes]], dropped: frozenset[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """`raw` with lowercase names, less `dropped` and the headers its `connection` header names."""
+    kept = []
+    named: set[bytes] = set()
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered == b"connection":
+            named.update(token.strip().lower() for token in value.split(b","))
+        if lowered not in dropped:
+            kept.append((lowered, value))
+    if named:
+        kept = [header for header in kept if header[0] not in named]
+    return kept
+
+
+def relayed_response_headers(
+    raw: Iterable[tuple[bytes, bytes]], streamed: bool
+) -> list[tuple[str, str]]:
+    """The upstream's response headers, as the client receives them."""
+    dropped = _NOT_RELAYED_STREAMED if streamed else _NOT_RELAYED_WHOLE
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in end_to_end(raw, dropped)
+    ]

@@ -1,0 +1,191 @@
+"""Forwarding an allowed request to the upstream API and relaying its answer.
+
+The forwarded request keeps the client's path, query and end-to-end headers, but never the
+client's credentials: the upstream key from Check replaces `Authorization`, and OpenAI account
+headers are dropped. It goes out on a pooled HTTP/1.1 connection (see pool.py).
+
+The answer passes through unchanged, errors included. A JSON answer of known, small length is
+read whole; anything else (server-sent events, file downloads) is relayed chunk by chunk as it
+arrives, and the upstream response is closed as soon as the client goes away.
+"""
+
+import functools
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from time import perf_counter
+from urllib.parse import quote, urlsplit
+
+import httpcore
+from quart import Response
+
+from prism.v1 import authorizer_pb2
+
+from .asgi import AbortResponse, ProxyRequest
+from .errors import GatewayError, upstream_timeout, upstream_unreachable
+from .headers import HOP_BY_HOP, end_to_end, relayed_response_headers
+from .pool import ConnectionPool
+from .routes import JSON_BODY_LIMIT
+
+log = logging.getLogger("prism.dataplane")
+
+# Everything httpcore raises when the upstream cannot be reached or does not answer properly.
+_UPSTREAM_FAILURES = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+)
+# The client's credentials and account selectors are for the gateway, never the upstream; the
+# framing headers are set anew for the forwarded body.
+_NOT_FORWARDED = HOP_BY_HOP | {
+    b"host",
+    b"authorization",
+    b"openai-organization",
+    b"openai-project",
+    b"content-length",
+}
+_ASSISTANTS_V2 = (b"openai-beta", b"assistants=v2")
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# Idle connections kept per upstream, and for how long.
+_MAX_IDLE_CONNECTIONS = 100
+_KEEPALIVE_SECONDS = 5.0
+
+
+class Upstream:
+    def __init__(self, timeout: float) -> None:
+        # `timeout` bounds each wait on the upstream (connect, write, each read); a streamed
+        # run has no read timeout, since events may be minutes apart.
+        self._timeout = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        self._stream_timeout = {**self._timeout, "read": None}
+        self._pool: ConnectionPool | None = None
+
+    async def open(self) -> None:
+        self._pool = ConnectionPool(_MAX_IDLE_CONNECTIONS, _KEEPALIVE_SECONDS)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def forward(
+        self,
+        client_request: ProxyRequest,
+        target: authorizer_pb2.Upstream,
+        content: bytes | AsyncIterable[bytes] | None,
+        streaming: bool,
+    ) -> Response:
+        """Sends the request upstream and returns the response to relay to the client."""
+        assert self._pool is not None, "Upstream.open() runs before serving"
+        request = httpcore.Request(
+            client_request.method,
+            _url(target.base_url, client_request),
+            headers=_forwarded_headers(client_request, target, content),
+            content=content,
+            extensions={"timeout": self._stream_timeout if streaming else self._timeout},
+        )
+        trace = client_request.trace
+        started = perf_counter()
+        try:
+            response = await self._pool.send(request)
+        except _UPSTREAM_FAILURES as error:
+            raise _failure(error, trace.request_id) from None
+        finally:
+            trace.upstream_seconds = perf_counter() - started
+
+        if not _read_whole(response):
+            relayed = Response(
+                _relay(response, trace.request_id),
+                status=response.status,
+                headers=relayed_response_headers(response.headers, streamed=True),
+            )
+            # Quart's response timeout would cut long streams and downloads.
+            relayed.timeout = None
+            return relayed
+
+        try:
+            body = await response.aread()
+        except _UPSTREAM_FAILURES as error:
+            raise _failure(error, trace.request_id) from None
+        finally:
+            await response.aclose()
+            trace.upstream_seconds = perf_counter() - started
+        return Response(
+            body,
+            status=response.status,
+            headers=relayed_response_headers(response.headers, streamed=False),
+        )
+
+
+def _url(base_url: str, client_request: ProxyRequest) -> bytes:
+    # The path as routed and authorized (decoded), re-encoded: `%2F` in an id cannot reach
+    # another operation upstream than the one Check allowed. The query goes as received.
+    url = (base_url + quote(client_request.path[len("/v1") :])).encode()
+    query = client_request.query_string
+    return url + b"?" + query if query else url
+
+
+@functools.cache
+def _host(base_url: str) -> bytes:
+    return urlsplit(base_url).netloc.encode()
+
+
+def _forwarded_headers(
+    client_request: ProxyRequest,
+    target: authorizer_pb2.Upstream,
+    content: bytes | AsyncIterable[bytes] | None,
+) -> list[tuple[bytes, bytes]]:
+    headers = end_to_end(client_request.scope["headers"], _NOT_FORWARDED)
+    headers.append((b"host", _host(target.base_url)))
+    # Assistants v2 is the API Prism serves; OpenAI rejects these routes without the header.
+    if not any(name == b"openai-beta" for name, _ in headers):
+        headers.append(_ASSISTANTS_V2)
+    headers.append((b"authorization", b"Bearer " + target.api_key.encode()))
+    if isinstance(content, bytes):
+        headers.append((b"content-length", b"%d" % len(content)))
+    elif content is not None:
+        # A streamed upload keeps the client's length when it gave one, so the upstream sees
+        # an ordinary upload rather than a chunked one.
+        length = client_request.content_length
+        if length is None:
+            headers.append((b"transfer-encoding", b"chunked"))
+        else:
+            headers.append((b"content-length", b"%d" % length))
+    elif client_request.method in _METHODS_WITH_BODY:
+        headers.append((b"content-length", b"0"))
+    return headers
+
+
+def _failure(error: Exception, request_id: str) -> GatewayError:
+    """The gateway's answer when the upstream could not be reached or did not answer."""
+    log.warning("upstream failed for %s: %s", request_id, type(error).__name__)
+    if isinstance(error, httpcore.TimeoutException):
+        return upstream_timeout()
+    return upstream_unreachable()
+
+
+def _header(response: httpcore.Response, name: bytes) -> bytes:
+    for key, value in response.headers:
+        if key.lower() == name:
+            return value
+    return b""
+
+
+def _read_whole(response: httpcore.Response) -> bool:
+    length = _header(response, b"content-length")
+    return (
+        _header(response, b"content-type").startswith(b"application/json")
+        and length.isdigit()
+        and int(length) <= JSON_BODY_LIMIT
+    )
+
+
+async def _relay(response: httpcore.Response, request_id: str) -> AsyncIterator[bytes]:
+    # Quart closes this generator when the client disconnects (the task is cancelled), so the
+    # `finally` closes the upstream response and its connection.
+    try:
+        async for chunk in response.aiter_stream():
+            yield chunk
+    except _UPSTREAM_FAILURES as error:
+        log.warning("upstream response broke off for %s: %s", request_id, type(error).__name__)
+        raise AbortResponse from None
+    finally:
+        await response.aclose()

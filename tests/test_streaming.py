@@ -1,0 +1,212 @@
+"""Streams through the gateway: run events relayed in order as the upstream sends them, a
+stream the upstream cuts ends in an error rather than a hang, and a client that goes away
+makes the gateway close its upstream connection instead of leaving it open."""
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import openai
+import pytest
+
+from tests.conftest import ControlPlane, DataPlane, FakeUpstream, IssueKey
+
+QUESTION = "What is the capital of France"
+# The fake assistant's answer, streamed as one message delta per word.
+REPLY = f'You asked: "{QUESTION}". Answered by gpt-4o.'
+RUN_EVENTS = [
+    "thread.run.created",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+    *["thread.message.delta"] * len(REPLY.split()),
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+]
+RUNS_ROUTE = "/v1/threads/{thread_id}/runs"
+# Bounds a wait for something the gateway must do; reached only when it fails to.
+PATIENCE_SECONDS = 20
+
+
+@pytest.fixture
+def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
+    fake_upstream.clear_requests()
+    fake_upstream.clear_faults()
+    yield fake_upstream
+    fake_upstream.clear_faults()
+
+
+@pytest.fixture
+def thread_with_question(client: openai.OpenAI) -> tuple[str, str]:
+    """(assistant id, thread id) of a thread whose last user message is QUESTION."""
+    assistant = client.beta.assistants.create(model="gpt-4o", instructions="Answer briefly.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": QUESTION}])
+    return assistant.id, thread.id
+
+
+def test_run_stream_relays_every_event_in_order(
+    client: openai.OpenAI, upstream: FakeUpstream, thread_with_question: tuple[str, str]
+) -> None:
+    assistant_id, thread_id = thread_with_question
+
+    with client.beta.threads.runs.with_streaming_response.create(
+        thread_id=thread_id, assistant_id=assistant_id, stream=True
+    ) as response:
+        headers = response.headers
+        events = list(response.parse())
+
+    assert [event.event for event in events] == RUN_EVENTS
+    words = [
+        part.text.value
+        for event in events
+        if event.event == "thread.message.delta"
+        for part in event.data.delta.content
+    ]
+    assert "".join(words) == REPLY
+    assert events[-1].data.status == "completed"
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["x-prism-provider"] == urlsplit(upstream.url).netloc
+    assert headers["x-request-id"]  # the upstream's own, passed through
+
+
+def test_events_reach_the_client_although_the_upstream_cuts_the_stream(
+    client: openai.OpenAI, upstream: FakeUpstream, thread_with_question: tuple[str, str]
+) -> None:
+    """The upstream sends three events and hangs up without ending the response. A gateway
+    that waited for the whole response would have nothing to relay; this one has already
+    relayed the three events, in order, and then ends the client's response unfinished,
+    which the SDK reports as a connection error instead of hanging or ending cleanly."""
+    assistant_id, thread_id = thread_with_question
+    upstream.add_fault(method="POST", path=RUNS_ROUTE, cut_stream_after_events=3)
+    quick = client.with_options(timeout=PATIENCE_SECONDS)
+
+    received = []
+    with pytest.raises(openai.APIConnectionError):
+        for event in quick.beta.threads.runs.create(
+            thread_id=thread_id, assistant_id=assistant_id, stream=True
+        ):
+            received.append(event.event)
+
+    assert received == RUN_EVENTS[:3]
+
+
+@pytest.fixture(scope="module")
+def quiet_dataplane(
+    start_dataplane: Callable[..., DataPlane], controlplane: ControlPlane
+) -> DataPlane:
+    """A data plane of this module's own, so its connections to the upstream are only the
+    ones the test at hand opens."""
+    return start_dataplane(controlplane.addr)
+
+
+def upstream_connections(dataplane: DataPlane, upstream: FakeUpstream) -> int:
+    """How many TCP connections the data plane process holds open to the upstream."""
+    pid = dataplane.process.pid
+    sockets = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed while listing
+            continue
+        if target.startswith("socket:["):
+            sockets.add(target[len("socket:[") : -1])
+    upstream_port = urlsplit(upstream.url).port
+    established = "01"
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].rpartition(":")[2], 16)
+        if remote_port == upstream_port and fields[3] == established and fields[9] in sockets:
+            count += 1
+    return count
+
+
+def wait_for_no_upstream_connection(dataplane: DataPlane, upstream: FakeUpstream) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while upstream_connections(dataplane, upstream) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream_connections(dataplane, upstream) == 0
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not await asyncio.to_thread(condition):
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+def test_client_leaving_a_download_midway_closes_the_upstream_stream(
+    client: openai.OpenAI,
+    quiet_dataplane: DataPlane,
+    issue_key: IssueKey,
+    upstream: FakeUpstream,
+    tmp_path: Path,
+) -> None:
+    """The file is far larger than every buffer between the upstream and the client, so the
+    upstream is still sending when the client leaves; only the gateway closing its upstream
+    connection ends that connection."""
+    blob = tmp_path / "large.bin"
+    with blob.open("wb") as sink:
+        for _ in range(256):
+            sink.write(os.urandom(512 * 1024))
+    with blob.open("rb") as source:
+        uploaded = client.files.create(file=("large.bin", source), purpose="assistants")
+    _, issued = issue_key()
+
+    async def download_a_little() -> None:
+        async with (
+            openai.AsyncOpenAI(
+                base_url=quiet_dataplane.url, api_key=issued.secret, max_retries=0
+            ) as sdk,
+            sdk.files.with_streaming_response.content(uploaded.id) as response,
+        ):
+            assert response.headers["content-length"] == str(blob.stat().st_size)
+            first = await anext(response.iter_bytes())
+            assert first
+            assert upstream_connections(quiet_dataplane, upstream) == 1
+
+    asyncio.run(download_a_little())
+
+    wait_for_no_upstream_connection(quiet_dataplane, upstream)
+
+
+def test_client_leaving_before_the_upstream_answers_closes_the_upstream_request(
+    quiet_dataplane: DataPlane,
+    issue_key: IssueKey,
+    upstream: FakeUpstream,
+    thread_with_question: tuple[str, str],
+) -> None:
+    """The upstream takes a minute to answer; the client gives up once the request has
+    reached it, and the gateway must not keep waiting upstream on its behalf."""
+    assistant_id, thread_id = thread_with_question
+    upstream.add_fault(method="POST", path=RUNS_ROUTE, delay_ms=60_000)
+    _, issued = issue_key()
+
+    def forwarded() -> bool:
+        return any(r["method"] == "POST" for r in upstream.requests())
+
+    async def give_up_while_waiting() -> None:
+        async with openai.AsyncOpenAI(
+            base_url=quiet_dataplane.url, api_key=issued.secret, max_retries=0
+        ) as sdk:
+            run = asyncio.create_task(
+                sdk.beta.threads.runs.create(
+                    thread_id=thread_id, assistant_id=assistant_id, stream=True
+                )
+            )
+            await wait_until(forwarded)
+            assert upstream_connections(quiet_dataplane, upstream) == 1
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+
+    asyncio.run(give_up_while_waiting())
+
+    wait_for_no_upstream_connection(quiet_dataplane, upstream)
