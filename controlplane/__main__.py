@@ -5,10 +5,11 @@ import logging
 import signal
 import sys
 
-import redis
+import uvloop
 
 from controlplane import server
 from controlplane.config import Settings
+from controlplane.errors import Unavailable
 from controlplane.store import Store
 from prism.settings import load_or_exit
 
@@ -21,9 +22,8 @@ async def serve(settings: Settings) -> None:
     store = Store(client)
     try:
         await store.ping()
-    except redis.RedisError as error:
-        print(f"prism controlplane: Redis at REDIS_URL does not answer: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    except Unavailable as error:
+        _exit(f"{str(error).rstrip('.')}; start Redis or fix REDIS_URL")
     grpc_server, health_servicer = await server.build(settings, store)
     await grpc_server.start()
     log.info("control plane listening on %s", settings.grpc_listen)
@@ -33,19 +33,24 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
+    log.info("stopping: draining calls for up to %ss", GRACE_SECONDS)
     await health_servicer.enter_graceful_shutdown()
     await grpc_server.stop(GRACE_SECONDS)
     await client.aclose()
+
+
+def _exit(message: str) -> None:
+    print(f"prism controlplane: {message}", file=sys.stderr)
+    raise SystemExit(1)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_or_exit("controlplane", Settings.from_env)
     try:
-        asyncio.run(serve(settings))
+        uvloop.run(serve(settings))
     except OSError as error:
-        print(f"prism controlplane: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        _exit(str(error))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Check: whether one proxied request may pass, and where it goes if it may."""
+"""Check: whether one proxied request may pass, and where it goes if it may.
+
+One Redis round trip per decision (Store.lookup); the secret is only ever hashed here.
+"""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from controlplane import key_material, policy
+from controlplane import keys, policy
 from controlplane.policy import Denial
 from controlplane.records import now
 from controlplane.store import Store
@@ -12,12 +15,15 @@ from controlplane.store import Store
 
 @dataclass(frozen=True)
 class Upstream:
-    base_url: str
-    api_key: str
+    """Where allowed requests go. The api_key is kept out of repr, and so out of logs."""
 
-    @property
-    def provider(self) -> str:
-        return urlsplit(self.base_url).netloc
+    base_url: str
+    api_key: str = field(repr=False)
+    # A short name for clients (`x-prism-provider`): the base URL's host, e.g. api.openai.com.
+    provider: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "provider", urlsplit(self.base_url).netloc)
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,7 @@ class Authorizer:
             return Decision(policy.missing_key())
         # A malformed key cannot exist, so it costs no Redis round trip.
         found = (
-            await self._store.lookup(key_material.sha256(api_key))
-            if key_material.looks_like_secret(api_key)
-            else None
+            await self._store.lookup(keys.sha256(api_key)) if keys.is_well_formed(api_key) else None
         )
         if found is None:
             return Decision(policy.unknown_key(api_key))

@@ -1,6 +1,5 @@
 """The control plane's settings, from the environment."""
 
-import os
 from dataclasses import dataclass
 
 from prism.settings import ConfigError, env, host_port, http_url, redis_url
@@ -18,17 +17,32 @@ class Settings:
     def from_env(cls) -> "Settings":
         listen = env("PRISM_GRPC_LISTEN", "127.0.0.1:50051")
         host_port("PRISM_GRPC_LISTEN", listen)
-        upstream_key = os.environ.get("PRISM_UPSTREAM_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        if not upstream_key:
-            raise ConfigError(
-                "PRISM_UPSTREAM_API_KEY (or OPENAI_API_KEY) is not set: the upstream credential"
-            )
         return cls(
             redis_url=redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0")),
             grpc_listen=listen,
-            admin_token=env("PRISM_ADMIN_TOKEN"),
+            admin_token=_admin_token(),
             upstream_url=http_url(
                 "PRISM_UPSTREAM_URL", env("PRISM_UPSTREAM_URL", "https://api.openai.com/v1")
             ),
-            upstream_api_key=upstream_key,
+            upstream_api_key=_upstream_api_key(),
         )
+
+
+def _admin_token() -> str:
+    try:
+        return env("PRISM_ADMIN_TOKEN")
+    except ConfigError:
+        raise ConfigError(
+            "PRISM_ADMIN_TOKEN is not set: choose a long random token; Admin calls must send "
+            "it as 'authorization: Bearer <token>'"
+        ) from None
+
+
+def _upstream_api_key() -> str:
+    key = env("PRISM_UPSTREAM_API_KEY", env("OPENAI_API_KEY", ""))
+    if not key:
+        raise ConfigError(
+            "PRISM_UPSTREAM_API_KEY (or OPENAI_API_KEY) is not set: the key Prism forwards "
+            "requests to PRISM_UPSTREAM_URL with"
+        )
+    return key

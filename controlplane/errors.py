@@ -1,24 +1,28 @@
-"""Failures of admin operations, each with a message an operator can act on.
+"""Failures of control-plane operations, each with a message the caller can act on.
 
-The servicer maps each class to its gRPC status code; the domain never imports grpc.
+The servicers map each class to its gRPC status code; the domain never imports grpc.
 """
 
 
-class AdminError(Exception):
+class DomainError(Exception):
     """Base class; `str(error)` is the message sent to the caller."""
 
 
-class InvalidArgument(AdminError):
+class InvalidArgument(DomainError):
     pass
 
 
-class NotFound(AdminError):
+class NotFound(DomainError):
     pass
 
 
-class AlreadyExists(AdminError):
+class AlreadyExists(DomainError):
     pass
 
 
-class FailedPrecondition(AdminError):
+class FailedPrecondition(DomainError):
     pass
+
+
+class Unavailable(DomainError):
+    """Redis did not answer; the caller may retry, and the data plane fails closed."""

@@ -1,4 +1,8 @@
-"""The control plane's domain objects and their JSON form in Redis."""
+"""The control plane's domain records and their JSON form in Redis.
+
+Times are stored as ISO 8601 strings in UTC: exact to the microsecond, unlike float epochs,
+and readable with redis-cli.
+"""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -7,7 +11,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Policy:
-    """Access rules; empty lists allow everything."""
+    """Access rules; an empty list allows everything."""
 
     allowed_models: tuple[str, ...] = ()
     allowed_ip_ranges: tuple[str, ...] = ()
@@ -24,7 +28,7 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class Org:
+class OrgRecord:
     id: str
     display_name: str
     create_time: datetime
@@ -36,14 +40,14 @@ class Org:
         return {
             "id": self.id,
             "display_name": self.display_name,
-            "create_time": _epoch(self.create_time),
-            "update_time": _epoch(self.update_time),
+            "create_time": _iso(self.create_time),
+            "update_time": _iso(self.update_time),
             "metadata": self.metadata,
             "policy": self.policy.to_json(),
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Org":
+    def from_json(cls, data: dict[str, Any]) -> "OrgRecord":
         return cls(
             id=data["id"],
             display_name=data["display_name"],
@@ -55,7 +59,7 @@ class Org:
 
 
 @dataclass(frozen=True)
-class Key:
+class KeyRecord:
     id: str
     org_id: str
     name: str
@@ -80,16 +84,16 @@ class Key:
             "name": self.name,
             "display_prefix": self.display_prefix,
             "secret_sha256": self.secret_sha256,
-            "create_time": _epoch(self.create_time),
-            "update_time": _epoch(self.update_time),
-            "expire_time": _epoch(self.expire_time),
-            "revoke_time": _epoch(self.revoke_time),
+            "create_time": _iso(self.create_time),
+            "update_time": _iso(self.update_time),
+            "expire_time": _iso(self.expire_time),
+            "revoke_time": _iso(self.revoke_time),
             "metadata": self.metadata,
             "policy": self.policy.to_json(),
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Key":
+    def from_json(cls, data: dict[str, Any]) -> "KeyRecord":
         return cls(
             id=data["id"],
             org_id=data["org_id"],
@@ -98,8 +102,8 @@ class Key:
             secret_sha256=data["secret_sha256"],
             create_time=_time(data["create_time"]),
             update_time=_time(data["update_time"]),
-            expire_time=_time(data["expire_time"]),
-            revoke_time=_time(data["revoke_time"]),
+            expire_time=_optional_time(data["expire_time"]),
+            revoke_time=_optional_time(data["revoke_time"]),
             metadata=data["metadata"],
             policy=Policy.from_json(data["policy"]),
         )
@@ -109,9 +113,13 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _epoch(moment: datetime | None) -> float | None:
-    return None if moment is None else moment.timestamp()
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
-def _time(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _optional_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)

@@ -5,14 +5,13 @@ import binascii
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from controlplane import key_material
+from controlplane import keys
 from controlplane.errors import FailedPrecondition, InvalidArgument
 from controlplane.policy import validated
-from controlplane.records import Key, Org, Policy, now
+from controlplane.records import KeyRecord, OrgRecord, Policy, now
 from controlplane.store import Store
 
 ORG_ID = re.compile(r"[a-z][a-z0-9-]{2,62}")
@@ -24,11 +23,9 @@ ORG_FIELDS = ("display_name", "metadata", "policy")
 KEY_FIELDS = ("name", "expire_time", "metadata", "policy")
 POLICY_FIELDS = ("policy.allowed_models", "policy.allowed_ip_ranges")
 
-
-@dataclass(frozen=True)
-class Page:
-    size: int
-    after: str
+# A page token names the listing it belongs to and the last id its page held. It is opaque
+# to callers but not secret: it grants nothing a caller could not list anyway.
+_TOKEN_VERSION = "v1"
 
 
 class Registry:
@@ -39,15 +36,15 @@ class Registry:
 
     async def create_org(
         self, org_id: str, display_name: str, metadata: Mapping[str, str], policy: Policy
-    ) -> Org:
+    ) -> OrgRecord:
         if org_id and not ORG_ID.fullmatch(org_id):
             raise InvalidArgument(
                 f"org_id {org_id!r} must be 3 to 63 lowercase letters, digits or dashes, "
-                "starting with a letter"
+                "starting with a letter (or empty, to have one generated)"
             )
         created = now()
-        org = Org(
-            id=org_id or key_material.new_org_id(),
+        org = OrgRecord(
+            id=org_id or keys.new_org_id(),
             display_name=display_name,
             create_time=created,
             update_time=created,
@@ -57,19 +54,21 @@ class Registry:
         await self._store.create_org(org)
         return org
 
-    async def get_org(self, org_id: str) -> Org:
+    async def get_org(self, org_id: str) -> OrgRecord:
         return await self._store.get_org(_required("id", org_id))
 
-    async def list_orgs(self, page_size: int, page_token: str) -> tuple[list[Org], str]:
-        page = _page(page_size, page_token)
-        orgs, more = await self._store.list_orgs(page.after, page.size)
-        return orgs, _next_token(more, orgs)
+    async def list_orgs(self, page_size: int, page_token: str) -> tuple[list[OrgRecord], str]:
+        size = _page_size(page_size)
+        after = _after(page_token, "orgs")
+        orgs, next_after = await self._store.list_orgs(after, size)
+        return orgs, _token("orgs", next_after)
 
-    async def update_org(self, org_id: str, paths: list[str], values: dict[str, Any]) -> Org:
+    async def update_org(self, org_id: str, paths: list[str], values: dict[str, Any]) -> OrgRecord:
         fields = _fields(paths, ORG_FIELDS)
+        changes = _changes(fields, values)
 
-        def change(org: Org) -> Org:
-            return dataclasses.replace(org, **_changes(org, fields, values), update_time=now())
+        def change(org: OrgRecord) -> OrgRecord:
+            return dataclasses.replace(org, **_merged(org, changes), update_time=now())
 
         return await self._store.update_org(_required("org.id", org_id), change)
 
@@ -85,18 +84,18 @@ class Registry:
         expire_time: datetime | None,
         metadata: Mapping[str, str],
         policy: Policy,
-    ) -> tuple[Key, str]:
+    ) -> tuple[KeyRecord, str]:
         """The new key and its secret, which is not kept."""
         _required("key.org_id", org_id)
         _check_expiry(expire_time)
-        secret = key_material.new_secret()
+        secret = keys.new_secret()
         created = now()
-        key = Key(
-            id=key_material.new_key_id(),
+        key = KeyRecord(
+            id=keys.new_key_id(),
             org_id=org_id,
             name=name,
-            display_prefix=key_material.display_prefix(secret),
-            secret_sha256=key_material.sha256(secret),
+            display_prefix=keys.display_prefix(secret),
+            secret_sha256=keys.sha256(secret),
             create_time=created,
             update_time=created,
             expire_time=expire_time,
@@ -106,30 +105,35 @@ class Registry:
         await self._store.create_key(key)
         return key, secret
 
-    async def get_key(self, key_id: str) -> Key:
+    async def get_key(self, key_id: str) -> KeyRecord:
         return await self._store.get_key(_required("id", key_id))
 
     async def list_keys(
         self, org_id: str, page_size: int, page_token: str
-    ) -> tuple[list[Key], str]:
-        page = _page(page_size, page_token)
-        keys, more = await self._store.list_keys(org_id, page.after, page.size)
-        return keys, _next_token(more, keys)
+    ) -> tuple[list[KeyRecord], str]:
+        size = _page_size(page_size)
+        listing = f"keys:{org_id}"
+        after = _after(page_token, listing)
+        found, next_after = await self._store.list_keys(org_id, after, size)
+        return found, _token(listing, next_after)
 
-    async def update_key(self, key_id: str, paths: list[str], values: dict[str, Any]) -> Key:
+    async def update_key(self, key_id: str, paths: list[str], values: dict[str, Any]) -> KeyRecord:
         fields = _fields(paths, KEY_FIELDS)
-        if "expire_time" in fields:
-            _check_expiry(values["expire_time"])
+        changes = _changes(fields, values)
+        if "expire_time" in changes:
+            _check_expiry(changes["expire_time"])
 
-        def change(key: Key) -> Key:
+        def change(key: KeyRecord) -> KeyRecord:
             if key.revoked:
-                raise FailedPrecondition(f"key '{key.id}' is revoked; create a new key instead")
-            return dataclasses.replace(key, **_changes(key, fields, values), update_time=now())
+                raise FailedPrecondition(
+                    f"key '{key.id}' is revoked and cannot be changed; create a new key instead"
+                )
+            return dataclasses.replace(key, **_merged(key, changes), update_time=now())
 
         return await self._store.update_key(_required("key.id", key_id), change)
 
-    async def revoke_key(self, key_id: str) -> Key:
-        def change(key: Key) -> Key:
+    async def revoke_key(self, key_id: str) -> KeyRecord:
+        def change(key: KeyRecord) -> KeyRecord:
             if key.revoked:
                 return key
             revoked = now()
@@ -137,16 +141,18 @@ class Registry:
 
         return await self._store.update_key(_required("id", key_id), change)
 
-    async def rotate_key(self, key_id: str) -> tuple[Key, str]:
-        secret = key_material.new_secret()
+    async def rotate_key(self, key_id: str) -> tuple[KeyRecord, str]:
+        secret = keys.new_secret()
 
-        def change(key: Key) -> Key:
+        def change(key: KeyRecord) -> KeyRecord:
             if key.revoked:
-                raise FailedPrecondition(f"key '{key.id}' is revoked; create a new key instead")
+                raise FailedPrecondition(
+                    f"key '{key.id}' is revoked and cannot be rotated; create a new key instead"
+                )
             return dataclasses.replace(
                 key,
-                display_prefix=key_material.display_prefix(secret),
-                secret_sha256=key_material.sha256(secret),
+                display_prefix=keys.display_prefix(secret),
+                secret_sha256=keys.sha256(secret),
                 update_time=now(),
             )
 
@@ -162,8 +168,8 @@ def _required(name: str, value: str) -> str:
 def _check_expiry(expire_time: datetime | None) -> None:
     if expire_time is not None and expire_time <= now():
         raise InvalidArgument(
-            f"expire_time {expire_time.isoformat()} is in the past; leave it unset for a key "
-            "that never expires"
+            f"expire_time {expire_time.isoformat()} is not in the future; leave it unset for a "
+            "key that never expires"
         )
 
 
@@ -178,38 +184,67 @@ def _fields(paths: list[str], top_level: tuple[str, ...]) -> set[str]:
     return set(paths or top_level)
 
 
-def _changes(record: Org | Key, fields: set[str], values: dict[str, Any]) -> dict[str, Any]:
-    """The dataclass fields to replace, from the mask's paths and the request's values."""
-    changes = {name: values[name] for name in fields if "." not in name and name != "policy"}
-    if "policy" in fields:
-        changes["policy"] = validated(values["policy"])
-    elif fields & set(POLICY_FIELDS):
-        sub = {
-            path.split(".")[1]: getattr(values["policy"], path.split(".")[1])
-            for path in fields
-            if path in POLICY_FIELDS
-        }
-        changes["policy"] = validated(dataclasses.replace(record.policy, **sub))
+def _changes(fields: set[str], values: dict[str, Any]) -> dict[str, Any]:
+    """What the mask selects from the request, validated: top-level fields by name, and
+    `policy.<field>` entries for policy sub-fields replaced alone."""
+    changes = {name: values[name] for name in fields if "." not in name}
+    if "policy" in changes:
+        changes["policy"] = validated(changes["policy"])
+    else:
+        for path in fields & set(POLICY_FIELDS):
+            # Only the named sub-field is validated: the request's others are ignored.
+            sub = path.split(".")[1]
+            alone = Policy(**{sub: getattr(values["policy"], sub)})
+            changes[path] = getattr(validated(alone), sub)
     if "metadata" in changes:
         changes["metadata"] = dict(changes["metadata"])
     return changes
 
 
-def _page(page_size: int, page_token: str) -> Page:
+def _merged(record: OrgRecord | KeyRecord, changes: dict[str, Any]) -> dict[str, Any]:
+    """The dataclass fields to replace on record: sub-field changes fold into its policy."""
+    merged = {name: value for name, value in changes.items() if "." not in name}
+    sub = {path.split(".")[1]: value for path, value in changes.items() if "." in path}
+    if sub:
+        merged["policy"] = dataclasses.replace(record.policy, **sub)
+    return merged
+
+
+def _page_size(page_size: int) -> int:
     if not 0 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidArgument(f"page_size must be between 0 and {MAX_PAGE_SIZE}")
-    after = ""
-    if page_token:
-        try:
-            after = base64.urlsafe_b64decode(page_token.encode()).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise InvalidArgument(
-                "page_token is not one this server issued; pass next_page_token unchanged"
-            ) from None
-        if not after:
-            raise InvalidArgument("page_token is empty after decoding; pass next_page_token")
-    return Page(page_size or DEFAULT_PAGE_SIZE, after)
+        raise InvalidArgument(
+            f"page_size {page_size} is out of range: use 1 to {MAX_PAGE_SIZE}, "
+            f"or 0 for {DEFAULT_PAGE_SIZE}"
+        )
+    return page_size or DEFAULT_PAGE_SIZE
 
 
-def _next_token(more: bool, records: list[Org] | list[Key]) -> str:
-    return base64.urlsafe_b64encode(records[-1].id.encode()).decode() if more else ""
+def _after(page_token: str, listing: str) -> str:
+    """The id a page token says its listing continues after; "" for the first page."""
+    if not page_token:
+        return ""
+    try:
+        padded = page_token + "=" * (-len(page_token) % 4)
+        version, token_listing, after = (
+            base64.urlsafe_b64decode(padded.encode()).decode().split("|", 2)
+        )
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        version = token_listing = after = ""
+    if version != _TOKEN_VERSION or not after:
+        raise InvalidArgument(
+            "page_token is not one this server issued; pass next_page_token unchanged"
+        )
+    if token_listing != listing:
+        raise InvalidArgument(
+            "page_token was issued for another listing; pass next_page_token back to the same "
+            "RPC with the same org_id"
+        )
+    return after
+
+
+def _token(listing: str, after: str) -> str:
+    """The page token continuing listing after the id `after`; "" when there is no next page."""
+    if not after:
+        return ""
+    raw = f"{_TOKEN_VERSION}|{listing}|{after}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

@@ -5,8 +5,8 @@ import redis.asyncio as redis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane.admin_auth import AdminTokenInterceptor
 from controlplane.admin_service import AdminService
+from controlplane.auth import AdminTokenInterceptor
 from controlplane.authorizer import Authorizer, Upstream
 from controlplane.authorizer_service import AuthorizerService
 from controlplane.config import Settings
@@ -14,6 +14,7 @@ from controlplane.registry import Registry
 from controlplane.store import Store
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 
+REDIS_CONNECT_TIMEOUT = 5.0
 SERVICE_NAMES = (
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name,
@@ -23,7 +24,14 @@ SERVICE_NAMES = (
 async def build(
     settings: Settings, store: Store
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    server = grpc.aio.server(interceptors=[AdminTokenInterceptor(settings.admin_token)])
+    """The server, not yet started, and its health servicer. Called once Redis has
+    answered, so every service starts out SERVING."""
+    server = grpc.aio.server(
+        interceptors=[AdminTokenInterceptor(settings.admin_token)],
+        # gRPC sets SO_REUSEPORT by default, which lets a second control plane share a port
+        # already in use instead of failing; a taken PRISM_GRPC_LISTEN must be an error.
+        options=[("grpc.so_reuseport", 0)],
+    )
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(Registry(store)), server)
     upstream = Upstream(settings.upstream_url, settings.upstream_api_key)
     authorizer_pb2_grpc.add_AuthorizerServicer_to_server(
@@ -36,10 +44,19 @@ async def build(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    if not server.add_insecure_port(settings.grpc_listen):
-        raise OSError(f"cannot bind PRISM_GRPC_LISTEN={settings.grpc_listen}")
+    try:
+        server.add_insecure_port(settings.grpc_listen)
+    except RuntimeError:
+        raise OSError(
+            f"cannot listen on PRISM_GRPC_LISTEN={settings.grpc_listen}: the port is in use "
+            "or the host is not an address of this machine"
+        ) from None
     return server, health_servicer
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    # A bounded connect timeout turns an unreachable Redis into an error at start (and an
+    # UNAVAILABLE Check) rather than a hang for as long as the OS keeps trying.
+    return redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT
+    )

@@ -1,25 +1,32 @@
 """Orgs and keys in Redis, under the names in prism.redis_keys.
 
-Writes that touch several keys run in MULTI/EXEC transactions, with WATCH where they
-depend on what they read, so concurrent admin calls on any replica cannot interleave.
+Records are JSON strings. Writes that touch several keys run in MULTI/EXEC transactions,
+with WATCH on what they read, so concurrent admin calls on any replica cannot interleave;
+nothing is cached in the process, so replicas never disagree.
 """
 
 import json
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from controlplane.errors import AlreadyExists, FailedPrecondition, NotFound
-from controlplane.records import Key, Org
+from controlplane.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from controlplane.records import KeyRecord, OrgRecord
 from prism import redis_keys
 
-Record = TypeVar("Record", Org, Key)
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+Record = TypeVar("Record", OrgRecord, KeyRecord)
 
-# One round trip for the hot path: the key's record and its org's, found from the hash of
-# the presented secret. The record keys are computed inside the script, which Redis
-# Cluster does not allow; a cluster deployment would need them hash-tagged by secret.
+# The hot path's one round trip: the key's record and its org's, found from the hash of the
+# presented secret. The script derives the record keys from what it reads, which Redis
+# Cluster forbids (every key must be in KEYS); this is why the store is not Cluster-safe yet.
+# Making it so would mean hash-tagging a key's records with its org and passing both in KEYS.
 _LOOKUP = """
 local key_id = redis.call('GET', KEYS[1])
 if not key_id then return false end
@@ -39,16 +46,31 @@ return 0
 """
 
 
+def _unavailable_on_connection_error(
+    call: Callable[Params, Awaitable[Result]],
+) -> Callable[Params, Awaitable[Result]]:
+    @wraps(call)
+    async def guarded(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        try:
+            return await call(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            raise Unavailable(f"Redis (REDIS_URL) did not answer: {error}") from error
+
+    return guarded
+
+
 class Store:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._lookup = client.register_script(_LOOKUP)
         self._create_org = client.register_script(_CREATE_ORG)
 
+    @_unavailable_on_connection_error
     async def ping(self) -> None:
         await self._redis.ping()
 
-    async def lookup(self, secret_sha256: str) -> tuple[Key, Org] | None:
+    @_unavailable_on_connection_error
+    async def lookup(self, secret_sha256: str) -> tuple[KeyRecord, OrgRecord] | None:
         """The key with this secret hash and its org, in one round trip."""
         found = await self._lookup(
             keys=[redis_keys.key_by_hash(secret_sha256)],
@@ -57,31 +79,39 @@ class Store:
         if not found:
             return None
         key_json, org_json = found
-        return Key.from_json(json.loads(key_json)), Org.from_json(json.loads(org_json))
+        return KeyRecord.from_json(json.loads(key_json)), OrgRecord.from_json(json.loads(org_json))
 
     # Orgs
 
-    async def create_org(self, org: Org) -> None:
+    @_unavailable_on_connection_error
+    async def create_org(self, org: OrgRecord) -> None:
         created = await self._create_org(
             keys=[redis_keys.org(org.id), redis_keys.ORGS], args=[_dump(org), org.id]
         )
         if not created:
             raise AlreadyExists(f"org '{org.id}' already exists; choose another org_id")
 
-    async def get_org(self, org_id: str) -> Org:
+    @_unavailable_on_connection_error
+    async def get_org(self, org_id: str) -> OrgRecord:
         raw = await self._redis.get(redis_keys.org(org_id))
         if raw is None:
             raise NotFound(f"org '{org_id}' not found")
-        return Org.from_json(json.loads(raw))
+        return OrgRecord.from_json(json.loads(raw))
 
-    async def list_orgs(self, after: str, count: int) -> tuple[list[Org], bool]:
-        ids, more = await self._page(redis_keys.ORGS, after, count)
+    @_unavailable_on_connection_error
+    async def list_orgs(self, after: str, count: int) -> tuple[list[OrgRecord], str]:
+        """Up to count orgs with ids after `after`, and the id the next page starts after
+        ("" when this is the last page)."""
+        ids, next_after = await self._page(redis_keys.ORGS, after, count)
         records = await self._redis.mget([redis_keys.org(i) for i in ids]) if ids else []
-        return [Org.from_json(json.loads(raw)) for raw in records if raw is not None], more
+        orgs = [OrgRecord.from_json(json.loads(raw)) for raw in records if raw is not None]
+        return orgs, next_after
 
-    async def update_org(self, org_id: str, change: Callable[[Org], Org]) -> Org:
-        return await self._update(redis_keys.org(org_id), f"org '{org_id}'", Org, change)
+    @_unavailable_on_connection_error
+    async def update_org(self, org_id: str, change: Callable[[OrgRecord], OrgRecord]) -> OrgRecord:
+        return await self._update(redis_keys.org(org_id), f"org '{org_id}'", OrgRecord, change)
 
+    @_unavailable_on_connection_error
     async def delete_org(self, org_id: str, *, force: bool) -> None:
         org_key, keys_key = redis_keys.org(org_id), redis_keys.org_keys(org_id)
         async with self._redis.pipeline() as pipe:
@@ -92,19 +122,22 @@ class Store:
                         raise NotFound(f"org '{org_id}' not found")
                     key_ids = await pipe.zrange(keys_key, 0, -1)
                     if key_ids and not force:
+                        count = f"{len(key_ids)} key" + ("s" if len(key_ids) > 1 else "")
                         raise FailedPrecondition(
-                            f"org '{org_id}' still has {len(key_ids)} key(s); delete them "
-                            "first or set force to delete them with the org"
+                            f"org '{org_id}' still has {count}; set force to delete the org "
+                            "together with its keys"
                         )
-                    records = (
-                        await pipe.mget([redis_keys.key(i) for i in key_ids]) if key_ids else []
-                    )
+                    record_keys = [redis_keys.key(i) for i in key_ids]
+                    if record_keys:
+                        # A concurrent RotateKey would otherwise leave its new hash behind.
+                        await pipe.watch(*record_keys)
+                    records = await pipe.mget(record_keys) if record_keys else []
                     pipe.multi()
-                    for key_id, raw in zip(key_ids, records, strict=True):
+                    for raw in records:
                         if raw is not None:
                             pipe.delete(redis_keys.key_by_hash(json.loads(raw)["secret_sha256"]))
-                        pipe.delete(redis_keys.key(key_id))
                     if key_ids:
+                        pipe.delete(*record_keys)
                         pipe.zrem(redis_keys.KEYS, *key_ids)
                     pipe.delete(org_key, keys_key)
                     pipe.zrem(redis_keys.ORGS, org_id)
@@ -115,7 +148,8 @@ class Store:
 
     # Keys
 
-    async def create_key(self, key: Key) -> None:
+    @_unavailable_on_connection_error
+    async def create_key(self, key: KeyRecord) -> None:
         org_key = redis_keys.org(key.org_id)
         async with self._redis.pipeline() as pipe:
             while True:
@@ -134,31 +168,38 @@ class Store:
                 except WatchError:
                     continue
 
-    async def get_key(self, key_id: str) -> Key:
+    @_unavailable_on_connection_error
+    async def get_key(self, key_id: str) -> KeyRecord:
         raw = await self._redis.get(redis_keys.key(key_id))
         if raw is None:
             raise NotFound(f"key '{key_id}' not found")
-        return Key.from_json(json.loads(raw))
+        return KeyRecord.from_json(json.loads(raw))
 
-    async def list_keys(self, org_id: str, after: str, count: int) -> tuple[list[Key], bool]:
+    @_unavailable_on_connection_error
+    async def list_keys(self, org_id: str, after: str, count: int) -> tuple[list[KeyRecord], str]:
+        """Like list_orgs, for the keys of org_id, or of every org when it is empty."""
         if org_id:
             await self.get_org(org_id)
         index = redis_keys.org_keys(org_id) if org_id else redis_keys.KEYS
-        ids, more = await self._page(index, after, count)
+        ids, next_after = await self._page(index, after, count)
         records = await self._redis.mget([redis_keys.key(i) for i in ids]) if ids else []
-        return [Key.from_json(json.loads(raw)) for raw in records if raw is not None], more
+        found = [KeyRecord.from_json(json.loads(raw)) for raw in records if raw is not None]
+        return found, next_after
 
-    async def update_key(self, key_id: str, change: Callable[[Key], Key]) -> Key:
+    @_unavailable_on_connection_error
+    async def update_key(self, key_id: str, change: Callable[[KeyRecord], KeyRecord]) -> KeyRecord:
         """Applies change atomically; a changed secret hash moves the hash index with it."""
-        return await self._update(redis_keys.key(key_id), f"key '{key_id}'", Key, change)
+        return await self._update(redis_keys.key(key_id), f"key '{key_id}'", KeyRecord, change)
 
     # Helpers
 
-    async def _page(self, index: str, after: str, count: int) -> tuple[list[str], bool]:
-        """Up to count members after `after`, in lexicographic order, and whether more follow."""
+    async def _page(self, index: str, after: str, count: int) -> tuple[list[str], str]:
+        """Up to count members after `after` in lexicographic order, and the last of them
+        when more follow (records deleted meanwhile are skipped, never the cursor)."""
         start = f"({after}" if after else "-"
         ids = await self._redis.zrange(index, start, "+", bylex=True, offset=0, num=count + 1)
-        return ids[:count], len(ids) > count
+        page = ids[:count]
+        return page, page[-1] if len(ids) > count else ""
 
     async def _update(
         self,
@@ -167,6 +208,8 @@ class Store:
         kind: type[Record],
         change: Callable[[Record], Record],
     ) -> Record:
+        """change(current) written back atomically; when change returns its argument
+        unchanged (an idempotent RevokeKey), nothing is written."""
         async with self._redis.pipeline() as pipe:
             while True:
                 try:
@@ -176,9 +219,16 @@ class Store:
                         raise NotFound(f"{what} not found")
                     before = kind.from_json(json.loads(raw))
                     after = change(before)
+                    if after is before:
+                        await pipe.unwatch()
+                        return before
                     pipe.multi()
                     pipe.set(record_key, _dump(after))
-                    if isinstance(before, Key) and before.secret_sha256 != after.secret_sha256:
+                    if (
+                        isinstance(before, KeyRecord)
+                        and isinstance(after, KeyRecord)
+                        and (before.secret_sha256 != after.secret_sha256)
+                    ):
                         pipe.delete(redis_keys.key_by_hash(before.secret_sha256))
                         pipe.set(redis_keys.key_by_hash(after.secret_sha256), after.id)
                     await pipe.execute()
@@ -187,5 +237,5 @@ class Store:
                     continue
 
 
-def _dump(record: Org | Key) -> str:
+def _dump(record: OrgRecord | KeyRecord) -> str:
     return json.dumps(record.to_json(), separators=(",", ":"))

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controlplane.records import Key, Org, Policy
+from controlplane.errors import InvalidArgument
+from controlplane.records import KeyRecord, OrgRecord, Policy
 from prism.v1 import admin_pb2
 
 
@@ -18,10 +19,16 @@ def policy_to_wire(policy: Policy) -> admin_pb2.Policy:
     )
 
 
-def time_from_wire(message: admin_pb2.Key, field: str) -> datetime | None:
-    if not message.HasField(field):
+def expire_time_from_wire(key: admin_pb2.Key) -> datetime | None:
+    """The key's expire_time; None when unset (the key never expires)."""
+    if not key.HasField("expire_time"):
         return None
-    return getattr(message, field).ToDatetime(tzinfo=UTC)
+    try:
+        return key.expire_time.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            'key.expire_time is not a valid timestamp (in JSON: "2030-01-01T00:00:00Z")'
+        ) from None
 
 
 def _timestamp(moment: datetime | None) -> Timestamp | None:
@@ -32,7 +39,7 @@ def _timestamp(moment: datetime | None) -> Timestamp | None:
     return stamp
 
 
-def org_to_wire(org: Org) -> admin_pb2.Org:
+def org_to_wire(org: OrgRecord) -> admin_pb2.Org:
     return admin_pb2.Org(
         id=org.id,
         display_name=org.display_name,
@@ -43,7 +50,8 @@ def org_to_wire(org: Org) -> admin_pb2.Org:
     )
 
 
-def key_to_wire(key: Key) -> admin_pb2.Key:
+def key_to_wire(key: KeyRecord) -> admin_pb2.Key:
+    """The key as Admin shows it: everything but the secret's hash."""
     return admin_pb2.Key(
         id=key.id,
         org_id=key.org_id,
