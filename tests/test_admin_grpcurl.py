@@ -1,5 +1,7 @@
 """Operators administer Prism with grpcurl alone: reflection, and the README's commands for
-creating an org and a key, using the key, and revoking it."""
+creating an org and a key, using the key, and revoking or rotating it; internal services
+check a key the same way. The JSON here is what grpcurl accepts: field names in snake_case
+or camelCase, Timestamps as RFC 3339 strings, FieldMasks as `{"paths": [...]}`."""
 
 import json
 import shutil
@@ -31,9 +33,27 @@ def grpcurl(
 
 
 def call(cp: ControlPlane, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An Admin call with the admin token; returns the response as JSON."""
     result = grpcurl(cp.addr, method, data=json.dumps(body), token=cp.admin_token)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def check(cp: ControlPlane, api_key: str) -> dict[str, Any]:
+    """Authorizer/Check as an internal service calls it: no admin token."""
+    body = {"api_key": api_key, "client_ip": "10.0.0.1", "models": ["gpt-4o"]}
+    result = grpcurl(cp.addr, "prism.v1.Authorizer/Check", data=json.dumps(body))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def refused(result: subprocess.CompletedProcess[str], code: str, *says: str) -> None:
+    """grpcurl failed with this status code name and a message holding every fragment."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert f"Code: {code}" in output, output
+    for fragment in says:
+        assert fragment in output, output
 
 
 def test_reflection_lists_and_describes_the_services(controlplane: ControlPlane) -> None:
@@ -45,8 +65,24 @@ def test_reflection_lists_and_describes_the_services(controlplane: ControlPlane)
 
     described = grpcurl(controlplane.addr, "describe", "prism.v1.Admin")
     assert described.returncode == 0, described.stderr
-    for rpc in ("CreateOrg", "ListKeys", "RevokeKey", "RotateKey"):
+    for rpc in (
+        "CreateOrg",
+        "GetOrg",
+        "ListOrgs",
+        "UpdateOrg",
+        "DeleteOrg",
+        "CreateKey",
+        "GetKey",
+        "ListKeys",
+        "UpdateKey",
+        "RevokeKey",
+        "RotateKey",
+    ):
         assert f"rpc {rpc} (" in described.stdout
+
+    message = grpcurl(controlplane.addr, "describe", "prism.v1.CreateKeyRequest")
+    assert message.returncode == 0, message.stderr
+    assert ".prism.v1.Key key = 1;" in message.stdout
 
 
 def test_health_is_serving(controlplane: ControlPlane) -> None:
@@ -77,6 +113,7 @@ def test_create_org_create_key_use_it_and_revoke_it(
     )
     secret = issued["secret"]
     assert secret.startswith(issued["key"]["display_prefix"])
+    assert issued["key"]["expire_time"] == "2099-01-01T00:00:00Z"
     sdk = openai.OpenAI(base_url=dataplane.url, api_key=secret, max_retries=0)
     assert sdk.beta.assistants.list().object == "list"
 
@@ -87,8 +124,38 @@ def test_create_org_create_key_use_it_and_revoke_it(
         sdk.beta.assistants.list()
 
 
+def test_an_internal_service_checks_a_key_and_sees_it_rotate(controlplane: ControlPlane) -> None:
+    call(controlplane, "prism.v1.Admin/CreateOrg", {"orgId": "grpcurl-internal"})
+    issued = call(
+        controlplane,
+        "prism.v1.Admin/CreateKey",
+        {"key": {"orgId": "grpcurl-internal", "policy": {"allowedModels": ["gpt-4o*"]}}},
+    )
+
+    allowed = check(controlplane, issued["secret"])
+    assert allowed["allowed"] is True
+    assert allowed["principal"] == {
+        "org_id": "grpcurl-internal",
+        "key_id": issued["key"]["id"],
+        "key_display_prefix": issued["key"]["display_prefix"],
+    }
+
+    rotated = call(controlplane, "prism.v1.Admin/RotateKey", {"id": issued["key"]["id"]})
+
+    assert rotated["secret"] != issued["secret"]
+    assert check(controlplane, rotated["secret"])["allowed"] is True
+    old = check(controlplane, issued["secret"])
+    assert "allowed" not in old  # false is proto3's default, which grpcurl leaves out
+    assert old["denial"]["code"] == "invalid_api_key"
+    assert old["denial"]["http_status"] == 401
+
+
 def test_update_with_a_field_mask(controlplane: ControlPlane) -> None:
-    call(controlplane, "prism.v1.Admin/CreateOrg", {"org_id": "grpcurl-mask"})
+    call(
+        controlplane,
+        "prism.v1.Admin/CreateOrg",
+        {"org_id": "grpcurl-mask", "org": {"display_name": "Kept"}},
+    )
     updated = call(
         controlplane,
         "prism.v1.Admin/UpdateOrg",
@@ -98,13 +165,43 @@ def test_update_with_a_field_mask(controlplane: ControlPlane) -> None:
         },
     )
     assert updated["policy"] == {"allowed_models": ["gpt-4o*"]}
+    assert updated["display_name"] == "Kept"
+
+    # Mask paths name proto fields, in snake_case, even where the JSON body uses camelCase.
+    camel = grpcurl(
+        controlplane.addr,
+        "prism.v1.Admin/UpdateOrg",
+        data=json.dumps(
+            {"org": {"id": "grpcurl-mask"}, "updateMask": {"paths": ["policy.allowedModels"]}}
+        ),
+        token=controlplane.admin_token,
+    )
+    refused(camel, "InvalidArgument", "cannot update policy.allowedModels", "allowed_models")
 
 
-def test_admin_calls_without_the_token_are_refused(controlplane: ControlPlane) -> None:
-    result = grpcurl(controlplane.addr, "prism.v1.Admin/ListOrgs", data="{}")
-    assert result.returncode != 0
-    assert "Unauthenticated" in result.stdout + result.stderr
-    assert "PRISM_ADMIN_TOKEN" in result.stdout + result.stderr
+def test_list_orgs_page_by_page(controlplane: ControlPlane) -> None:
+    for suffix in ("a", "b", "c"):
+        call(controlplane, "prism.v1.Admin/CreateOrg", {"org_id": f"grpcurl-page-{suffix}"})
+
+    seen: list[str] = []
+    body: dict[str, Any] = {"page_size": 2}
+    while True:
+        page = call(controlplane, "prism.v1.Admin/ListOrgs", body)
+        seen += [org["id"] for org in page.get("orgs", [])]
+        if not page.get("next_page_token"):
+            break
+        body = {"page_size": 2, "page_token": page["next_page_token"]}
+
+    assert seen == sorted(set(seen))
+    assert {"grpcurl-page-a", "grpcurl-page-b", "grpcurl-page-c"} <= set(seen)
+
+
+def test_admin_calls_without_the_right_token_are_refused(controlplane: ControlPlane) -> None:
+    missing = grpcurl(controlplane.addr, "prism.v1.Admin/ListOrgs", data="{}")
+    refused(missing, "Unauthenticated", "PRISM_ADMIN_TOKEN")
+
+    wrong = grpcurl(controlplane.addr, "prism.v1.Admin/ListOrgs", data="{}", token="not-it")
+    refused(wrong, "Unauthenticated", "PRISM_ADMIN_TOKEN")
 
 
 def test_errors_carry_status_and_an_actionable_message(controlplane: ControlPlane) -> None:
@@ -114,6 +211,12 @@ def test_errors_carry_status_and_an_actionable_message(controlplane: ControlPlan
         data='{"id": "no-such-org"}',
         token=controlplane.admin_token,
     )
-    assert result.returncode != 0
-    assert "NotFound" in result.stdout + result.stderr
-    assert "org 'no-such-org' not found" in result.stdout + result.stderr
+    refused(result, "NotFound", "org 'no-such-org' not found")
+
+    past = grpcurl(
+        controlplane.addr,
+        "prism.v1.Admin/CreateKey",
+        data='{"key": {"org_id": "no-such-org", "expire_time": "2001-01-01T00:00:00Z"}}',
+        token=controlplane.admin_token,
+    )
+    refused(past, "InvalidArgument", "expire_time 2001-01-01T00:00:00+00:00 is not in the future")
