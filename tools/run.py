@@ -26,6 +26,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def main() -> None:
     logs = STATE_DIR / "logs"
     processes: list[stack.Process] = []
+    # Explicitly, because a launcher started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         redis_address = _ensure_redis(logs, processes)
