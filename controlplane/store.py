@@ -1,7 +1,8 @@
 """Orgs and keys in Redis, under the names in prism.redis_keys.
 
 Records are JSON strings. Writes that touch several keys run in MULTI/EXEC transactions,
-with WATCH on what they read, so concurrent admin calls on any replica cannot interleave;
+with WATCH on what they read (redis-py's `transaction`, which retries when a watched key
+changes), so concurrent admin calls on any replica cannot interleave;
 nothing is cached in the process, so replicas never disagree.
 """
 
@@ -11,9 +12,9 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
 
 from controlplane.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 from controlplane.records import KeyRecord, OrgRecord
@@ -114,59 +115,51 @@ class Store:
     @_unavailable_on_connection_error
     async def delete_org(self, org_id: str, *, force: bool) -> None:
         org_key, keys_key = redis_keys.org(org_id), redis_keys.org_keys(org_id)
-        async with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    await pipe.watch(org_key, keys_key)
-                    if not await pipe.exists(org_key):
-                        raise NotFound(f"org '{org_id}' not found")
-                    key_ids = await pipe.zrange(keys_key, 0, -1)
-                    if key_ids and not force:
-                        count = f"{len(key_ids)} key" + ("s" if len(key_ids) > 1 else "")
-                        raise FailedPrecondition(
-                            f"org '{org_id}' still has {count}; set force to delete the org "
-                            "together with its keys"
-                        )
-                    record_keys = [redis_keys.key(i) for i in key_ids]
-                    if record_keys:
-                        # A concurrent RotateKey would otherwise leave its new hash behind.
-                        await pipe.watch(*record_keys)
-                    records = await pipe.mget(record_keys) if record_keys else []
-                    pipe.multi()
-                    for raw in records:
-                        if raw is not None:
-                            pipe.delete(redis_keys.key_by_hash(json.loads(raw)["secret_sha256"]))
-                    if key_ids:
-                        pipe.delete(*record_keys)
-                        pipe.zrem(redis_keys.KEYS, *key_ids)
-                    pipe.delete(org_key, keys_key)
-                    pipe.zrem(redis_keys.ORGS, org_id)
-                    await pipe.execute()
-                    return
-                except WatchError:
-                    continue
+
+        async def delete(pipe: Pipeline) -> None:
+            if not await pipe.exists(org_key):
+                raise NotFound(f"org '{org_id}' not found")
+            key_ids = await pipe.zrange(keys_key, 0, -1)
+            if key_ids and not force:
+                count = f"{len(key_ids)} key" + ("s" if len(key_ids) > 1 else "")
+                raise FailedPrecondition(
+                    f"org '{org_id}' still has {count}; set force to delete the org "
+                    "together with its keys"
+                )
+            record_keys = [redis_keys.key(i) for i in key_ids]
+            if record_keys:
+                # A concurrent RotateKey would otherwise leave its new hash behind.
+                await pipe.watch(*record_keys)
+            records = await pipe.mget(record_keys) if record_keys else []
+            pipe.multi()
+            for raw in records:
+                if raw is not None:
+                    pipe.delete(redis_keys.key_by_hash(json.loads(raw)["secret_sha256"]))
+            if key_ids:
+                pipe.delete(*record_keys)
+                pipe.zrem(redis_keys.KEYS, *key_ids)
+            pipe.delete(org_key, keys_key)
+            pipe.zrem(redis_keys.ORGS, org_id)
+
+        await self._redis.transaction(delete, org_key, keys_key)
 
     # Keys
 
     @_unavailable_on_connection_error
     async def create_key(self, key: KeyRecord) -> None:
         org_key = redis_keys.org(key.org_id)
-        async with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    # Watching the org makes a concurrent DeleteOrg and this create exclusive.
-                    await pipe.watch(org_key)
-                    if not await pipe.exists(org_key):
-                        raise NotFound(f"org '{key.org_id}' not found; create it first")
-                    pipe.multi()
-                    pipe.set(redis_keys.key(key.id), _dump(key))
-                    pipe.set(redis_keys.key_by_hash(key.secret_sha256), key.id)
-                    pipe.zadd(redis_keys.KEYS, {key.id: 0})
-                    pipe.zadd(redis_keys.org_keys(key.org_id), {key.id: 0})
-                    await pipe.execute()
-                    return
-                except WatchError:
-                    continue
+
+        async def create(pipe: Pipeline) -> None:
+            if not await pipe.exists(org_key):
+                raise NotFound(f"org '{key.org_id}' not found; create it first")
+            pipe.multi()
+            pipe.set(redis_keys.key(key.id), _dump(key))
+            pipe.set(redis_keys.key_by_hash(key.secret_sha256), key.id)
+            pipe.zadd(redis_keys.KEYS, {key.id: 0})
+            pipe.zadd(redis_keys.org_keys(key.org_id), {key.id: 0})
+
+        # Watching the org makes a concurrent DeleteOrg and this create exclusive.
+        await self._redis.transaction(create, org_key)
 
     @_unavailable_on_connection_error
     async def get_key(self, key_id: str) -> KeyRecord:
@@ -210,31 +203,27 @@ class Store:
     ) -> Record:
         """change(current) written back atomically; when change returns its argument
         unchanged (an idempotent RevokeKey), nothing is written."""
-        async with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    await pipe.watch(record_key)
-                    raw = await pipe.get(record_key)
-                    if raw is None:
-                        raise NotFound(f"{what} not found")
-                    before = kind.from_json(json.loads(raw))
-                    after = change(before)
-                    if after is before:
-                        await pipe.unwatch()
-                        return before
-                    pipe.multi()
-                    pipe.set(record_key, _dump(after))
-                    if (
-                        isinstance(before, KeyRecord)
-                        and isinstance(after, KeyRecord)
-                        and (before.secret_sha256 != after.secret_sha256)
-                    ):
-                        pipe.delete(redis_keys.key_by_hash(before.secret_sha256))
-                        pipe.set(redis_keys.key_by_hash(after.secret_sha256), after.id)
-                    await pipe.execute()
-                    return after
-                except WatchError:
-                    continue
+
+        async def update(pipe: Pipeline) -> Record:
+            raw = await pipe.get(record_key)
+            if raw is None:
+                raise NotFound(f"{what} not found")
+            before = kind.from_json(json.loads(raw))
+            after = change(before)
+            pipe.multi()
+            if after is before:
+                return before
+            pipe.set(record_key, _dump(after))
+            if (
+                isinstance(before, KeyRecord)
+                and isinstance(after, KeyRecord)
+                and (before.secret_sha256 != after.secret_sha256)
+            ):
+                pipe.delete(redis_keys.key_by_hash(before.secret_sha256))
+                pipe.set(redis_keys.key_by_hash(after.secret_sha256), after.id)
+            return after
+
+        return await self._redis.transaction(update, record_key, value_from_callable=True)
 
 
 def _dump(record: OrgRecord | KeyRecord) -> str:
