@@ -7,7 +7,7 @@ start their own with `start_dataplane` / `start_controlplane` and the shared Red
 
 import functools
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from prism.v1 import admin_pb2, admin_pb2_grpc
+from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tools import stack
 
 
@@ -195,3 +195,34 @@ def client(dataplane: DataPlane, issue_key: IssueKey) -> Iterator[openai.OpenAI]
     _, issued = issue_key()
     with openai.OpenAI(base_url=dataplane.url, api_key=issued.secret, max_retries=0) as sdk:
         yield sdk
+
+
+Check = Callable[..., authorizer_pb2.CheckResponse]
+# An address inside no range the tests allow, unless a test says otherwise.
+CLIENT_IP = "198.51.100.7"
+
+
+@pytest.fixture(scope="session")
+def check(controlplane: ControlPlane) -> Iterator[Check]:
+    """Authorizer.Check as the data plane asks it: the presented key, the client's address,
+    the route and the models the body names; no admin metadata."""
+    with grpc.insecure_channel(controlplane.addr) as channel:
+        stub = authorizer_pb2_grpc.AuthorizerStub(channel)
+
+        def call(
+            api_key: str, models: Sequence[str] = (), client_ip: str = CLIENT_IP
+        ) -> authorizer_pb2.CheckResponse:
+            return stub.Check(
+                authorizer_pb2.CheckRequest(
+                    api_key=api_key,
+                    client_ip=client_ip,
+                    method="POST",
+                    route="POST /v1/threads/{thread_id}/runs",
+                    models=list(models),
+                    object_ids=["thread_abc"],
+                    request_id="req_test_check",
+                ),
+                timeout=10,
+            )
+
+        yield call

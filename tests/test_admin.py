@@ -21,15 +21,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from prism import redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
-from tests.conftest import AdminClient, ControlPlane
+from tests.conftest import AdminClient, Check, ControlPlane
 from tools import stack
 
 KEY_ID = re.compile(r"key_[A-Za-z0-9]{24}")
 SECRET = re.compile(r"sk-prism-[A-Za-z0-9]{48}")
 GENERATED_ORG_ID = re.compile(r"org-[a-z0-9]{16}")
 ORG_ID_RULE = re.compile(r"[a-z][a-z0-9-]{2,62}")
-
-Check = Callable[[str], authorizer_pb2.CheckResponse]
 
 
 # Helpers
@@ -91,27 +89,6 @@ def redis_dump(redis_url: str) -> str:
 
 
 # Fixtures
-
-
-@pytest.fixture(scope="module")
-def check(controlplane: ControlPlane) -> Iterator[Check]:
-    """Authorizer.Check for a key, without any admin token, as the data plane calls it."""
-    with grpc.insecure_channel(controlplane.addr) as channel:
-        stub = authorizer_pb2_grpc.AuthorizerStub(channel)
-
-        def call(api_key: str) -> authorizer_pb2.CheckResponse:
-            return stub.Check(
-                authorizer_pb2.CheckRequest(
-                    api_key=api_key,
-                    client_ip="127.0.0.1",
-                    method="GET",
-                    route="GET /v1/assistants",
-                    request_id="req_test_admin",
-                ),
-                timeout=10,
-            )
-
-        yield call
 
 
 @pytest.fixture
@@ -667,7 +644,7 @@ def test_update_key_with_a_sub_field_path_changes_only_that_field(
     assert after.update_time.ToDatetime() > before.key.update_time.ToDatetime()
     assert admin.GetKey(admin_pb2.GetKeyRequest(id=before.key.id)) == after
     # The secret is unchanged and still works, within the key's address range.
-    assert check(before.secret).allowed
+    assert check(before.secret, client_ip="127.0.0.1").allowed
 
 
 def test_update_key_with_an_empty_mask_replaces_every_updatable_field(
@@ -855,7 +832,7 @@ def test_rotate_key_replaces_the_secret_at_once(
         metadata={"a": "1"},
         policy=admin_pb2.Policy(allowed_models=["gpt-4o*"], allowed_ip_ranges=["127.0.0.0/8"]),
     )
-    assert check(issued.secret).allowed
+    assert check(issued.secret, client_ip="127.0.0.1").allowed
 
     rotated = admin.RotateKey(admin_pb2.RotateKeyRequest(id=issued.key.id))
 
@@ -872,11 +849,11 @@ def test_rotate_key_replaces_the_secret_at_once(
     assert not key.revoked
     assert admin.GetKey(admin_pb2.GetKeyRequest(id=key.id)) == key
 
-    allowed = check(rotated.secret)
+    allowed = check(rotated.secret, client_ip="127.0.0.1")
     assert allowed.allowed
     assert allowed.principal.key_id == key.id
     assert allowed.principal.key_display_prefix == key.display_prefix
-    assert_unknown_key(check(issued.secret))
+    assert_unknown_key(check(issued.secret, client_ip="127.0.0.1"))
 
 
 def test_list_keys_pages_through_an_org_in_order(admin: AdminClient, org: admin_pb2.Org) -> None:

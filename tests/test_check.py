@@ -3,7 +3,7 @@ admin token): the allowed answer with its principal and upstream, and every deni
 exact OpenAI-style status, type, code and param, and a message that names the rule."""
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,41 +15,11 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from prism.v1 import admin_pb2, authorizer_pb2, authorizer_pb2_grpc
-from tests.conftest import AdminClient, ControlPlane, FakeUpstream, IssueKey
+from tests.conftest import CLIENT_IP, AdminClient, Check, ControlPlane, FakeUpstream, IssueKey
 from tools import stack
 
-Check = Callable[..., authorizer_pb2.CheckResponse]
-
-# An address inside no range these tests allow, unless a test says otherwise.
-CLIENT_IP = "198.51.100.7"
 # Well formed (sk-prism- and 48 base62 characters), issued to nobody.
 UNKNOWN_KEY = "sk-prism-" + "Zq7" * 15 + "wxyz"
-
-
-@pytest.fixture(scope="module")
-def check(controlplane: ControlPlane) -> Iterator[Check]:
-    """Check as the data plane asks it: the presented key, the client's address, the route
-    and the models the body names; no admin metadata."""
-    with grpc.insecure_channel(controlplane.addr) as channel:
-        stub = authorizer_pb2_grpc.AuthorizerStub(channel)
-
-        def call(
-            api_key: str, models: Sequence[str] = (), client_ip: str = CLIENT_IP
-        ) -> authorizer_pb2.CheckResponse:
-            return stub.Check(
-                authorizer_pb2.CheckRequest(
-                    api_key=api_key,
-                    client_ip=client_ip,
-                    method="POST",
-                    route="POST /v1/threads/{thread_id}/runs",
-                    models=list(models),
-                    object_ids=["thread_abc"],
-                    request_id="req_test_check",
-                ),
-                timeout=10,
-            )
-
-        yield call
 
 
 def assert_denied(
