@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PROTOS := $(wildcard proto/prism/v1/*.proto)
+# apt-get needs root; as anyone else, ask sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test bench proto lint redis-server install clean
 
@@ -28,17 +29,20 @@ lint: install
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PYTHON) -m venv $(VENV) || { \
+		echo "installing python3-venv with apt-get"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv >/dev/null && \
+		$(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-# Only installs the binary; tests and `make run` start their own server on a free port.
+# Only installs the binary: the suite starts its own server on a free port, and `make run`
+# uses the Redis that REDIS_URL names or starts one there.
 redis-server:
 	@command -v redis-server >/dev/null || { \
 		echo "installing redis-server with apt-get"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache
