@@ -1,8 +1,9 @@
 """`python -m dataplane`: serves the gateway on PRISM_HTTP_LISTEN until SIGINT or SIGTERM."""
 
-import asyncio
 import logging
+import sys
 
+import uvloop
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -10,11 +11,6 @@ from prism.settings import load_or_exit
 
 from .app import create_app
 from .config import Settings, load_settings
-
-try:
-    import uvloop
-except ImportError:  # uvloop is optional: it only makes the event loop faster.
-    uvloop = None
 
 
 def _hypercorn_config(settings: Settings) -> Config:
@@ -34,10 +30,15 @@ def main() -> None:
     app = create_app(settings)
     # With no shutdown trigger, Hypercorn stops gracefully on SIGINT and SIGTERM.
     server = serve(app, _hypercorn_config(settings))  # type: ignore[arg-type]
-    if uvloop is not None:
+    try:
         uvloop.run(server)
-    else:
-        asyncio.run(server)
+    except OSError as error:  # the bind failed: the port is taken or the address is not ours
+        print(
+            f"prism dataplane: cannot listen on PRISM_HTTP_LISTEN={settings.http_host}:"
+            f"{settings.http_port}: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ start their own with `start_dataplane` / `start_controlplane` and the shared Red
 
 import functools
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,3 +228,27 @@ def check(controlplane: ControlPlane) -> Iterator[Check]:
             )
 
         yield call
+
+
+def start_and_fail(component: str, settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m <component>` with exactly these Prism variables; it must exit."""
+    return subprocess.run(
+        [sys.executable, "-m", component],
+        cwd=stack.ROOT,
+        env=stack.clean_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_clear_line(
+    result: subprocess.CompletedProcess[str], component: str, status: int, *says: str
+) -> None:
+    """The process exited with status, no traceback, and one line of its own saying why."""
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    ours = [line for line in result.stderr.splitlines() if line.startswith(f"prism {component}:")]
+    assert len(ours) == 1, result.stderr
+    for fragment in says:
+        assert fragment in ours[0]

@@ -5,8 +5,6 @@ delete with the org), where secrets may and may not appear, and two replicas sha
 import hashlib
 import re
 import secrets
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -21,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from prism import redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
-from tests.conftest import AdminClient, Check, ControlPlane
+from tests.conftest import AdminClient, Check, ControlPlane, assert_one_clear_line, start_and_fail
 from tools import stack
 
 KEY_ID = re.compile(r"key_[A-Za-z0-9]{24}")
@@ -1298,29 +1296,6 @@ def test_health_reports_every_service_serving(controlplane: ControlPlane) -> Non
         )
 
 
-def start_and_fail(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Runs `python -m controlplane` with exactly these Prism variables; it must exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "controlplane"],
-        cwd=stack.ROOT,
-        env=stack.clean_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def assert_one_clear_line(
-    result: subprocess.CompletedProcess[str], status: int, *says: str
-) -> None:
-    assert result.returncode == status, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    ours = [line for line in result.stderr.splitlines() if line.startswith("prism controlplane:")]
-    assert len(ours) == 1, result.stderr
-    for fragment in says:
-        assert fragment in ours[0]
-
-
 @pytest.fixture
 def good_settings(redis_url: str) -> dict[str, str]:
     return {
@@ -1345,9 +1320,9 @@ def good_settings(redis_url: str) -> dict[str, str]:
 def test_a_bad_setting_stops_the_start_with_one_line(
     good_settings: dict[str, str], change: dict[str, str], says: list[str]
 ) -> None:
-    result = start_and_fail(good_settings | change)
+    result = start_and_fail("controlplane", good_settings | change)
 
-    assert_one_clear_line(result, 2, "configuration error", *says)
+    assert_one_clear_line(result, "controlplane", 2, "configuration error", *says)
 
 
 def test_openai_api_key_stands_in_for_the_upstream_key(
@@ -1374,17 +1349,19 @@ def test_a_redis_that_does_not_answer_stops_the_start_with_one_line(
 ) -> None:
     nobody = f"redis://127.0.0.1:{stack.free_port()}/0"
 
-    result = start_and_fail(good_settings | {"REDIS_URL": nobody})
+    result = start_and_fail("controlplane", good_settings | {"REDIS_URL": nobody})
 
-    assert_one_clear_line(result, 1, "Redis", "REDIS_URL")
+    assert_one_clear_line(result, "controlplane", 1, "Redis", "REDIS_URL")
 
 
 def test_a_taken_port_stops_the_start_with_one_line(
     good_settings: dict[str, str], controlplane: ControlPlane
 ) -> None:
-    result = start_and_fail(good_settings | {"PRISM_GRPC_LISTEN": controlplane.addr})
+    result = start_and_fail(
+        "controlplane", good_settings | {"PRISM_GRPC_LISTEN": controlplane.addr}
+    )
 
-    assert_one_clear_line(result, 1, f"PRISM_GRPC_LISTEN={controlplane.addr}")
+    assert_one_clear_line(result, "controlplane", 1, f"PRISM_GRPC_LISTEN={controlplane.addr}")
 
 
 def test_sigterm_stops_the_control_plane_cleanly(
