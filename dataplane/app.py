@@ -10,7 +10,7 @@ from .errors import register_error_handlers
 from .headers import stamp
 from .health import Readiness, health_blueprint
 from .proxy import proxy_blueprint
-from .routes import UPLOAD_BODY_LIMIT
+from .routes import CONVERTERS, UPLOAD_BODY_LIMIT
 from .upstream import Upstream
 
 
@@ -22,6 +22,7 @@ def create_app(settings: Settings) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = UPLOAD_BODY_LIMIT
     # `//` in a path is an unknown URL, not a redirect.
     app.url_map.merge_slashes = False
+    app.url_map.converters.update(CONVERTERS)
 
     authorizer = Authorizer(settings.controlplane_addr, settings.check_deadline)
     upstream = Upstream(settings.upstream_timeout)

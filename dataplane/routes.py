@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
+from werkzeug.routing import BaseConverter
+
 MIB = 1024 * 1024
 # Limits on what a client may send; bodies over them get 413 before anything is forwarded.
 JSON_BODY_LIMIT = 8 * MIB
@@ -29,6 +31,23 @@ class BodyKind(Enum):
 _PARAMETER = re.compile(r"\{(\w+)\}")
 
 
+class ObjectIdConverter(BaseConverter):
+    """A path parameter: one segment, and never `.` or `..`.
+
+    No object id is a dot segment, and a server or proxy in front of the upstream may resolve
+    one, so `DELETE /v1/threads/t/messages/..` (deleteMessage, as Check saw it) would arrive as
+    `DELETE /v1/threads/t` (deleteThread). Such paths match no route: 404 unknown URL.
+    """
+
+    regex = r"(?!\.\.?(?![^/]))[^/]+"
+    # Set explicitly: werkzeug would otherwise infer False from the `/` in the regex.
+    part_isolating = True
+
+
+# The URL map's converters the route rules use; the app registers them.
+CONVERTERS = {"object_id": ObjectIdConverter}
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -44,7 +63,7 @@ class Route:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "check_name", f"{self.method} {self.template}")
-        object.__setattr__(self, "rule", _PARAMETER.sub(r"<\1>", self.template))
+        object.__setattr__(self, "rule", _PARAMETER.sub(r"<object_id:\1>", self.template))
 
 
 _JSON = BodyKind.JSON

@@ -79,6 +79,39 @@ def test_unknown_route_is_404_and_is_not_forwarded(
     assert upstream.requests() == []
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/threads/thread_1/messages/..",
+        "/v1/threads/thread_1/messages/%2E%2E",
+        "/v1/assistants/.",
+    ],
+)
+def test_a_dot_segment_is_no_object_id(
+    dataplane: DataPlane, issue_key: IssueKey, upstream: FakeUpstream, path: str
+) -> None:
+    """A server resolving `..` would turn this deleteMessage into deleteThread upstream."""
+    _, issued = issue_key()
+    address = urlsplit(dataplane.base)
+    # http.client sends the path as written; httpx and the SDK would resolve the dots first.
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    connection.request("DELETE", path, headers={"authorization": f"Bearer {issued.secret}"})
+    response = connection.getresponse()
+
+    assert response.status == 404
+    assert json.loads(response.read())["error"]["code"] == "unknown_url"
+    assert upstream.requests() == []
+    connection.close()
+
+
+def test_an_id_with_dots_inside_is_forwarded(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.beta.assistants.delete("asst_a..b")
+
+    assert raised.value.response.headers["x-prism-provider"] != "prism"  # the upstream's 404
+    assert [r["path"] for r in upstream.requests()] == ["/v1/assistants/asst_a..b"]
+
+
 def test_json_body_over_8_mib_is_413_and_is_not_forwarded(
     client: openai.OpenAI, upstream: FakeUpstream
 ) -> None:
