@@ -339,3 +339,17 @@ def test_readiness_is_ok_with_the_whole_stack(dataplane: DataPlane) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"status": "ready"}
+
+
+def test_readiness_names_redis_when_it_is_down(
+    start_dataplane: Callable[..., DataPlane], controlplane: ControlPlane
+) -> None:
+    without_redis = start_dataplane(
+        controlplane.addr, REDIS_URL=f"redis://127.0.0.1:{stack.free_port()}/0"
+    )
+
+    response = httpx.get(f"{without_redis.base}/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["down"] == ["redis"]
+    assert "redis" in response.json()["message"]
