@@ -12,15 +12,49 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Policy(_message.Message):
-    __slots__ = ("allowed_models", "allowed_ip_ranges")
+    __slots__ = ("allowed_models", "allowed_ip_ranges", "read_only", "rate_limits", "budgets")
     ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_IP_RANGES_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    BUDGETS_FIELD_NUMBER: _ClassVar[int]
     allowed_models: _containers.RepeatedScalarFieldContainer[str]
     allowed_ip_ranges: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, allowed_models: _Optional[_Iterable[str]] = ..., allowed_ip_ranges: _Optional[_Iterable[str]] = ...) -> None: ...
+    read_only: bool
+    rate_limits: RateLimits
+    budgets: Budgets
+    def __init__(self, allowed_models: _Optional[_Iterable[str]] = ..., allowed_ip_ranges: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., rate_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., budgets: _Optional[_Union[Budgets, _Mapping]] = ...) -> None: ...
+
+class RateLimits(_message.Message):
+    __slots__ = ("requests_per_minute", "tokens_per_minute", "concurrent_requests")
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENT_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests_per_minute: RateLimit
+    tokens_per_minute: RateLimit
+    concurrent_requests: RateLimit
+    def __init__(self, requests_per_minute: _Optional[_Union[RateLimit, _Mapping]] = ..., tokens_per_minute: _Optional[_Union[RateLimit, _Mapping]] = ..., concurrent_requests: _Optional[_Union[RateLimit, _Mapping]] = ...) -> None: ...
+
+class RateLimit(_message.Message):
+    __slots__ = ("limit", "shadow")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    shadow: bool
+    def __init__(self, limit: _Optional[int] = ..., shadow: _Optional[bool] = ...) -> None: ...
+
+class Budgets(_message.Message):
+    __slots__ = ("daily_usd", "monthly_usd", "total_usd")
+    DAILY_USD_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_USD_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_USD_FIELD_NUMBER: _ClassVar[int]
+    daily_usd: float
+    monthly_usd: float
+    total_usd: float
+    def __init__(self, daily_usd: _Optional[float] = ..., monthly_usd: _Optional[float] = ..., total_usd: _Optional[float] = ...) -> None: ...
 
 class Org(_message.Message):
-    __slots__ = ("id", "display_name", "metadata", "policy", "create_time", "update_time")
+    __slots__ = ("id", "display_name", "metadata", "policy", "create_time", "update_time", "has_upstream_credential")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -34,13 +68,15 @@ class Org(_message.Message):
     POLICY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    HAS_UPSTREAM_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     metadata: _containers.ScalarMap[str, str]
     policy: Policy
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    has_upstream_credential: bool
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_upstream_credential: _Optional[bool] = ...) -> None: ...
 
 class Key(_message.Message):
     __slots__ = ("id", "org_id", "name", "display_prefix", "create_time", "update_time", "expire_time", "revoked", "revoke_time", "metadata", "policy")
@@ -178,3 +214,11 @@ class RotateKeyRequest(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class SetUpstreamCredentialRequest(_message.Message):
+    __slots__ = ("org_id", "api_key")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    api_key: str
+    def __init__(self, org_id: _Optional[str] = ..., api_key: _Optional[str] = ...) -> None: ...

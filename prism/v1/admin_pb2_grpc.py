@@ -92,6 +92,11 @@ class AdminStub:
                 request_serializer=prism_dot_v1_dot_admin__pb2.RotateKeyRequest.SerializeToString,
                 response_deserializer=prism_dot_v1_dot_admin__pb2.IssuedKey.FromString,
                 _registered_method=True)
+        self.SetUpstreamCredential = channel.unary_unary(
+                '/prism.v1.Admin/SetUpstreamCredential',
+                request_serializer=prism_dot_v1_dot_admin__pb2.SetUpstreamCredentialRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.Org.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -169,6 +174,15 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetUpstreamCredential(self, request, context):
+        """Sets the credential the org's requests go upstream with, instead of the gateway's own;
+        an empty `api_key` removes it. Write-only: no RPC ever returns it. It is stored
+        encrypted with PRISM_MASTER_KEY, and FAILED_PRECONDITION says when that is not set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -226,6 +240,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RotateKey,
                     request_deserializer=prism_dot_v1_dot_admin__pb2.RotateKeyRequest.FromString,
                     response_serializer=prism_dot_v1_dot_admin__pb2.IssuedKey.SerializeToString,
+            ),
+            'SetUpstreamCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetUpstreamCredential,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.SetUpstreamCredentialRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.Org.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -527,6 +546,33 @@ class Admin:
             '/prism.v1.Admin/RotateKey',
             prism_dot_v1_dot_admin__pb2.RotateKeyRequest.SerializeToString,
             prism_dot_v1_dot_admin__pb2.IssuedKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetUpstreamCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/SetUpstreamCredential',
+            prism_dot_v1_dot_admin__pb2.SetUpstreamCredentialRequest.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.Org.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -6,49 +7,104 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ObjectKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OBJECT_KIND_UNSPECIFIED: _ClassVar[ObjectKind]
+    OBJECT_KIND_ASSISTANT: _ClassVar[ObjectKind]
+    OBJECT_KIND_THREAD: _ClassVar[ObjectKind]
+    OBJECT_KIND_MESSAGE: _ClassVar[ObjectKind]
+    OBJECT_KIND_RUN: _ClassVar[ObjectKind]
+    OBJECT_KIND_FILE: _ClassVar[ObjectKind]
+    OBJECT_KIND_VECTOR_STORE: _ClassVar[ObjectKind]
+    OBJECT_KIND_VECTOR_STORE_FILE_BATCH: _ClassVar[ObjectKind]
+OBJECT_KIND_UNSPECIFIED: ObjectKind
+OBJECT_KIND_ASSISTANT: ObjectKind
+OBJECT_KIND_THREAD: ObjectKind
+OBJECT_KIND_MESSAGE: ObjectKind
+OBJECT_KIND_RUN: ObjectKind
+OBJECT_KIND_FILE: ObjectKind
+OBJECT_KIND_VECTOR_STORE: ObjectKind
+OBJECT_KIND_VECTOR_STORE_FILE_BATCH: ObjectKind
+
 class CheckRequest(_message.Message):
-    __slots__ = ("api_key", "client_ip", "method", "route", "models", "object_ids", "request_id")
+    __slots__ = ("api_key", "client_ip", "method", "route", "models", "request_id", "objects", "run_assistant_id", "uses_model")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
-    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    USES_MODEL_FIELD_NUMBER: _ClassVar[int]
     api_key: str
     client_ip: str
     method: str
     route: str
     models: _containers.RepeatedScalarFieldContainer[str]
-    object_ids: _containers.RepeatedScalarFieldContainer[str]
     request_id: str
-    def __init__(self, api_key: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., object_ids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectRef]
+    run_assistant_id: str
+    uses_model: bool
+    def __init__(self, api_key: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ..., run_assistant_id: _Optional[str] = ..., uses_model: _Optional[bool] = ...) -> None: ...
+
+class ObjectRef(_message.Message):
+    __slots__ = ("id", "kind", "param")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PARAM_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: ObjectKind
+    param: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ObjectKind, str]] = ..., param: _Optional[str] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("allowed", "denial", "principal", "upstream")
+    __slots__ = ("allowed", "denial", "principal", "upstream", "requests", "tokens", "shadow_exceeded", "record_wanted")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     DENIAL_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
+    RECORD_WANTED_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     denial: Denial
     principal: Principal
     upstream: Upstream
-    def __init__(self, allowed: _Optional[bool] = ..., denial: _Optional[_Union[Denial, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., upstream: _Optional[_Union[Upstream, _Mapping]] = ...) -> None: ...
+    requests: RateLimitStatus
+    tokens: RateLimitStatus
+    shadow_exceeded: _containers.RepeatedScalarFieldContainer[str]
+    record_wanted: bool
+    def __init__(self, allowed: _Optional[bool] = ..., denial: _Optional[_Union[Denial, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., upstream: _Optional[_Union[Upstream, _Mapping]] = ..., requests: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., tokens: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., shadow_exceeded: _Optional[_Iterable[str]] = ..., record_wanted: _Optional[bool] = ...) -> None: ...
+
+class RateLimitStatus(_message.Message):
+    __slots__ = ("limit", "remaining", "reset_ms")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    RESET_MS_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    remaining: int
+    reset_ms: int
+    def __init__(self, limit: _Optional[int] = ..., remaining: _Optional[int] = ..., reset_ms: _Optional[int] = ...) -> None: ...
 
 class Denial(_message.Message):
-    __slots__ = ("http_status", "type", "code", "message", "param")
+    __slots__ = ("http_status", "type", "code", "message", "param", "retry_after_ms", "do_not_retry")
     HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PARAM_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    DO_NOT_RETRY_FIELD_NUMBER: _ClassVar[int]
     http_status: int
     type: str
     code: str
     message: str
     param: str
-    def __init__(self, http_status: _Optional[int] = ..., type: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., param: _Optional[str] = ...) -> None: ...
+    retry_after_ms: int
+    do_not_retry: bool
+    def __init__(self, http_status: _Optional[int] = ..., type: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., param: _Optional[str] = ..., retry_after_ms: _Optional[int] = ..., do_not_retry: _Optional[bool] = ...) -> None: ...
 
 class Principal(_message.Message):
     __slots__ = ("org_id", "key_id", "key_display_prefix")
@@ -69,3 +125,57 @@ class Upstream(_message.Message):
     api_key: str
     provider: str
     def __init__(self, base_url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
+
+class RecordRequest(_message.Message):
+    __slots__ = ("request_id", "org_id", "key_id", "objects", "deleted_ids", "runs", "finished")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    org_id: str
+    key_id: str
+    objects: _containers.RepeatedCompositeFieldContainer[OwnedObject]
+    deleted_ids: _containers.RepeatedScalarFieldContainer[str]
+    runs: _containers.RepeatedCompositeFieldContainer[RunUsage]
+    finished: bool
+    def __init__(self, request_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[OwnedObject, _Mapping]]] = ..., deleted_ids: _Optional[_Iterable[str]] = ..., runs: _Optional[_Iterable[_Union[RunUsage, _Mapping]]] = ..., finished: _Optional[bool] = ...) -> None: ...
+
+class OwnedObject(_message.Message):
+    __slots__ = ("id", "kind", "model")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: ObjectKind
+    model: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ObjectKind, str]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class RunUsage(_message.Message):
+    __slots__ = ("run_id", "total_tokens")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    total_tokens: int
+    def __init__(self, run_id: _Optional[str] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+
+class RecordResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FilterOwnedRequest(_message.Message):
+    __slots__ = ("org_id", "ids")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, org_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FilterOwnedResponse(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...

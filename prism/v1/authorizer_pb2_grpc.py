@@ -41,6 +41,16 @@ class AuthorizerStub:
                 request_serializer=prism_dot_v1_dot_authorizer__pb2.CheckRequest.SerializeToString,
                 response_deserializer=prism_dot_v1_dot_authorizer__pb2.CheckResponse.FromString,
                 _registered_method=True)
+        self.Record = channel.unary_unary(
+                '/prism.v1.Authorizer/Record',
+                request_serializer=prism_dot_v1_dot_authorizer__pb2.RecordRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_authorizer__pb2.RecordResponse.FromString,
+                _registered_method=True)
+        self.FilterOwned = channel.unary_unary(
+                '/prism.v1.Authorizer/FilterOwned',
+                request_serializer=prism_dot_v1_dot_authorizer__pb2.FilterOwnedRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_authorizer__pb2.FilterOwnedResponse.FromString,
+                _registered_method=True)
 
 
 class AuthorizerServicer:
@@ -54,6 +64,24 @@ class AuthorizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Record(self, request, context):
+        """What the response to an allowed request showed: the objects it created, modified or
+        deleted, the runs it saw end with usage, and that it is over. The data plane sends it
+        only when CheckResponse.record_wanted is set or the response holds something to record;
+        objects are recorded before the response reaches the client.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FilterOwned(self, request, context):
+        """Which of the given object ids an org owns, in the order given; listings are filtered
+        with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthorizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +89,16 @@ def add_AuthorizerServicer_to_server(servicer, server):
                     servicer.Check,
                     request_deserializer=prism_dot_v1_dot_authorizer__pb2.CheckRequest.FromString,
                     response_serializer=prism_dot_v1_dot_authorizer__pb2.CheckResponse.SerializeToString,
+            ),
+            'Record': grpc.unary_unary_rpc_method_handler(
+                    servicer.Record,
+                    request_deserializer=prism_dot_v1_dot_authorizer__pb2.RecordRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_authorizer__pb2.RecordResponse.SerializeToString,
+            ),
+            'FilterOwned': grpc.unary_unary_rpc_method_handler(
+                    servicer.FilterOwned,
+                    request_deserializer=prism_dot_v1_dot_authorizer__pb2.FilterOwnedRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_authorizer__pb2.FilterOwnedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +130,60 @@ class Authorizer:
             '/prism.v1.Authorizer/Check',
             prism_dot_v1_dot_authorizer__pb2.CheckRequest.SerializeToString,
             prism_dot_v1_dot_authorizer__pb2.CheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Record(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Authorizer/Record',
+            prism_dot_v1_dot_authorizer__pb2.RecordRequest.SerializeToString,
+            prism_dot_v1_dot_authorizer__pb2.RecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FilterOwned(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Authorizer/FilterOwned',
+            prism_dot_v1_dot_authorizer__pb2.FilterOwnedRequest.SerializeToString,
+            prism_dot_v1_dot_authorizer__pb2.FilterOwnedResponse.FromString,
             options,
             channel_credentials,
             insecure,
