@@ -13,7 +13,7 @@ import functools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from time import perf_counter
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpcore
 from quart import Response
@@ -113,6 +113,43 @@ class Upstream:
             status=response.status,
             headers=relayed_response_headers(response.headers, streamed=False),
         )
+
+    async def get_json(
+        self,
+        client_request: ProxyRequest,
+        target: authorizer_pb2.Upstream,
+        query: list[tuple[str, str]],
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """GETs the client's path with `query` in place of the client's, read whole: one page
+        of a listing the gateway walks itself (listing.py). Forwarded like any request, but
+        uncompressed, since the gateway reads the body."""
+        assert self._pool is not None, "Upstream.open() runs before serving"
+        url = (target.base_url + quote(client_request.path[len("/v1") :])).encode()
+        headers = [
+            header
+            for header in _forwarded_headers(client_request, target, None)
+            if header[0] != b"accept-encoding"
+        ]
+        request = httpcore.Request(
+            "GET",
+            url + b"?" + urlencode(query).encode() if query else url,
+            headers=headers,
+            extensions={"timeout": self._timeout},
+        )
+        trace = client_request.trace
+        started = perf_counter()
+        try:
+            response = await self._pool.send(request)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        except _UPSTREAM_FAILURES as error:
+            raise _failure(error, trace.request_id) from None
+        finally:
+            # A walk sends several requests: the client's wait is all of them.
+            trace.upstream_seconds += perf_counter() - started
+        return response.status, response.headers, body
 
 
 def _url(base_url: str, client_request: ProxyRequest) -> bytes:
