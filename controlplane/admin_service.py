@@ -107,3 +107,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     ) -> admin_pb2.IssuedKey:
         key, secret = await self._registry.rotate_key(request.id)
         return admin_pb2.IssuedKey(key=key_to_wire(key), secret=secret)
+
+    @aborts_on_domain_error
+    async def SetUpstreamCredential(
+        self, request: admin_pb2.SetUpstreamCredentialRequest, context: Any
+    ) -> admin_pb2.Org:
+        org = await self._registry.set_upstream_credential(request.org_id, request.api_key)
+        return org_to_wire(org)

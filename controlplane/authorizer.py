@@ -1,16 +1,40 @@
-"""Check: whether one proxied request may pass, and where it goes if it may.
+"""Check: whether one proxied request may pass, and where it goes if it may. Record and
+FilterOwned: what the gateway learns from responses, and the listings it filters with it.
 
-One Redis round trip per decision (Store.lookup); the secret is only ever hashed here.
+A decision costs one Redis round trip. The process remembers, per secret hash, the key's and
+its org's records as last read, and decides the access rules with them; one Lua script then
+confirms those records are still the stored ones (by digest), checks that the org owns every
+object the request names, checks budgets and takes every rate limit at once. When a record
+changed (a revocation, a new policy), the script answers with the fresh records instead and
+the decision is made again; so a change applies on the very next request, on every worker,
+with no cache to invalidate. Only a key's first request on a control plane costs two more
+reads (its ids by hash, then its records).
 """
 
+import hashlib
+import json
+import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from controlplane import keys, policy
+from controlplane import keys, limiter, policy
+from controlplane.credentials import Sealer, SealError
+from controlplane.errors import CountersUnavailable, Unavailable
+from controlplane.limiter import Outcome
 from controlplane.policy import Denial
-from controlplane.records import now
+from controlplane.records import KeyRecord, OrgRecord, now
 from controlplane.store import Store
+
+log = logging.getLogger("prism.controlplane")
+
+# Principals remembered per control plane; each is a few KiB.
+_REMEMBERED_KEYS = 10_000
+# Decisions made again because records changed meanwhile (or after an assistant's model
+# was looked up), before giving up with UNAVAILABLE.
+_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -34,33 +58,275 @@ class Principal:
 
 
 @dataclass(frozen=True)
+class ObjectRef:
+    id: str
+    # assistant, thread, message, run, file, vector_store, vector_store_file_batch
+    kind: str
+    # Where the body names it; "" for the path.
+    param: str = ""
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    api_key: str = field(repr=False)
+    client_ip: str
+    method: str
+    models: Sequence[str]
+    objects: Sequence[ObjectRef]
+    run_assistant_id: str
+    uses_model: bool
+    request_id: str
+
+
+@dataclass(frozen=True)
+class RateStatus:
+    limit: int
+    remaining: int
+    reset_ms: int
+
+
+@dataclass(frozen=True)
 class Decision:
     denial: Denial | None = None
     principal: Principal | None = None
     upstream: Upstream | None = None
+    requests: RateStatus | None = None
+    tokens: RateStatus | None = None
+    shadow_exceeded: tuple[str, ...] = ()
+    # The request holds a concurrency slot, to be released by Record.
+    record_wanted: bool = False
 
     @property
     def allowed(self) -> bool:
         return self.denial is None
 
 
+@dataclass(frozen=True)
+class RecordInput:
+    request_id: str
+    org_id: str
+    key_id: str
+    # (id, kind, model): model only for assistants.
+    objects: Sequence[tuple[str, str, str]]
+    deleted_ids: Sequence[str]
+    # (run id, total tokens)
+    runs: Sequence[tuple[str, int]]
+    finished: bool
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A key and its org as last read, with the digests the check script compares."""
+
+    key: KeyRecord
+    org: OrgRecord
+    key_digest: str
+    org_digest: str
+    upstream: Upstream
+
+
 class Authorizer:
-    def __init__(self, store: Store, upstream: Upstream) -> None:
+    def __init__(
+        self,
+        store: Store,
+        upstream: Upstream,
+        sealer: Sealer | None = None,
+        *,
+        fail_open: bool = False,
+    ) -> None:
         self._store = store
         self._upstream = upstream
+        self._sealer = sealer
+        self._fail_open = fail_open
+        self._known: OrderedDict[str, _Known] = OrderedDict()
 
-    async def check(self, api_key: str, client_ip: str, models: Sequence[str]) -> Decision:
-        if not api_key:
+    async def check(self, request: CheckInput) -> Decision:
+        if not request.api_key:
             return Decision(policy.missing_key())
         # A malformed key cannot exist, so it costs no Redis round trip.
-        found = (
-            await self._store.lookup(keys.sha256(api_key)) if keys.is_well_formed(api_key) else None
+        secret_sha256 = keys.sha256(request.api_key) if keys.is_well_formed(request.api_key) else ""
+        known = (
+            (self._known.get(secret_sha256) or await self._read(secret_sha256))
+            if secret_sha256
+            else None
         )
-        if found is None:
-            return Decision(policy.unknown_key(api_key))
-        key, org = found
-        principal = Principal(org.id, key.id, key.display_prefix)
-        denial = policy.decide(key, org, models, client_ip, now())
-        if denial:
-            return Decision(denial, principal)
-        return Decision(principal=principal, upstream=self._upstream)
+        checked_model = ""
+        for _ in range(_ATTEMPTS):
+            if not known or known.key.secret_sha256 != secret_sha256:
+                self._known.pop(secret_sha256, None)
+                return Decision(policy.unknown_key(request.api_key))
+            self._known.move_to_end(secret_sha256)
+            key, org = known.key, known.org
+            principal = Principal(org.id, key.id, key.display_prefix)
+            state: dict[str, Any] = {
+                "key_digest": known.key_digest,
+                "org_digest": known.org_digest,
+                "refs": [],
+                "assistant": "",
+                "model": checked_model,
+                "request_id": request.request_id,
+            }
+            denial = policy.decide(
+                key, org, request.method, request.models, request.client_ip, now()
+            )
+            counters: list[limiter.Counter] = []
+            budgets: list[limiter.Budget] = []
+            if denial:
+                # Confirms the records the denial was decided with are still the stored ones.
+                answer = await self._store.decide(org.id, key.id, state, count=False)
+            else:
+                state["refs"] = [[ref.id, ref.kind] for ref in request.objects]
+                if (
+                    request.run_assistant_id
+                    and not request.models
+                    and policy.restricts_models(key, org)
+                ):
+                    state["assistant"] = request.run_assistant_id
+                counters = limiter.counters(key, org, request.uses_model)
+                budgets = limiter.budgets(key, org, now())
+                answer, counters = await self._admit(org.id, key.id, state, budgets, counters)
+
+            outcome = answer["outcome"]
+            if outcome == "gone":
+                known = None
+                continue
+            if outcome == "stale":
+                known = self._remember(secret_sha256, answer["key"], answer["org"])
+                continue
+            if denial:
+                return Decision(denial, principal)
+            if outcome == "not_owned":
+                ref = request.objects[answer["index"]]
+                return Decision(policy.not_owned(ref.kind, ref.id, ref.param), principal)
+            if outcome == "model":
+                if not answer["model"]:
+                    denial = policy.unknown_assistant_model(request.run_assistant_id)
+                    return Decision(denial, principal)
+                denial = policy.model_denial(key, org, [answer["model"]])
+                if denial:
+                    return Decision(denial, principal)
+                checked_model = answer["model"]
+                continue
+            if outcome == "budget":
+                budget = budgets[answer["index"]]
+                return Decision(policy.over_budget(budget, int(answer["spent"])), principal)
+            return self._limited_or_allowed(
+                known, principal, limiter.outcomes(counters, answer.get("counters") or [])
+            )
+        raise Unavailable("the key's records kept changing while the request was decided; retry")
+
+    async def record(self, seen: RecordInput) -> None:
+        runs: Sequence[tuple[str, int]] = []
+        token_counters: list[limiter.Counter] = []
+        if seen.runs:
+            stored = await self._store.load_raw(seen.org_id, seen.key_id)
+            if stored:
+                key, org = _records(*stored)
+                token_counters = limiter.token_counters(key, org)
+            # Tokens only count towards limits; with none set there is nothing to count.
+            runs = seen.runs if token_counters else []
+        slot_sets = limiter.slot_sets(seen.org_id, seen.key_id) if seen.finished else []
+        if seen.objects or seen.deleted_ids or runs or slot_sets:
+            await self._store.record(
+                seen.org_id,
+                seen.request_id,
+                seen.objects,
+                seen.deleted_ids,
+                runs,
+                token_counters,
+                slot_sets,
+            )
+
+    async def filter_owned(self, org_id: str, ids: Sequence[str]) -> list[str]:
+        return await self._store.filter_owned(org_id, ids)
+
+    async def _admit(
+        self,
+        org_id: str,
+        key_id: str,
+        state: dict[str, Any],
+        budgets: list[limiter.Budget],
+        counters: list[limiter.Counter],
+    ) -> tuple[dict[str, Any], list[limiter.Counter]]:
+        """The check script's answer, and the counters it took. With fail-open set, a Redis
+        that refuses the counters' writes lets the request through uncounted."""
+        try:
+            answer = await self._store.decide(org_id, key_id, state, budgets, counters, count=True)
+        except CountersUnavailable as error:
+            if not self._fail_open:
+                raise
+            log.warning(
+                "rate limits not applied to %s (org %s, PRISM_RATELIMIT_FAIL_OPEN): %s",
+                state["request_id"],
+                org_id,
+                error,
+            )
+            return await self._store.decide(org_id, key_id, state, count=False), []
+        return answer, counters
+
+    def _limited_or_allowed(
+        self, known: _Known, principal: Principal, found: list[Outcome]
+    ) -> Decision:
+        requests = _status(limiter.tightest(found, "requests_per_minute"))
+        tokens = _status(limiter.tightest(found, "tokens_per_minute"))
+        refused = limiter.refusal(found)
+        if refused:
+            denial = policy.rate_limited(refused)
+            return Decision(denial, principal, requests=requests, tokens=tokens)
+        shadow = tuple(limiter.shadow_exceeded(found))
+        if shadow:
+            log.warning(
+                "shadow limits exceeded, not enforced: %s (org %s, key %s)",
+                ", ".join(shadow),
+                principal.org_id,
+                principal.key_id,
+            )
+        return Decision(
+            principal=principal,
+            upstream=known.upstream,
+            requests=requests,
+            tokens=tokens,
+            shadow_exceeded=shadow,
+            record_wanted=any(outcome.counter.kind == "slots" for outcome in found),
+        )
+
+    async def _read(self, secret_sha256: str) -> _Known | None:
+        found = await self._store.find_key(secret_sha256)
+        stored = found and await self._store.load_raw(*found)
+        return self._remember(secret_sha256, *stored) if stored else None
+
+    def _remember(self, secret_sha256: str, key_json: str, org_json: str) -> _Known:
+        key, org = _records(key_json, org_json)
+        known = _Known(key, org, _digest(key_json), _digest(org_json), self._upstream_for(org))
+        self._known[secret_sha256] = known
+        if len(self._known) > _REMEMBERED_KEYS:
+            self._known.popitem(last=False)
+        return known
+
+    def _upstream_for(self, org: OrgRecord) -> Upstream:
+        if org.upstream_credential is None:
+            return self._upstream
+        if self._sealer is None:
+            raise Unavailable(
+                f"org '{org.id}' has its own upstream credential but PRISM_MASTER_KEY is not set"
+            )
+        try:
+            credential = self._sealer.open(org.id, org.upstream_credential)
+        except SealError as error:
+            raise Unavailable(str(error)) from None
+        return Upstream(self._upstream.base_url, credential)
+
+
+def _records(key_json: str, org_json: str) -> tuple[KeyRecord, OrgRecord]:
+    return KeyRecord.from_json(json.loads(key_json)), OrgRecord.from_json(json.loads(org_json))
+
+
+def _digest(record_json: str) -> str:
+    """What lua/verify.lua compares with redis.sha1hex; not a secret's hash."""
+    return hashlib.sha1(record_json.encode()).hexdigest()
+
+
+def _status(outcome: Outcome | None) -> RateStatus | None:
+    if outcome is None:
+        return None
+    return RateStatus(outcome.counter.limit, outcome.remaining, outcome.reset_ms)

@@ -1,4 +1,5 @@
-"""prism.v1.Authorizer: translates Check between the wire and the Authorizer.
+"""prism.v1.Authorizer: translates Check, Record and FilterOwned between the wire and the
+Authorizer.
 
 A denial is an answer (allowed=false); a gRPC error means the control plane could not
 decide, and the data plane then fails closed.
@@ -6,10 +7,23 @@ decide, and the data plane then fails closed.
 
 from typing import Any
 
-from controlplane.authorizer import Authorizer, Principal, Upstream
-from controlplane.policy import Denial
+from controlplane.authorizer import (
+    Authorizer,
+    CheckInput,
+    Decision,
+    ObjectRef,
+    RateStatus,
+    RecordInput,
+)
 from controlplane.statuses import aborts_on_domain_error
 from prism.v1 import authorizer_pb2, authorizer_pb2_grpc
+
+_KIND_PREFIX = "OBJECT_KIND_"
+
+
+def _kind(wire_kind: int) -> str:
+    """OBJECT_KIND_VECTOR_STORE -> vector_store"""
+    return authorizer_pb2.ObjectKind.Name(wire_kind).removeprefix(_KIND_PREFIX).lower()  # type: ignore[arg-type]
 
 
 class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
@@ -20,40 +34,88 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
     async def Check(
         self, request: authorizer_pb2.CheckRequest, context: Any
     ) -> authorizer_pb2.CheckResponse:
-        decision = await self._authorizer.check(request.api_key, request.client_ip, request.models)
-        return authorizer_pb2.CheckResponse(
-            allowed=decision.allowed,
-            denial=_denial(decision.denial),
-            principal=_principal(decision.principal),
-            upstream=_upstream(decision.upstream),
+        decision = await self._authorizer.check(
+            CheckInput(
+                api_key=request.api_key,
+                client_ip=request.client_ip,
+                method=request.method,
+                models=request.models,
+                objects=[ObjectRef(ref.id, _kind(ref.kind), ref.param) for ref in request.objects],
+                run_assistant_id=request.run_assistant_id,
+                uses_model=request.uses_model,
+                request_id=request.request_id,
+            )
         )
+        return _check_response(decision)
+
+    @aborts_on_domain_error
+    async def Record(
+        self, request: authorizer_pb2.RecordRequest, context: Any
+    ) -> authorizer_pb2.RecordResponse:
+        await self._authorizer.record(
+            RecordInput(
+                request_id=request.request_id,
+                org_id=request.org_id,
+                key_id=request.key_id,
+                objects=[(item.id, _kind(item.kind), item.model) for item in request.objects],
+                deleted_ids=request.deleted_ids,
+                runs=[(run.run_id, run.total_tokens) for run in request.runs],
+                finished=request.finished,
+            )
+        )
+        return authorizer_pb2.RecordResponse()
+
+    @aborts_on_domain_error
+    async def FilterOwned(
+        self, request: authorizer_pb2.FilterOwnedRequest, context: Any
+    ) -> authorizer_pb2.FilterOwnedResponse:
+        owned = await self._authorizer.filter_owned(request.org_id, request.ids)
+        return authorizer_pb2.FilterOwnedResponse(ids=owned)
 
 
-def _denial(denial: Denial | None) -> authorizer_pb2.Denial | None:
-    if denial is None:
-        return None
-    return authorizer_pb2.Denial(
-        http_status=denial.http_status,
-        type=denial.type,
-        code=denial.code,
-        message=denial.message,
-        param=denial.param,
+def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
+    response = authorizer_pb2.CheckResponse(
+        allowed=decision.allowed,
+        shadow_exceeded=decision.shadow_exceeded,
+        record_wanted=decision.record_wanted,
+        requests=_rate_status(decision.requests),
+        tokens=_rate_status(decision.tokens),
     )
+    if decision.denial is not None:
+        denial = decision.denial
+        response.denial.CopyFrom(
+            authorizer_pb2.Denial(
+                http_status=denial.http_status,
+                type=denial.type,
+                code=denial.code,
+                message=denial.message,
+                param=denial.param,
+                retry_after_ms=denial.retry_after_ms,
+                do_not_retry=denial.do_not_retry,
+            )
+        )
+    if decision.principal is not None:
+        principal = decision.principal
+        response.principal.CopyFrom(
+            authorizer_pb2.Principal(
+                org_id=principal.org_id,
+                key_id=principal.key_id,
+                key_display_prefix=principal.key_display_prefix,
+            )
+        )
+    if decision.upstream is not None:
+        upstream = decision.upstream
+        response.upstream.CopyFrom(
+            authorizer_pb2.Upstream(
+                base_url=upstream.base_url, api_key=upstream.api_key, provider=upstream.provider
+            )
+        )
+    return response
 
 
-def _principal(principal: Principal | None) -> authorizer_pb2.Principal | None:
-    if principal is None:
+def _rate_status(status: RateStatus | None) -> authorizer_pb2.RateLimitStatus | None:
+    if status is None:
         return None
-    return authorizer_pb2.Principal(
-        org_id=principal.org_id,
-        key_id=principal.key_id,
-        key_display_prefix=principal.key_display_prefix,
-    )
-
-
-def _upstream(upstream: Upstream | None) -> authorizer_pb2.Upstream | None:
-    if upstream is None:
-        return None
-    return authorizer_pb2.Upstream(
-        base_url=upstream.base_url, api_key=upstream.api_key, provider=upstream.provider
+    return authorizer_pb2.RateLimitStatus(
+        limit=status.limit, remaining=status.remaining, reset_ms=status.reset_ms
     )

@@ -1,8 +1,9 @@
 """The control plane's settings, from the environment."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from prism.settings import ConfigError, env, host_port, http_url, redis_url
+from controlplane.credentials import master_key
+from prism.settings import ConfigError, boolean, env, host_port, http_url, redis_url
 
 
 @dataclass(frozen=True)
@@ -11,7 +12,11 @@ class Settings:
     grpc_listen: str
     admin_token: str
     upstream_url: str
-    upstream_api_key: str
+    upstream_api_key: str = field(repr=False)
+    # Seals orgs' own upstream credentials; None: SetUpstreamCredential is refused.
+    master_key: bytes | None = field(repr=False)
+    # Let authenticated requests through, uncounted, when Redis refuses the counters' writes.
+    ratelimit_fail_open: bool
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -25,6 +30,10 @@ class Settings:
                 "PRISM_UPSTREAM_URL", env("PRISM_UPSTREAM_URL", "https://api.openai.com/v1")
             ),
             upstream_api_key=_upstream_api_key(),
+            master_key=master_key(env("PRISM_MASTER_KEY")) if env("PRISM_MASTER_KEY", "") else None,
+            ratelimit_fail_open=boolean(
+                "PRISM_RATELIMIT_FAIL_OPEN", env("PRISM_RATELIMIT_FAIL_OPEN", "false")
+            ),
         )
 
 

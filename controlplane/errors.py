@@ -26,3 +26,8 @@ class FailedPrecondition(DomainError):
 
 class Unavailable(DomainError):
     """Redis did not answer; the caller may retry, and the data plane fails closed."""
+
+
+class CountersUnavailable(Unavailable):
+    """Redis answers reads but refused to update the rate-limit counters (out of memory, a
+    read-only replica); with PRISM_RATELIMIT_FAIL_OPEN the request may pass uncounted."""

@@ -1,4 +1,5 @@
-"""The access decision for one request, and the validation of the rules it applies.
+"""The access decision for one request, the denials of every rule, and the validation of
+the rules.
 
 Both the key's and its org's policy must allow a request. A denial names the rule that
 refused it, and nothing of any other tenant or of the secret.
@@ -10,13 +11,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from controlplane import keys
+from controlplane import keys, limiter
 from controlplane.errors import InvalidArgument
-from controlplane.records import KeyRecord, OrgRecord, Policy
+from controlplane.limiter import Budget, Outcome
+from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
 
 INVALID_REQUEST = "invalid_request_error"
 PERMISSION_DENIED = "permission_denied"
 INVALID_API_KEY = "invalid_api_key"
+INSUFFICIENT_QUOTA = "insufficient_quota"
+RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+# How the upstream names each kind of object in its 404s, which a request naming another
+# org's object gets word for word.
+_NOT_FOUND_NAMES = {
+    "assistant": "assistant",
+    "thread": "thread",
+    "message": "message",
+    "run": "run",
+    "vector_store": "vector store",
+    "vector_store_file_batch": "file batch",
+}
+_LIMIT_NAMES = {
+    "requests_per_minute": "requests per minute (RPM)",
+    "tokens_per_minute": "tokens per minute (TPM)",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,10 @@ class Denial:
     code: str
     message: str
     param: str = ""
+    # For rate limits: when the request would pass.
+    retry_after_ms: int = 0
+    # Retrying cannot help (an exhausted budget).
+    do_not_retry: bool = False
 
 
 def missing_key() -> Denial:
@@ -52,9 +74,15 @@ def unknown_key(presented: str) -> Denial:
 
 
 def decide(
-    key: KeyRecord, org: OrgRecord, models: Sequence[str], client_ip: str, at: datetime
+    key: KeyRecord,
+    org: OrgRecord,
+    method: str,
+    models: Sequence[str],
+    client_ip: str,
+    at: datetime,
 ) -> Denial | None:
-    """None when the request may pass; otherwise why not."""
+    """None when the rules of the key and its org let the request pass; otherwise why not.
+    Ownership, limits and budgets are decided with Redis, after this."""
     if key.revoke_time is not None:
         return Denial(
             401,
@@ -72,10 +100,98 @@ def decide(
             "ask your Prism operator for a new key.",
         )
     for owner, policy in (("key", key.policy), ("org", org.policy)):
-        denial = _model_denial(owner, policy, models) or _address_denial(owner, policy, client_ip)
+        denial = (
+            _read_only_denial(owner, policy, method)
+            or _model_denial(owner, policy, models)
+            or _address_denial(owner, policy, client_ip)
+        )
         if denial:
             return denial
     return None
+
+
+def model_denial(key: KeyRecord, org: OrgRecord, models: Sequence[str]) -> Denial | None:
+    """Whether the key and its org allow these models (a run's assistant's, say)."""
+    return _model_denial("key", key.policy, models) or _model_denial("org", org.policy, models)
+
+
+def restricts_models(key: KeyRecord, org: OrgRecord) -> bool:
+    return bool(key.policy.allowed_models or org.policy.allowed_models)
+
+
+def unknown_assistant_model(assistant_id: str) -> Denial:
+    return Denial(
+        403,
+        PERMISSION_DENIED,
+        PERMISSION_DENIED,
+        f"the model of assistant '{assistant_id}' is not known to the gateway, so the "
+        "allowed models cannot be checked; name the run's model with 'model'",
+        param="assistant_id",
+    )
+
+
+def not_owned(kind: str, object_id: str, param: str) -> Denial:
+    """What the upstream answers for an object that does not exist: another org's objects do
+    not exist for this one."""
+    if kind == "file":
+        return Denial(404, INVALID_REQUEST, "", f"No such File object: {object_id}", param)
+    name = _NOT_FOUND_NAMES.get(kind, kind)
+    return Denial(404, INVALID_REQUEST, "", f"No {name} found with id '{object_id}'.", param)
+
+
+def rate_limited(refused: Outcome) -> Denial:
+    counter = refused.counter
+    wait = f"Please try again in {refused.retry_ms / 1000:.3g}s."
+    if counter.kind == "slots":
+        message = (
+            f"Too many concurrent requests on this {counter.owner}: the limit is "
+            f"{counter.limit} in flight. Please try again once one of them has finished."
+        )
+    elif counter.kind == "tokens":
+        message = (
+            f"Rate limit reached for {_LIMIT_NAMES[counter.name]} on this {counter.owner}: "
+            f"limit {counter.limit}, none left. {wait}"
+        )
+    else:
+        message = (
+            f"Rate limit reached for {_LIMIT_NAMES[counter.name]} on this {counter.owner}: "
+            f"limit {counter.limit}. {wait}"
+        )
+    return Denial(
+        429,
+        "tokens" if counter.kind == "tokens" else "requests",
+        RATE_LIMIT_EXCEEDED,
+        message,
+        retry_after_ms=refused.retry_ms,
+    )
+
+
+def over_budget(budget: Budget, spent_micro_usd: int) -> Denial:
+    resets = {
+        "daily": " It resets at 00:00 UTC.",
+        "monthly": " It resets on the 1st at 00:00 UTC.",
+        "total": "",
+    }[budget.period]
+    return Denial(
+        429,
+        INSUFFICIENT_QUOTA,
+        INSUFFICIENT_QUOTA,
+        f"You exceeded your current quota: this {budget.owner}'s {budget.period} budget of "
+        f"{limiter.usd(budget.limit_micro_usd)} is spent ({limiter.usd(spent_micro_usd)} "
+        f"used).{resets} Ask your Prism operator to raise it.",
+        do_not_retry=True,
+    )
+
+
+def _read_only_denial(owner: str, policy: Policy, method: str) -> Denial | None:
+    if not policy.read_only or method == "GET":
+        return None
+    return Denial(
+        403,
+        PERMISSION_DENIED,
+        PERMISSION_DENIED,
+        f"this {owner} is read-only: only GET requests are allowed, not {method}",
+    )
 
 
 def _model_denial(owner: str, policy: Policy, models: Sequence[str]) -> Denial | None:
@@ -130,15 +246,29 @@ def _when(moment: datetime) -> str:
 def validated(policy: Policy) -> Policy:
     """The policy with its entries trimmed and CIDRs normalised (`10.1.2.3/8` becomes
     `10.0.0.0/8`); InvalidArgument names the first bad rule."""
-    models = tuple(pattern.strip() for pattern in policy.allowed_models)
+    return Policy(
+        validated_models(policy.allowed_models),
+        validated_ip_ranges(policy.allowed_ip_ranges),
+        policy.read_only,
+        validated_rate_limits(policy.rate_limits),
+        policy.budgets,
+    )
+
+
+def validated_models(allowed_models: Sequence[str]) -> tuple[str, ...]:
+    models = tuple(pattern.strip() for pattern in allowed_models)
     for pattern in models:
         if not pattern:
             raise InvalidArgument(
                 "policy.allowed_models: entries must be model names or globs like 'gpt-4o*', "
                 "not empty; an empty list allows every model"
             )
+    return models
+
+
+def validated_ip_ranges(allowed_ip_ranges: Sequence[str]) -> tuple[str, ...]:
     ranges = []
-    for cidr in policy.allowed_ip_ranges:
+    for cidr in allowed_ip_ranges:
         try:
             ranges.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
         except ValueError:
@@ -146,4 +276,27 @@ def validated(policy: Policy) -> Policy:
                 f"policy.allowed_ip_ranges: {cidr!r} is not an IPv4 or IPv6 CIDR "
                 "(e.g. 10.0.0.0/8 or 2001:db8::/32)"
             ) from None
-    return Policy(models, tuple(ranges))
+    return tuple(ranges)
+
+
+def validated_rate_limits(rate_limits: RateLimits) -> RateLimits:
+    for name in ("requests_per_minute", "tokens_per_minute", "concurrent_requests"):
+        limit: RateLimit = getattr(rate_limits, name)
+        if limit.limit < 0:
+            raise InvalidArgument(
+                f"policy.rate_limits.{name}.limit is {limit.limit}; use a positive number, "
+                "or 0 for no limit"
+            )
+    return rate_limits
+
+
+def budgets_from_usd(daily: float, monthly: float, total: float) -> Budgets:
+    """Budgets in USD as given on the wire, in micro-USD; InvalidArgument names a bad one."""
+    micro = {}
+    for name, amount in (("daily_usd", daily), ("monthly_usd", monthly), ("total_usd", total)):
+        if not 0 <= amount < 1e12:  # also refuses NaN
+            raise InvalidArgument(
+                f"policy.budgets.{name} is {amount}; use an amount in USD, or 0 for no budget"
+            )
+        micro[name] = round(amount * limiter.MICRO_USD)
+    return Budgets(micro["daily_usd"], micro["monthly_usd"], micro["total_usd"])

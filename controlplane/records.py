@@ -10,21 +10,87 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """Requests or tokens per minute, or requests in flight; 0 means no limit. A shadow limit
+    is counted and reported but never enforced."""
+
+    limit: int = 0
+    shadow: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"limit": self.limit, "shadow": self.shadow}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RateLimit":
+        return cls(data["limit"], data["shadow"])
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    requests_per_minute: RateLimit = RateLimit()
+    tokens_per_minute: RateLimit = RateLimit()
+    concurrent_requests: RateLimit = RateLimit()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests_per_minute": self.requests_per_minute.to_json(),
+            "tokens_per_minute": self.tokens_per_minute.to_json(),
+            "concurrent_requests": self.concurrent_requests.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RateLimits":
+        return cls(
+            RateLimit.from_json(data["requests_per_minute"]),
+            RateLimit.from_json(data["tokens_per_minute"]),
+            RateLimit.from_json(data["concurrent_requests"]),
+        )
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Spend limits in micro-USD (integers, so sums are exact); 0 means none."""
+
+    daily: int = 0
+    monthly: int = 0
+    total: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"daily": self.daily, "monthly": self.monthly, "total": self.total}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Budgets":
+        return cls(data["daily"], data["monthly"], data["total"])
+
+
+@dataclass(frozen=True)
 class Policy:
-    """Access rules; an empty list allows everything."""
+    """Access rules, limits and budgets; an empty list or a 0 allows everything."""
 
     allowed_models: tuple[str, ...] = ()
     allowed_ip_ranges: tuple[str, ...] = ()
+    read_only: bool = False
+    rate_limits: RateLimits = RateLimits()
+    budgets: Budgets = Budgets()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "allowed_models": list(self.allowed_models),
             "allowed_ip_ranges": list(self.allowed_ip_ranges),
+            "read_only": self.read_only,
+            "rate_limits": self.rate_limits.to_json(),
+            "budgets": self.budgets.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Policy":
-        return cls(tuple(data["allowed_models"]), tuple(data["allowed_ip_ranges"]))
+        return cls(
+            tuple(data["allowed_models"]),
+            tuple(data["allowed_ip_ranges"]),
+            data["read_only"],
+            RateLimits.from_json(data["rate_limits"]),
+            Budgets.from_json(data["budgets"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -35,6 +101,9 @@ class OrgRecord:
     update_time: datetime
     metadata: dict[str, str] = field(default_factory=dict)
     policy: Policy = Policy()
+    # The org's own upstream key, sealed with PRISM_MASTER_KEY (see credentials.py); None
+    # when the org's requests go upstream with the gateway's key. Kept out of repr.
+    upstream_credential: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +113,7 @@ class OrgRecord:
             "update_time": _iso(self.update_time),
             "metadata": self.metadata,
             "policy": self.policy.to_json(),
+            "upstream_credential": self.upstream_credential,
         }
 
     @classmethod
@@ -55,6 +125,7 @@ class OrgRecord:
             update_time=_time(data["update_time"]),
             metadata=data["metadata"],
             policy=Policy.from_json(data["policy"]),
+            upstream_credential=data["upstream_credential"],
         )
 
 

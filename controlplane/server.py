@@ -10,6 +10,7 @@ from controlplane.auth import AdminTokenInterceptor
 from controlplane.authorizer import Authorizer, Upstream
 from controlplane.authorizer_service import AuthorizerService
 from controlplane.config import Settings
+from controlplane.credentials import Sealer
 from controlplane.registry import Registry
 from controlplane.store import Store
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
@@ -32,11 +33,11 @@ async def build(
         # already in use instead of failing; a taken PRISM_GRPC_LISTEN must be an error.
         options=[("grpc.so_reuseport", 0)],
     )
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(Registry(store)), server)
+    sealer = Sealer(settings.master_key) if settings.master_key else None
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(Registry(store, sealer)), server)
     upstream = Upstream(settings.upstream_url, settings.upstream_api_key)
-    authorizer_pb2_grpc.add_AuthorizerServicer_to_server(
-        AuthorizerService(Authorizer(store, upstream)), server
-    )
+    authorizer = Authorizer(store, upstream, sealer, fail_open=settings.ratelimit_fail_open)
+    authorizer_pb2_grpc.add_AuthorizerServicer_to_server(AuthorizerService(authorizer), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):

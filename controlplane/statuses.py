@@ -34,7 +34,8 @@ def aborts_on_domain_error(handler: Handler[Request, Reply]) -> Handler[Request,
         except errors.DomainError as error:
             if isinstance(error, errors.Unavailable):
                 log.warning("%s failed: %s", handler.__name__, error)
-            await context.abort(STATUS[type(error)], str(error))
+            status = next(code for kind, code in STATUS.items() if isinstance(error, kind))
+            await context.abort(status, str(error))
             raise  # abort raises; this keeps type checkers aware that nothing returns
 
     return translated

@@ -7,16 +7,27 @@ nothing is cached in the process, so replicas never disagree.
 """
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from controlplane.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from controlplane import limiter
+from controlplane.errors import (
+    AlreadyExists,
+    CountersUnavailable,
+    FailedPrecondition,
+    NotFound,
+    Unavailable,
+)
+from controlplane.limiter import Budget, Counter
 from controlplane.records import KeyRecord, OrgRecord
 from prism import redis_keys
 
@@ -24,19 +35,12 @@ Params = ParamSpec("Params")
 Result = TypeVar("Result")
 Record = TypeVar("Record", OrgRecord, KeyRecord)
 
-# The hot path's one round trip: the key's record and its org's, found from the hash of the
-# presented secret. The script derives the record keys from what it reads, which Redis
-# Cluster forbids (every key must be in KEYS); this is why the store is not Cluster-safe yet.
-# Making it so would mean hash-tagging a key's records with its org and passing both in KEYS.
-_LOOKUP = """
-local key_id = redis.call('GET', KEYS[1])
-if not key_id then return false end
-local key = redis.call('GET', ARGV[1] .. key_id)
-if not key then return false end
-local org = redis.call('GET', ARGV[2] .. cjson.decode(key)['org_id'])
-if not org then return false end
-return {key, org}
-"""
+_LUA = Path(__file__).with_name("lua")
+_VERIFY = (_LUA / "verify.lua").read_text()
+# Read-only, so Redis runs it even when it refuses writes (out of memory, a replica).
+_VERIFY_ALONE = "#!lua flags=no-writes\n" + _VERIFY + "return cjson.encode({outcome = 'ok'})\n"
+_CHECK = _VERIFY + (_LUA / "check.lua").read_text()
+_RECORD = (_LUA / "record.lua").read_text()
 
 _CREATE_ORG = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
@@ -63,24 +67,123 @@ def _unavailable_on_connection_error(
 class Store:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._lookup = client.register_script(_LOOKUP)
         self._create_org = client.register_script(_CREATE_ORG)
+        self._verify = client.register_script(_VERIFY_ALONE)
+        self._check = client.register_script(_CHECK)
+        self._record = client.register_script(_RECORD)
 
     @_unavailable_on_connection_error
     async def ping(self) -> None:
         await self._redis.ping()
 
     @_unavailable_on_connection_error
-    async def lookup(self, secret_sha256: str) -> tuple[KeyRecord, OrgRecord] | None:
-        """The key with this secret hash and its org, in one round trip."""
-        found = await self._lookup(
-            keys=[redis_keys.key_by_hash(secret_sha256)],
-            args=[redis_keys.key(""), redis_keys.org("")],
-        )
-        if not found:
+    async def find_key(self, secret_sha256: str) -> tuple[str, str] | None:
+        """The org id and key id of the key with this secret hash, if any."""
+        found = await self._redis.get(redis_keys.key_by_hash(secret_sha256))
+        if found is None:
             return None
-        key_json, org_json = found
-        return KeyRecord.from_json(json.loads(key_json)), OrgRecord.from_json(json.loads(org_json))
+        org_id, key_id = found.split(" ")
+        return org_id, key_id
+
+    @_unavailable_on_connection_error
+    async def load_raw(self, org_id: str, key_id: str) -> tuple[str, str] | None:
+        """The key's and its org's records as stored (JSON), or None if either is gone."""
+        key_json, org_json = await self._redis.mget(
+            redis_keys.key(org_id, key_id), redis_keys.org(org_id)
+        )
+        if key_json is None or org_json is None:
+            return None
+        return key_json, org_json
+
+    # A request's decision and what its response showed
+
+    @_unavailable_on_connection_error
+    async def decide(
+        self,
+        org_id: str,
+        key_id: str,
+        state: dict[str, Any],
+        budgets: Sequence[Budget] = (),
+        counters: Sequence[Counter] = (),
+        *,
+        count: bool,
+    ) -> dict[str, Any]:
+        """Runs lua/verify.lua, and lua/check.lua after it when count is set, on the org's
+        records and counters; `state` is the scripts' ARGV object (digests, refs, assistant,
+        model, request_id). CountersUnavailable when Redis refuses the counters' writes."""
+        keys = [
+            redis_keys.key(org_id, key_id),
+            redis_keys.org(org_id),
+            redis_keys.objects(org_id),
+            redis_keys.assistant_models(org_id),
+        ]
+        if not count:
+            return json.loads(await self._verify(keys=keys, args=[json.dumps(state)]))
+        spec = {
+            **state,
+            "budgets": [budget.limit_micro_usd for budget in budgets],
+            "counters": [counter.script_spec() for counter in counters],
+        }
+        keys += [budget.redis_key for budget in budgets]
+        keys += [counter.redis_key for counter in counters]
+        try:
+            answer = await self._check(keys=keys, args=[json.dumps(spec)])
+        except ResponseError as error:
+            # Out of memory, a read-only replica: the records may still be readable.
+            raise CountersUnavailable(f"Redis refused the rate-limit counters: {error}") from None
+        return json.loads(answer)
+
+    @_unavailable_on_connection_error
+    async def record(
+        self,
+        org_id: str,
+        request_id: str,
+        objects: Sequence[tuple[str, str, str]],
+        deleted: Sequence[str],
+        runs: Sequence[tuple[str, int]],
+        token_counters: Sequence[Counter],
+        slot_sets: Sequence[str],
+    ) -> None:
+        """Runs lua/record.lua: objects (id, kind, model) now owned by the org, objects gone,
+        runs' tokens (each run once), and the release of the request's concurrency slots."""
+        spec = {
+            "objects": [list(item) for item in objects],
+            "deleted": list(deleted),
+            "runs": [tokens for _, tokens in runs],
+            "token_counters": [
+                {"limit": counter.limit, "period": counter.period_ms} for counter in token_counters
+            ],
+            "request_id": request_id,
+            "slots": len(slot_sets),
+        }
+        keys = [
+            redis_keys.objects(org_id),
+            redis_keys.assistant_models(org_id),
+            *(redis_keys.run_tokens_counted(org_id, run_id) for run_id, _ in runs),
+            *(counter.redis_key for counter in token_counters),
+            *slot_sets,
+        ]
+        # cjson encodes an empty Lua table as an object, and an empty JSON array decodes to
+        # one; the script only iterates, so either is fine.
+        await self._record(keys=keys, args=[json.dumps(spec)])
+
+    @_unavailable_on_connection_error
+    async def filter_owned(self, org_id: str, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            return []
+        kinds = await self._redis.hmget(redis_keys.objects(org_id), list(ids))
+        return [object_id for object_id, kind in zip(ids, kinds, strict=True) if kind]
+
+    @_unavailable_on_connection_error
+    async def add_spend(self, org_id: str, key_id: str, micro_usd: int, at: datetime) -> None:
+        """Adds a charge to the key's and org's spend of that day, month and all time, which
+        budgets are checked against."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for name, ttl in limiter.spend_counters(org_id, key_id, at):
+                pipe.incrby(name, micro_usd)
+                if ttl is not None:
+                    pipe.expire(name, ttl)
+            await pipe.execute()
 
     # Orgs
 
@@ -126,7 +229,7 @@ class Store:
                     f"org '{org_id}' still has {count}; set force to delete the org "
                     "together with its keys"
                 )
-            record_keys = [redis_keys.key(i) for i in key_ids]
+            record_keys = [redis_keys.key(org_id, i) for i in key_ids]
             if record_keys:
                 # A concurrent RotateKey would otherwise leave its new hash behind.
                 await pipe.watch(*record_keys)
@@ -138,10 +241,22 @@ class Store:
             if key_ids:
                 pipe.delete(*record_keys)
                 pipe.zrem(redis_keys.KEYS, *key_ids)
+                pipe.hdel(redis_keys.KEY_ORGS, *key_ids)
             pipe.delete(org_key, keys_key)
             pipe.zrem(redis_keys.ORGS, org_id)
 
         await self._redis.transaction(delete, org_key, keys_key)
+        # What the org's requests left (ownership, counters, spend) goes too. Without its
+        # record and keys nothing can reach it, so this need not be atomic; an org created
+        # again with the same id meanwhile keeps its new record and keys.
+        kept = (redis_keys.org(org_id), redis_keys.org_keys(org_id), redis_keys.key(org_id, ""))
+        leftovers = [
+            name
+            async for name in self._redis.scan_iter(redis_keys.org_data(org_id), count=1000)
+            if not name.startswith(kept)
+        ]
+        for start in range(0, len(leftovers), 500):
+            await self._redis.unlink(*leftovers[start : start + 500])
 
     # Keys
 
@@ -153,8 +268,9 @@ class Store:
             if not await pipe.exists(org_key):
                 raise NotFound(f"org '{key.org_id}' not found; create it first")
             pipe.multi()
-            pipe.set(redis_keys.key(key.id), _dump(key))
-            pipe.set(redis_keys.key_by_hash(key.secret_sha256), key.id)
+            pipe.set(redis_keys.key(key.org_id, key.id), _dump(key))
+            pipe.set(redis_keys.key_by_hash(key.secret_sha256), f"{key.org_id} {key.id}")
+            pipe.hset(redis_keys.KEY_ORGS, key.id, key.org_id)
             pipe.zadd(redis_keys.KEYS, {key.id: 0})
             pipe.zadd(redis_keys.org_keys(key.org_id), {key.id: 0})
 
@@ -163,7 +279,7 @@ class Store:
 
     @_unavailable_on_connection_error
     async def get_key(self, key_id: str) -> KeyRecord:
-        raw = await self._redis.get(redis_keys.key(key_id))
+        raw = await self._redis.get(await self._key_record_name(key_id))
         if raw is None:
             raise NotFound(f"key '{key_id}' not found")
         return KeyRecord.from_json(json.loads(raw))
@@ -175,16 +291,27 @@ class Store:
             await self.get_org(org_id)
         index = redis_keys.org_keys(org_id) if org_id else redis_keys.KEYS
         ids, next_after = await self._page(index, after, count)
-        records = await self._redis.mget([redis_keys.key(i) for i in ids]) if ids else []
+        if not ids:
+            return [], next_after
+        orgs = [org_id] * len(ids) if org_id else await self._redis.hmget(redis_keys.KEY_ORGS, ids)
+        names = [redis_keys.key(org, i) for org, i in zip(orgs, ids, strict=True) if org]
+        records = await self._redis.mget(names) if names else []
         found = [KeyRecord.from_json(json.loads(raw)) for raw in records if raw is not None]
         return found, next_after
 
     @_unavailable_on_connection_error
     async def update_key(self, key_id: str, change: Callable[[KeyRecord], KeyRecord]) -> KeyRecord:
         """Applies change atomically; a changed secret hash moves the hash index with it."""
-        return await self._update(redis_keys.key(key_id), f"key '{key_id}'", KeyRecord, change)
+        record_name = await self._key_record_name(key_id)
+        return await self._update(record_name, f"key '{key_id}'", KeyRecord, change)
 
     # Helpers
+
+    async def _key_record_name(self, key_id: str) -> str:
+        org_id = await self._redis.hget(redis_keys.KEY_ORGS, key_id)
+        if org_id is None:
+            raise NotFound(f"key '{key_id}' not found")
+        return redis_keys.key(org_id, key_id)
 
     async def _page(self, index: str, after: str, count: int) -> tuple[list[str], str]:
         """Up to count members after `after` in lexicographic order, and the last of them
@@ -220,7 +347,7 @@ class Store:
                 and (before.secret_sha256 != after.secret_sha256)
             ):
                 pipe.delete(redis_keys.key_by_hash(before.secret_sha256))
-                pipe.set(redis_keys.key_by_hash(after.secret_sha256), after.id)
+                pipe.set(redis_keys.key_by_hash(after.secret_sha256), f"{after.org_id} {after.id}")
             return after
 
         return await self._redis.transaction(update, record_key, value_from_callable=True)

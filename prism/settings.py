@@ -61,6 +61,15 @@ def positive_number(name: str, value: str) -> float:
     return number
 
 
+def boolean(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (true or false)")
+
+
 def load_or_exit(component: str, load: Callable[[], T]) -> T:
     """Runs a settings loader; on ConfigError prints one line and exits with status 2."""
     try:

@@ -1036,7 +1036,7 @@ def test_redis_holds_only_the_sha256_of_secrets(
             (rotated.secret, rotated.key.id),
         ]:
             assert sha256(secret) in dump
-            assert client.get(redis_keys.key_by_hash(sha256(secret))) == key_id
+            assert client.get(redis_keys.key_by_hash(sha256(secret))) == f"{org.id} {key_id}"
     assert sha256(before_rotation.secret) not in dump, "the old secret's hash outlived rotation"
 
 
