@@ -1,11 +1,14 @@
 """`make run`: the whole stack on this machine, until Ctrl-C.
 
 Uses the Redis REDIS_URL names, starting one (with AOF, data in .prism/redis) when none
-answers there. Forwards to PRISM_UPSTREAM_URL with PRISM_UPSTREAM_API_KEY or
-OPENAI_API_KEY; with neither key it serves from the fake upstream of the test suite, so
-the README's examples work offline.
+answers there. PRISM_MASTER_KEY, which seals orgs' upstream credentials, is made once and
+kept in .prism/master-key unless given, so sealed credentials outlive a restart.
+Forwards to PRISM_UPSTREAM_URL with PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY; with neither
+key it serves from the fake upstream of the test suite, so the README's examples work
+offline.
 """
 
+import base64
 import os
 import secrets
 import signal
@@ -45,6 +48,7 @@ def main() -> None:
                     "PRISM_ADMIN_TOKEN": admin_token,
                     "PRISM_UPSTREAM_URL": upstream_url,
                     "PRISM_UPSTREAM_API_KEY": upstream_key,
+                    "PRISM_MASTER_KEY": _master_key(),
                 },
                 logs,
             )
@@ -86,6 +90,17 @@ def _ensure_redis(logs: Path, processes: list[stack.Process]) -> str:
     processes.append(stack.start_redis(port, STATE_DIR / "redis", logs, persistent=True))
     print(f"started redis-server on 127.0.0.1:{port} (AOF in {STATE_DIR / 'redis'})")
     return address
+
+
+def _master_key() -> str:
+    if given := os.environ.get("PRISM_MASTER_KEY"):
+        return given
+    path = STATE_DIR / "master-key"
+    if not path.exists():
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    return path.read_text().strip()
 
 
 def _upstream(logs: Path, processes: list[stack.Process]) -> tuple[str, str]:
