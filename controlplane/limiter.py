@@ -36,7 +36,11 @@ class Counter:
     name: str
     kind: Kind
     limit: int
+    # The policy's shadow mode: counted and reported, never enforced.
     shadow: bool
+    # Whether it may refuse this request: not in shadow mode, and for a tokens limit, only
+    # on a request that starts model work.
+    enforced: bool
     redis_key: str
     period_ms: int
 
@@ -45,7 +49,7 @@ class Counter:
             "kind": self.kind,
             "limit": self.limit,
             "period": self.period_ms,
-            "shadow": self.shadow,
+            "shadow": not self.enforced,
         }
 
     @property
@@ -79,19 +83,17 @@ def _owners(key: KeyRecord, org: OrgRecord) -> tuple[tuple[Owner, str, KeyRecord
 
 
 def counters(key: KeyRecord, org: OrgRecord, uses_model: bool) -> list[Counter]:
-    """The limits a request meets. Tokens-per-minute limits only meet requests that start
-    model work; every request counts towards the others."""
+    """The limits a request meets. Every request counts towards the requests and concurrency
+    limits and is told what its tokens limits have left, but only requests that start model
+    work are refused for tokens."""
     found = []
     for owner, owner_name, record in _owners(key, org):
         limits = record.policy.rate_limits
         wanted: list[tuple[str, Kind, RateLimit, str, int]] = [
             ("requests_per_minute", "rate", limits.requests_per_minute, "requests", MINUTE_MS),
+            ("tokens_per_minute", "tokens", limits.tokens_per_minute, "tokens", MINUTE_MS),
             ("concurrent_requests", "slots", limits.concurrent_requests, "", SLOT_LEASE_MS),
         ]
-        if uses_model:
-            wanted.append(
-                ("tokens_per_minute", "tokens", limits.tokens_per_minute, "tokens", MINUTE_MS)
-            )
         for name, kind, limit, counter_name, period in wanted:
             if limit.limit <= 0:
                 continue
@@ -100,7 +102,10 @@ def counters(key: KeyRecord, org: OrgRecord, uses_model: bool) -> list[Counter]:
                 if kind == "slots"
                 else redis_keys.rate(org.id, owner_name, counter_name)
             )
-            found.append(Counter(owner, name, kind, limit.limit, limit.shadow, redis_key, period))
+            enforced = not limit.shadow and (kind != "tokens" or uses_model)
+            found.append(
+                Counter(owner, name, kind, limit.limit, limit.shadow, enforced, redis_key, period)
+            )
     return found
 
 
@@ -130,7 +135,7 @@ def outcomes(counters_: list[Counter], answers: list[dict[str, object]]) -> list
 def refusal(found: list[Outcome]) -> Outcome | None:
     """The enforced limit that refused the request; of several, the one that frees up last,
     so that a client retrying after it passes them all."""
-    refused = [o for o in found if not o.allowed and not o.counter.shadow]
+    refused = [o for o in found if not o.allowed and o.counter.enforced]
     return max(refused, key=lambda o: o.retry_ms, default=None)
 
 

@@ -175,7 +175,8 @@ def test_tokens_count_once_per_run_and_limit_only_model_work(
     assert "tokens per minute" in over.denial.message
     # 1200 tokens against 1000 a minute: the next token frees up after about 12 s.
     assert 11_000 < over.denial.retry_after_ms <= 12_100
-    assert reading.allowed
+    # Reading starts no model work: told that no tokens are left, but not refused.
+    assert reading.allowed and reading.tokens.remaining == 0
 
 
 # Budgets
