@@ -77,6 +77,7 @@ def test_reflection_lists_and_describes_the_services(controlplane: ControlPlane)
         "UpdateKey",
         "RevokeKey",
         "RotateKey",
+        "SetUpstreamCredential",
     ):
         assert f"rpc {rpc} (" in described.stdout
 
@@ -220,3 +221,73 @@ def test_errors_carry_status_and_an_actionable_message(controlplane: ControlPlan
         token=controlplane.admin_token,
     )
     refused(past, "InvalidArgument", "expire_time 2001-01-01T00:00:00+00:00 is not in the future")
+
+
+def test_limits_budgets_and_read_only_as_the_readme_sets_them(controlplane: ControlPlane) -> None:
+    org = call(controlplane, "prism.v1.Admin/CreateOrg", {"org": {"display_name": "Limits"}})
+    policy = {
+        "rate_limits": {
+            "requests_per_minute": {"limit": 3000},
+            "tokens_per_minute": {"limit": 400000},
+        },
+        "budgets": {"daily_usd": 50, "monthly_usd": 1000},
+    }
+
+    updated = call(
+        controlplane,
+        "prism.v1.Admin/UpdateOrg",
+        {
+            "org": {"id": org["id"], "policy": policy},
+            "update_mask": {"paths": ["policy.rate_limits", "policy.budgets"]},
+        },
+    )
+    key = call(controlplane, "prism.v1.Admin/CreateKey", {"key": {"org_id": org["id"]}})["key"]
+    key_policy = {
+        "read_only": True,
+        "rate_limits": {
+            "requests_per_minute": {"limit": 60, "shadow": True},
+            "concurrent_requests": {"limit": 4},
+        },
+    }
+    updated_key = call(
+        controlplane,
+        "prism.v1.Admin/UpdateKey",
+        {"key": {"id": key["id"], "policy": key_policy}, "update_mask": {"paths": ["policy"]}},
+    )
+
+    # grpcurl prints proto field names and int64 values as strings, and leaves unset ones out.
+    assert updated["policy"]["rate_limits"] == {
+        "requests_per_minute": {"limit": "3000"},
+        "tokens_per_minute": {"limit": "400000"},
+    }
+    assert updated["policy"]["budgets"] == {"daily_usd": 50, "monthly_usd": 1000}
+    assert updated_key["policy"]["read_only"] is True
+    assert updated_key["policy"]["rate_limits"] == {
+        "requests_per_minute": {"limit": "60", "shadow": True},
+        "concurrent_requests": {"limit": "4"},
+    }
+
+
+def test_set_upstream_credential_needs_a_master_key_and_is_never_shown(
+    controlplane: ControlPlane, start_controlplane: Any
+) -> None:
+    without_key = grpcurl(
+        controlplane.addr,
+        "prism.v1.Admin/SetUpstreamCredential",
+        data=json.dumps({"org_id": "any-org", "api_key": "sk-own"}),
+        token=controlplane.admin_token,
+    )
+    sealing = start_controlplane(PRISM_MASTER_KEY="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+    org = call(sealing, "prism.v1.Admin/CreateOrg", {"org": {"display_name": "BYO"}})
+
+    reply = call(
+        sealing,
+        "prism.v1.Admin/SetUpstreamCredential",
+        {"org_id": org["id"], "api_key": "sk-own-upstream-key"},
+    )
+    fetched = call(sealing, "prism.v1.Admin/GetOrg", {"id": org["id"]})
+
+    refused(without_key, "FailedPrecondition", "PRISM_MASTER_KEY")
+    assert reply["has_upstream_credential"] is True
+    assert fetched["has_upstream_credential"] is True
+    assert "sk-own-upstream-key" not in json.dumps(reply) + json.dumps(fetched)
