@@ -1373,3 +1373,80 @@ def test_sigterm_stops_the_control_plane_cleanly(
 
     assert replica.process.popen.returncode == 0, replica.process.log()
     assert "Traceback" not in replica.process.log()
+
+
+# Limits, budgets and read-only in policies
+
+
+def test_limits_and_budgets_round_trip_and_a_sub_field_update_keeps_the_rest(
+    admin: AdminClient, org: admin_pb2.Org
+) -> None:
+    limits = admin_pb2.RateLimits(
+        requests_per_minute=admin_pb2.RateLimit(limit=600),
+        tokens_per_minute=admin_pb2.RateLimit(limit=90000, shadow=True),
+        concurrent_requests=admin_pb2.RateLimit(limit=8),
+    )
+    budgets = admin_pb2.Budgets(daily_usd=12.5, monthly_usd=300, total_usd=0.000001)
+    created = create_key(
+        admin,
+        org.id,
+        policy=admin_pb2.Policy(
+            allowed_models=["gpt-4o"], read_only=True, rate_limits=limits, budgets=budgets
+        ),
+    )
+
+    updated = admin.UpdateKey(
+        admin_pb2.UpdateKeyRequest(
+            key=admin_pb2.Key(
+                id=created.key.id,
+                policy=admin_pb2.Policy(budgets=admin_pb2.Budgets(daily_usd=20)),
+            ),
+            update_mask=FieldMask(paths=["policy.budgets"]),
+        )
+    )
+
+    assert created.key.policy.rate_limits == limits
+    assert created.key.policy.budgets == budgets
+    assert created.key.policy.read_only
+    assert updated.policy.budgets == admin_pb2.Budgets(daily_usd=20)
+    assert updated.policy.rate_limits == limits
+    assert updated.policy.read_only and list(updated.policy.allowed_models) == ["gpt-4o"]
+    assert admin.GetKey(admin_pb2.GetKeyRequest(id=created.key.id)) == updated
+
+
+@pytest.mark.parametrize(
+    ("policy", "says"),
+    [
+        (
+            admin_pb2.Policy(
+                rate_limits=admin_pb2.RateLimits(requests_per_minute=admin_pb2.RateLimit(limit=-1))
+            ),
+            "policy.rate_limits.requests_per_minute.limit is -1",
+        ),
+        (
+            admin_pb2.Policy(budgets=admin_pb2.Budgets(monthly_usd=-5)),
+            "policy.budgets.monthly_usd is -5",
+        ),
+        (
+            admin_pb2.Policy(budgets=admin_pb2.Budgets(total_usd=float("nan"))),
+            "policy.budgets.total_usd is nan",
+        ),
+    ],
+)
+def test_bad_limits_and_budgets_are_invalid_arguments(
+    admin: AdminClient, org: admin_pb2.Org, policy: admin_pb2.Policy, says: str
+) -> None:
+    fails(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: admin.UpdateOrg(
+            admin_pb2.UpdateOrgRequest(org=admin_pb2.Org(id=org.id, policy=policy))
+        ),
+        says,
+    )
+    fails(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: admin.CreateKey(
+            admin_pb2.CreateKeyRequest(key=admin_pb2.Key(org_id=org.id, policy=policy))
+        ),
+        says,
+    )
