@@ -1,9 +1,15 @@
 """THE route table: the 44 operations of the Assistants API the gateway serves.
 
 Each entry is data: the HTTP method, the path template as OpenAI documents it (prefixed with
-`/v1`), the operation id, what kind of body it takes, whether `"stream": true` is allowed and
-which top-level JSON fields name a model. The proxy registers one URL rule per entry and sends
-`"<METHOD> <template>"` to the control plane's Check; nothing else repeats this table.
+`/v1`), the operation id, what kind of body it takes, whether `"stream": true` is allowed,
+which top-level JSON fields name a model, whether it starts a run or other model work, and
+what a successful response creates or deletes (for the control plane's Record). The proxy
+registers one URL rule per entry and sends `"<METHOD> <template>"` to the control plane's
+Check; nothing else repeats this table.
+
+The object a request must own is the path's first parameter (`thread_id` in
+`/v1/threads/{thread_id}/runs/{run_id}`), of the kind PATH_OBJECT_KINDS gives its name; the
+objects further down the path are reached through it, which the upstream checks.
 """
 
 import re
@@ -11,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from werkzeug.routing import BaseConverter
+
+from prism.v1.authorizer_pb2 import ObjectKind
 
 MIB = 1024 * 1024
 # Limits on what a client may send; bodies over them get 413 before anything is forwarded.
@@ -29,6 +37,22 @@ class BodyKind(Enum):
 
 
 _PARAMETER = re.compile(r"\{(\w+)\}")
+
+ASSISTANT = ObjectKind.OBJECT_KIND_ASSISTANT
+THREAD = ObjectKind.OBJECT_KIND_THREAD
+MESSAGE = ObjectKind.OBJECT_KIND_MESSAGE
+RUN = ObjectKind.OBJECT_KIND_RUN
+FILE = ObjectKind.OBJECT_KIND_FILE
+VECTOR_STORE = ObjectKind.OBJECT_KIND_VECTOR_STORE
+VECTOR_STORE_FILE_BATCH = ObjectKind.OBJECT_KIND_VECTOR_STORE_FILE_BATCH
+
+# The kind of object a path's first parameter names, by the parameter's name.
+PATH_OBJECT_KINDS: dict[str, ObjectKind.ValueType] = {
+    "assistant_id": ASSISTANT,
+    "thread_id": THREAD,
+    "file_id": FILE,
+    "vector_store_id": VECTOR_STORE,
+}
 
 
 class ObjectIdConverter(BaseConverter):
@@ -56,48 +80,105 @@ class Route:
     body: BodyKind = BodyKind.NONE
     streams: bool = False
     model_fields: tuple[str, ...] = ()
+    # The body's top-level `assistant_id` is the assistant a new run uses (Check's
+    # run_assistant_id).
+    starts_run: bool = False
+    # The request starts model work, so tokens-per-minute limits apply (Check's uses_model).
+    uses_model: bool = False
+    # What a 2xx response creates or modifies: (the response's field holding an id, its kind).
+    creates: tuple[tuple[str, ObjectKind.ValueType], ...] = ()
+    # A 2xx `{"deleted": true}` response deletes the object whose `id` it carries.
+    deletes: bool = False
+    # Its responses hold run objects, whose usage counts once a run has ended.
+    shows_runs: bool = False
     # What the control plane's Check receives as `route`.
     check_name: str = field(init=False)
     # The same path in werkzeug's syntax, for the URL map.
     rule: str = field(init=False)
+    # The path parameter naming the object the caller must own, and its kind; None when the
+    # path has no parameter.
+    path_object: tuple[str, ObjectKind.ValueType] | None = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "check_name", f"{self.method} {self.template}")
         object.__setattr__(self, "rule", _PARAMETER.sub(r"<object_id:\1>", self.template))
+        first = _PARAMETER.search(self.template)
+        path_object = (first[1], PATH_OBJECT_KINDS[first[1]]) if first else None
+        object.__setattr__(self, "path_object", path_object)
+
+    @property
+    def observed(self) -> bool:
+        """Whether the gateway reads this route's responses for the control plane's Record."""
+        return bool(self.creates) or self.deletes or self.shows_runs
 
 
 _JSON = BodyKind.JSON
 _MODEL = ("model",)
 
+
+def _created(kind: ObjectKind.ValueType) -> tuple[tuple[str, ObjectKind.ValueType], ...]:
+    return (("id", kind),)
+
+
 ROUTES: tuple[Route, ...] = (
     # Assistants
     Route("GET", "/v1/assistants", "listAssistants"),
-    Route("POST", "/v1/assistants", "createAssistant", _JSON, model_fields=_MODEL),
+    Route(
+        "POST",
+        "/v1/assistants",
+        "createAssistant",
+        _JSON,
+        model_fields=_MODEL,
+        creates=_created(ASSISTANT),
+    ),
     Route("GET", "/v1/assistants/{assistant_id}", "getAssistant"),
-    Route("POST", "/v1/assistants/{assistant_id}", "modifyAssistant", _JSON, model_fields=_MODEL),
-    Route("DELETE", "/v1/assistants/{assistant_id}", "deleteAssistant"),
+    # Recorded again with its new model, which runs naming none are checked against.
+    Route(
+        "POST",
+        "/v1/assistants/{assistant_id}",
+        "modifyAssistant",
+        _JSON,
+        model_fields=_MODEL,
+        creates=_created(ASSISTANT),
+    ),
+    Route("DELETE", "/v1/assistants/{assistant_id}", "deleteAssistant", deletes=True),
     # Files
     Route("GET", "/v1/files", "listFiles"),
-    Route("POST", "/v1/files", "createFile", BodyKind.MULTIPART),
-    Route("DELETE", "/v1/files/{file_id}", "deleteFile"),
+    Route("POST", "/v1/files", "createFile", BodyKind.MULTIPART, creates=_created(FILE)),
+    Route("DELETE", "/v1/files/{file_id}", "deleteFile", deletes=True),
     Route("GET", "/v1/files/{file_id}", "retrieveFile"),
     Route("GET", "/v1/files/{file_id}/content", "downloadFile"),
     # Threads
-    Route("POST", "/v1/threads", "createThread", _JSON),
+    Route("POST", "/v1/threads", "createThread", _JSON, creates=_created(THREAD)),
     Route(
-        "POST", "/v1/threads/runs", "createThreadAndRun", _JSON, streams=True, model_fields=_MODEL
+        "POST",
+        "/v1/threads/runs",
+        "createThreadAndRun",
+        _JSON,
+        streams=True,
+        model_fields=_MODEL,
+        starts_run=True,
+        uses_model=True,
+        creates=(("id", RUN), ("thread_id", THREAD)),
+        shows_runs=True,
     ),
     Route("GET", "/v1/threads/{thread_id}", "getThread"),
     Route("POST", "/v1/threads/{thread_id}", "modifyThread", _JSON),
-    Route("DELETE", "/v1/threads/{thread_id}", "deleteThread"),
+    Route("DELETE", "/v1/threads/{thread_id}", "deleteThread", deletes=True),
     # Messages
     Route("GET", "/v1/threads/{thread_id}/messages", "listMessages"),
-    Route("POST", "/v1/threads/{thread_id}/messages", "createMessage", _JSON),
+    Route(
+        "POST",
+        "/v1/threads/{thread_id}/messages",
+        "createMessage",
+        _JSON,
+        creates=_created(MESSAGE),
+    ),
     Route("GET", "/v1/threads/{thread_id}/messages/{message_id}", "getMessage"),
     Route("POST", "/v1/threads/{thread_id}/messages/{message_id}", "modifyMessage", _JSON),
-    Route("DELETE", "/v1/threads/{thread_id}/messages/{message_id}", "deleteMessage"),
+    Route("DELETE", "/v1/threads/{thread_id}/messages/{message_id}", "deleteMessage", deletes=True),
     # Runs
-    Route("GET", "/v1/threads/{thread_id}/runs", "listRuns"),
+    Route("GET", "/v1/threads/{thread_id}/runs", "listRuns", shows_runs=True),
     Route(
         "POST",
         "/v1/threads/{thread_id}/runs",
@@ -105,10 +186,14 @@ ROUTES: tuple[Route, ...] = (
         _JSON,
         streams=True,
         model_fields=_MODEL,
+        starts_run=True,
+        uses_model=True,
+        creates=_created(RUN),
+        shows_runs=True,
     ),
-    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}", "getRun"),
-    Route("POST", "/v1/threads/{thread_id}/runs/{run_id}", "modifyRun", _JSON),
-    Route("POST", "/v1/threads/{thread_id}/runs/{run_id}/cancel", "cancelRun"),
+    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}", "getRun", shows_runs=True),
+    Route("POST", "/v1/threads/{thread_id}/runs/{run_id}", "modifyRun", _JSON, shows_runs=True),
+    Route("POST", "/v1/threads/{thread_id}/runs/{run_id}/cancel", "cancelRun", shows_runs=True),
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps", "listRunSteps"),
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}", "getRunStep"),
     Route(
@@ -117,18 +202,21 @@ ROUTES: tuple[Route, ...] = (
         "submitToolOuputsToRun",
         _JSON,
         streams=True,
+        uses_model=True,
+        shows_runs=True,
     ),
     # Vector stores
     Route("GET", "/v1/vector_stores", "listVectorStores"),
-    Route("POST", "/v1/vector_stores", "createVectorStore", _JSON),
+    Route("POST", "/v1/vector_stores", "createVectorStore", _JSON, creates=_created(VECTOR_STORE)),
     Route("GET", "/v1/vector_stores/{vector_store_id}", "getVectorStore"),
     Route("POST", "/v1/vector_stores/{vector_store_id}", "modifyVectorStore", _JSON),
-    Route("DELETE", "/v1/vector_stores/{vector_store_id}", "deleteVectorStore"),
+    Route("DELETE", "/v1/vector_stores/{vector_store_id}", "deleteVectorStore", deletes=True),
     Route(
         "POST",
         "/v1/vector_stores/{vector_store_id}/file_batches",
         "createVectorStoreFileBatch",
         _JSON,
+        creates=_created(VECTOR_STORE_FILE_BATCH),
     ),
     Route(
         "GET",
