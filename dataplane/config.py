@@ -1,8 +1,11 @@
 """The data plane's settings, read once from the environment at start."""
 
+import ipaddress
 from dataclasses import dataclass
 
-from prism.settings import env, host_port, positive_number, redis_url
+from prism.settings import ConfigError, env, host_port, positive_number, redis_url
+
+from .client_ip import Network
 
 
 @dataclass(frozen=True)
@@ -10,13 +13,18 @@ class Settings:
     # Where the gateway listens for clients.
     http_host: str
     http_port: int
+    # Processes serving that one listening socket.
+    http_workers: int
     # The control plane's gRPC address (`host:port`).
     controlplane_addr: str
     redis_url: str
-    # Seconds the gateway waits for a Check answer before failing closed with 503.
+    # Seconds the gateway waits for a Check (or Record, FilterOwned) answer before failing
+    # closed with 503.
     check_deadline: float
     # Seconds the gateway waits on a non-streamed upstream response before answering 504.
     upstream_timeout: float
+    # Peers whose X-Forwarded-For is believed (see client_ip.py).
+    trusted_proxies: tuple[Network, ...]
 
 
 def load_settings() -> Settings:
@@ -28,6 +36,7 @@ def load_settings() -> Settings:
     return Settings(
         http_host=http_host,
         http_port=http_port,
+        http_workers=_workers("PRISM_HTTP_WORKERS", env("PRISM_HTTP_WORKERS", "1")),
         controlplane_addr=controlplane_addr,
         redis_url=redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0")),
         check_deadline=positive_number(
@@ -37,4 +46,22 @@ def load_settings() -> Settings:
         upstream_timeout=positive_number(
             "PRISM_UPSTREAM_TIMEOUT", env("PRISM_UPSTREAM_TIMEOUT", "600")
         ),
+        trusted_proxies=_networks("PRISM_TRUSTED_PROXIES", env("PRISM_TRUSTED_PROXIES", "")),
     )
+
+
+def _workers(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name}={value!r} is not a whole number of processes (1 or more)")
+    return int(value)
+
+
+def _networks(name: str, value: str) -> tuple[Network, ...]:
+    """Comma-separated IPv4/IPv6 CIDRs; a bare address is a network of one."""
+    networks = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as error:
+            raise ConfigError(f"{name}: {item!r} is not an IPv4 or IPv6 CIDR ({error})") from None
+    return tuple(networks)
