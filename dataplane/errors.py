@@ -120,14 +120,27 @@ def upstream_timeout() -> GatewayError:
 
 
 def denial_response(denial: authorizer_pb2.Denial) -> Response:
-    """The control plane's denial, as the error the client receives."""
+    """The control plane's denial, as the error the client receives.
+
+    A rate limit says when the request would pass: `retry-after-ms`, which the OpenAI SDK
+    prefers, and `retry-after` in whole seconds (rounded up, so a client honouring it never
+    comes back early) for every other client. `x-should-retry: false` tells the SDK not to
+    retry at all (an exhausted budget); it obeys that before looking at the status.
+    """
     status = denial.http_status if 400 <= denial.http_status < 500 else 403
+    headers = {}
+    if denial.retry_after_ms > 0:
+        headers["retry-after"] = str(-(-denial.retry_after_ms // 1000))
+        headers["retry-after-ms"] = str(denial.retry_after_ms)
+    if denial.do_not_retry:
+        headers["x-should-retry"] = "false"
     return error_response(
         status,
         denial.message or "The request was denied.",
         denial.type or "permission_denied",
         denial.code or None,
         denial.param or None,
+        headers,
     )
 
 

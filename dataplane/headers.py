@@ -5,6 +5,14 @@ Every response, gateway errors included, carries:
 - `x-prism-latency-ms`: time spent in the gateway until the response headers go out;
 - `x-prism-upstream-latency-ms`: time spent waiting on the upstream (0 if nothing was forwarded);
 - `x-prism-provider`: the upstream that answered, or `prism` when the gateway answered itself.
+
+Every response to a request Check answered (forwarded, denied, or a gateway error after it)
+also carries the client's rate-limit status, named and formatted as OpenAI sends its own:
+`x-ratelimit-{limit,remaining,reset}-requests` when a requests-per-minute limit applies,
+the `-tokens` trio when a tokens-per-minute limit does, and `x-prism-ratelimit-shadow` naming
+the shadow limits the request went over. The upstream's own `x-ratelimit-*` headers never
+pass: they describe the gateway's shared upstream account (every tenant's traffic), not the
+client's limits, and a client or SDK pacing itself by them would be misled.
 """
 
 import os
@@ -12,6 +20,8 @@ from collections.abc import Iterable
 from time import perf_counter
 
 from quart import Response
+
+from prism.v1 import authorizer_pb2
 
 # Headers that describe one connection, not the message (RFC 9110 7.6.1), so they are never
 # relayed in either direction; `expect` too, since the gateway answers `100 Continue` itself.
@@ -35,6 +45,7 @@ HOP_BY_HOP = frozenset(
 # download keeps its length; a body read whole gets its length from the gateway's server.
 _NOT_RELAYED_WHOLE = HOP_BY_HOP | {b"date", b"content-length"}
 _NOT_RELAYED_STREAMED = HOP_BY_HOP | {b"date"}
+_UPSTREAM_RATE_LIMITS = b"x-ratelimit-"
 
 GATEWAY_PROVIDER = "prism"
 
@@ -42,13 +53,15 @@ GATEWAY_PROVIDER = "prism"
 class Trace:
     """What the gateway measured about one request, stamped on its response."""
 
-    __slots__ = ("provider", "request_id", "started", "upstream_seconds")
+    __slots__ = ("limits", "provider", "request_id", "started", "upstream_seconds")
 
     def __init__(self) -> None:
         self.request_id = "req_" + os.urandom(16).hex()
         self.started = perf_counter()
         self.upstream_seconds = 0.0
         self.provider = GATEWAY_PROVIDER
+        # The rate-limit headers from Check's answer; none before it.
+        self.limits: list[tuple[str, str]] = []
 
 
 def stamp(response: Response, trace: Trace) -> Response:
@@ -57,7 +70,43 @@ def stamp(response: Response, trace: Trace) -> Response:
     headers["x-prism-latency-ms"] = _milliseconds(perf_counter() - trace.started)
     headers["x-prism-upstream-latency-ms"] = _milliseconds(trace.upstream_seconds)
     headers["x-prism-provider"] = trace.provider
+    for name, value in trace.limits:
+        headers[name] = value
     return response
+
+
+def rate_limit_headers(decision: authorizer_pb2.CheckResponse) -> list[tuple[str, str]]:
+    """The client's rate-limit status from Check's answer, as OpenAI's headers."""
+    headers = []
+    for unit in ("requests", "tokens"):
+        if decision.HasField(unit):
+            status: authorizer_pb2.RateLimitStatus = getattr(decision, unit)
+            headers += [
+                (f"x-ratelimit-limit-{unit}", str(status.limit)),
+                (f"x-ratelimit-remaining-{unit}", str(status.remaining)),
+                (f"x-ratelimit-reset-{unit}", go_duration(status.reset_ms)),
+            ]
+    if decision.shadow_exceeded:
+        headers.append(("x-prism-ratelimit-shadow", ", ".join(decision.shadow_exceeded)))
+    return headers
+
+
+def go_duration(milliseconds: int) -> str:
+    """A duration as Go's time.Duration prints it, which is how OpenAI's reset headers read:
+    `0s`, `20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`."""
+    if milliseconds <= 0:
+        return "0s"
+    if milliseconds < 1000:
+        return f"{milliseconds}ms"
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, fraction = divmod(rest, 1000)
+    text = f"{seconds}.{fraction:03d}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{minutes}m{text}"
+    return text
 
 
 def _milliseconds(seconds: float) -> str:
@@ -89,4 +138,5 @@ def relayed_response_headers(
     return [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in end_to_end(raw, dropped)
+        if not name.startswith(_UPSTREAM_RATE_LIMITS)
     ]
