@@ -21,11 +21,16 @@ Stock Quart has three behaviours a gateway cannot live with:
    upstream stream would look complete to the client. A body iterator raises `AbortResponse`
    to leave the response unfinished: the server then closes the connection and the client
    sees an incomplete response.
+
+And Quart has no hook for the end of a response: `after_request` runs before the body is
+sent, and nothing runs when the client leaves. `ProxyRequest.on_response_over` is called once
+the response is over, however it ended, so the control plane learns when a request's
+concurrency slot is free.
 """
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent
@@ -172,6 +177,8 @@ class ProxyRequest(Request):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.trace = Trace()
+        # Called once the response is over: sent whole, ended early, or the client gone.
+        self.on_response_over: Callable[[], None] | None = None
 
 
 class AbortResponse(Exception):
@@ -182,6 +189,15 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
     def _create_request_from_scope(self, send: ASGISendCallable) -> Request:
         self._request: ProxyRequest = super()._create_request_from_scope(send)  # type: ignore[assignment]
         return self._request
+
+    async def handle_request(self, request: Request, send: ASGISendCallable) -> None:
+        # Cancelled when the client disconnects, before or during the response: the `finally`
+        # runs either way.
+        try:
+            await super().handle_request(request, send)
+        finally:
+            if self._request.on_response_over is not None:
+                self._request.on_response_over()
 
     async def handle_messages(self, request: Request, receive: ASGIReceiveCallable) -> None:
         body: BoundedBody = request.body  # type: ignore[assignment]

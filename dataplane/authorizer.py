@@ -1,8 +1,10 @@
-"""The data plane's client of the control plane: one Check per request, Health for /readyz.
+"""The data plane's client of the control plane: Check, Record and FilterOwned for requests,
+Health for /readyz.
 
-One grpc.aio channel is opened when the server starts and reused by every request. Any gRPC
-failure of Check (including its deadline) fails closed: the request is answered with 503 and
-nothing is forwarded.
+One grpc.aio channel is opened when the server starts and reused by every call; every call
+has the Check deadline. A failed Check or FilterOwned (including its deadline) fails closed:
+the request is answered with 503 and nothing more is forwarded. A failed Record is logged and
+changes nothing: the response it describes is already decided, and often already sent.
 """
 
 import logging
@@ -25,7 +27,10 @@ class Authorizer:
 
     async def open(self) -> None:
         self._channel = grpc.aio.insecure_channel(self._address)
-        self._check = authorizer_pb2_grpc.AuthorizerStub(self._channel).Check
+        stub = authorizer_pb2_grpc.AuthorizerStub(self._channel)
+        self._check = stub.Check
+        self._record = stub.Record
+        self._filter_owned = stub.FilterOwned
         self._health = health_pb2_grpc.HealthStub(self._channel).Check
 
     async def close(self) -> None:
@@ -36,11 +41,25 @@ class Authorizer:
         try:
             return await self._check(request, timeout=self._deadline)
         except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
-            log.warning(
-                "Check failed for %s (%s): answering 503", request.request_id, code and code.name
-            )
+            _warn("Check", request.request_id, error, "answering 503")
             raise control_plane_unavailable() from None
+
+    async def record(self, request: authorizer_pb2.RecordRequest) -> None:
+        try:
+            await self._record(request, timeout=self._deadline)
+        except grpc.RpcError as error:
+            _warn("Record", request.request_id, error, "not recorded")
+
+    async def filter_owned(self, org_id: str, ids: list[str]) -> list[str]:
+        """The ids of `ids` the org owns, in their order."""
+        try:
+            reply = await self._filter_owned(
+                authorizer_pb2.FilterOwnedRequest(org_id=org_id, ids=ids), timeout=self._deadline
+            )
+        except grpc.RpcError as error:
+            _warn("FilterOwned", f"org {org_id}", error, "answering 503")
+            raise control_plane_unavailable() from None
+        return list(reply.ids)
 
     async def serving(self, timeout: float) -> bool:
         """Whether the control plane answers its gRPC health check with SERVING."""
@@ -49,3 +68,8 @@ class Authorizer:
         except grpc.RpcError:
             return False
         return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _warn(rpc: str, subject: str, error: grpc.RpcError, outcome: str) -> None:
+    code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
+    log.warning("%s failed for %s (%s): %s", rpc, subject, code and code.name, outcome)

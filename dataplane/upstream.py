@@ -24,6 +24,7 @@ from .asgi import AbortResponse, ProxyRequest
 from .errors import GatewayError, upstream_timeout, upstream_unreachable
 from .headers import HOP_BY_HOP, end_to_end, relayed_response_headers
 from .pool import ConnectionPool
+from .records import ResponseRecord
 from .routes import JSON_BODY_LIMIT
 
 log = logging.getLogger("prism.dataplane")
@@ -72,13 +73,19 @@ class Upstream:
         target: authorizer_pb2.Upstream,
         content: bytes | AsyncIterable[bytes] | None,
         streaming: bool,
+        record: ResponseRecord,
     ) -> Response:
-        """Sends the request upstream and returns the response to relay to the client."""
+        """Sends the request upstream and returns the response to relay to the client,
+        showing `record` what the response holds as it goes (records.py)."""
         assert self._pool is not None, "Upstream.open() runs before serving"
+        headers = _forwarded_headers(client_request, target, content)
+        if record.reads_responses:
+            # The gateway reads these responses, so it asks for them uncompressed.
+            headers = [header for header in headers if header[0] != b"accept-encoding"]
         request = httpcore.Request(
             client_request.method,
             _url(target.base_url, client_request),
-            headers=_forwarded_headers(client_request, target, content),
+            headers=headers,
             content=content,
             extensions={"timeout": self._stream_timeout if streaming else self._timeout},
         )
@@ -91,28 +98,38 @@ class Upstream:
         finally:
             trace.upstream_seconds = perf_counter() - started
 
-        if not _read_whole(response):
-            relayed = Response(
-                _relay(response, trace.request_id),
-                status=response.status,
-                headers=relayed_response_headers(response.headers, streamed=True),
-            )
-            # Quart's response timeout would cut long streams and downloads.
-            relayed.timeout = None
-            return relayed
+        encoding = _header(response, b"content-encoding")
+        chunks = response.aiter_stream()
+        if _read_whole(response, record.reads_responses):
+            try:
+                body = await _read_at_most(chunks, JSON_BODY_LIMIT)
+            except _UPSTREAM_FAILURES as error:
+                await response.aclose()
+                raise _failure(error, trace.request_id) from None
+            finally:
+                trace.upstream_seconds = perf_counter() - started
+            if len(body) <= JSON_BODY_LIMIT:
+                await response.aclose()
+                await record.whole_body(response.status, encoding, body)
+                return Response(
+                    body,
+                    status=response.status,
+                    headers=relayed_response_headers(response.headers, streamed=False),
+                )
+            # Longer than any JSON the gateway holds (its length was not announced): the
+            # rest is relayed as it arrives, unread.
+            chunks = _prefixed(body, chunks)
 
-        try:
-            body = await response.aread()
-        except _UPSTREAM_FAILURES as error:
-            raise _failure(error, trace.request_id) from None
-        finally:
-            await response.aclose()
-            trace.upstream_seconds = perf_counter() - started
-        return Response(
-            body,
+        is_event_stream = _header(response, b"content-type").startswith(b"text/event-stream")
+        reading = is_event_stream and record.start_stream(response.status, encoding)
+        relayed = Response(
+            _relay(response, chunks, trace.request_id, record if reading else None),
             status=response.status,
-            headers=relayed_response_headers(response.headers, streamed=False),
+            headers=relayed_response_headers(response.headers, streamed=True),
         )
+        # Quart's response timeout would cut long streams and downloads.
+        relayed.timeout = None
+        return relayed
 
     async def get_json(
         self,
@@ -206,20 +223,45 @@ def _header(response: httpcore.Response, name: bytes) -> bytes:
     return b""
 
 
-def _read_whole(response: httpcore.Response) -> bool:
+def _read_whole(response: httpcore.Response, reads_responses: bool) -> bool:
+    """Whether the response is JSON the gateway holds whole: of a length it announced within
+    the limit, or of no announced length when the gateway must read it."""
+    if not _header(response, b"content-type").startswith(b"application/json"):
+        return False
     length = _header(response, b"content-length")
-    return (
-        _header(response, b"content-type").startswith(b"application/json")
-        and length.isdigit()
-        and int(length) <= JSON_BODY_LIMIT
-    )
+    if length:
+        return length.isdigit() and int(length) <= JSON_BODY_LIMIT
+    return reads_responses
 
 
-async def _relay(response: httpcore.Response, request_id: str) -> AsyncIterator[bytes]:
+async def _read_at_most(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The body, or its first chunks once they are over `limit` bytes."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            break
+    return bytes(body)
+
+
+async def _prefixed(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def _relay(
+    response: httpcore.Response,
+    chunks: AsyncIterator[bytes],
+    request_id: str,
+    record: ResponseRecord | None,
+) -> AsyncIterator[bytes]:
     # Quart closes this generator when the client disconnects (the task is cancelled), so the
     # `finally` closes the upstream response and its connection.
     try:
-        async for chunk in response.aiter_stream():
+        async for chunk in chunks:
+            if record is not None:
+                await record.stream_chunk(chunk)
             yield chunk
     except _UPSTREAM_FAILURES as error:
         log.warning("upstream response broke off for %s: %s", request_id, type(error).__name__)

@@ -1,0 +1,187 @@
+"""Reading what an upstream response shows: the objects it created or deleted and the runs it
+saw end with usage. The data plane tells the control plane (records.py); cost tracking reads
+the same runs.
+
+Two readers, neither of which changes a byte the client receives:
+- `inspect_json` reads a JSON body the gateway holds whole;
+- `EventStream` parses server-sent events incrementally from the chunks of a streamed run as
+  they are relayed, and `run_event_seen` says what each event shows. Only the few events
+  that matter are decoded as JSON; message deltas are skipped unparsed.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prism.v1.authorizer_pb2 import ObjectKind, OwnedObject, RunUsage
+
+from .routes import ASSISTANT, MESSAGE, RUN, THREAD, Route
+
+# A run in one of these states does no more work, so its usage is final.
+TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
+_RUN_ENDED_EVENTS = frozenset(f"thread.run.{status}" for status in TERMINAL_RUN_STATUSES)
+# The events announcing a new object, and its kind.
+_CREATED_EVENTS = {
+    "thread.created": THREAD,
+    "thread.run.created": RUN,
+    "thread.message.created": MESSAGE,
+}
+
+
+@dataclass
+class Seen:
+    """What one response (or part of one) showed."""
+
+    objects: list[OwnedObject] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
+    runs: list[RunUsage] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.objects or self.deleted_ids or self.runs)
+
+    def add(self, other: "Seen") -> None:
+        self.objects += other.objects
+        self.deleted_ids += other.deleted_ids
+        self.runs += other.runs
+
+
+def inspect_json(route: Route, body: bytes) -> Seen:
+    """What a successful (2xx) JSON response of `route` shows; nothing when it is no JSON
+    object."""
+    document = _object(body)
+    seen = Seen()
+    if document is None:
+        return seen
+    for name, kind in route.creates:
+        created = _owned(document, name, kind)
+        if created is not None:
+            seen.objects.append(created)
+    object_id = document.get("id")
+    if route.deletes and document.get("deleted") is True and isinstance(object_id, str):
+        seen.deleted_ids.append(object_id)
+    if route.shows_runs:
+        seen.runs += _ended_runs(document)
+    return seen
+
+
+@dataclass(frozen=True)
+class ServerSentEvent:
+    name: str
+    data: str
+
+
+class EventStream:
+    """Server-sent events (the WHATWG event stream format) parsed from bytes as they arrive.
+
+    Lines end with LF, CRLF or CR, a line may be split across chunks, an event ends at a blank
+    line. An event larger than `max_event_bytes` is dropped unread, so a stream cannot make
+    the gateway hold more than that.
+    """
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self._max = max_event_bytes
+        self._partial = b""
+        # The last chunk ended with CR: an LF starting the next one belongs to that line end.
+        self._after_cr = False
+        self._name = ""
+        self._data: list[bytes] = []
+        self._size = 0
+        self._oversized = False
+
+    def feed(self, chunk: bytes) -> Iterator[ServerSentEvent]:
+        """The events that `chunk` completes, in order."""
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        if not chunk:
+            return
+        lines = (self._partial + chunk).splitlines(keepends=True)
+        self._partial = b""
+        if not lines[-1].endswith((b"\n", b"\r")):
+            self._partial = lines.pop()
+            if len(self._partial) > self._max:
+                self._partial = b""
+                self._oversized = True
+        for line in lines:
+            event = self._line(line.rstrip(b"\r\n"))
+            if event is not None:
+                yield event
+
+    def _line(self, line: bytes) -> ServerSentEvent | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(b":"):  # a comment
+            return None
+        name, _, value = line.partition(b":")
+        value = value.removeprefix(b" ")
+        if name == b"event":
+            self._name = value.decode("utf-8", "replace")
+        elif name == b"data":
+            self._size += len(value)
+            if self._size > self._max:
+                self._oversized = True
+                self._data = []
+            elif not self._oversized:
+                self._data.append(value)
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        event = None
+        if self._data and not self._oversized:
+            data = b"\n".join(self._data).decode("utf-8", "replace")
+            event = ServerSentEvent(self._name or "message", data)
+        self._name, self._data, self._size, self._oversized = "", [], 0, False
+        return event
+
+
+def run_event_seen(event: ServerSentEvent) -> Seen:
+    """What one event of a run's stream shows: a thread, run or message it created, or a run
+    that ended with usage."""
+    seen = Seen()
+    kind = _CREATED_EVENTS.get(event.name)
+    if kind is not None:
+        document = _object(event.data)
+        created = _owned(document, "id", kind) if document is not None else None
+        if created is not None:
+            seen.objects.append(created)
+    elif event.name in _RUN_ENDED_EVENTS:
+        document = _object(event.data)
+        if document is not None:
+            seen.runs += _ended_runs(document)
+    return seen
+
+
+def _object(body: str | bytes) -> dict[str, Any] | None:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _owned(document: dict[str, Any], name: str, kind: ObjectKind.ValueType) -> OwnedObject | None:
+    object_id = document.get(name)
+    if not isinstance(object_id, str) or not object_id:
+        return None
+    model = document.get("model") if kind == ASSISTANT else None
+    return OwnedObject(id=object_id, kind=kind, model=model if isinstance(model, str) else "")
+
+
+def _ended_runs(document: dict[str, Any]) -> list[RunUsage]:
+    """The runs in a run object or a list of them that have ended with usage."""
+    runs = document.get("data") if document.get("object") == "list" else [document]
+    if not isinstance(runs, list):
+        return []
+    ended = []
+    for run in runs:
+        if not isinstance(run, dict) or run.get("object") != "thread.run":
+            continue
+        usage = run.get("usage")
+        run_id = run.get("id")
+        if run.get("status") not in TERMINAL_RUN_STATUSES or not isinstance(usage, dict):
+            continue
+        total = usage.get("total_tokens")
+        if isinstance(run_id, str) and isinstance(total, int) and not isinstance(total, bool):
+            ended.append(RunUsage(run_id=run_id, total_tokens=total))
+    return ended

@@ -1,0 +1,164 @@
+"""Telling the control plane what an allowed request's response showed (Authorizer.Record).
+
+The gateway reads the responses of the routes the route table marks (`Route.observed`): the
+objects a response created, so that the org owns them; the objects it deleted; the runs it
+showed ended with usage, for tokens-per-minute limits. And when Check said the request holds
+a concurrency slot (`record_wanted`), the control plane is told when the response is over,
+however it ended: sent whole, a stream ended or cut, the client gone, a gateway error.
+
+When it is sent:
+- the objects a JSON body shows created are recorded, and the Record awaited, before the
+  body is sent, so the client's next request with their ids passes; the runs and deletions
+  it shows go in that same Record;
+- in a stream, an object the client could name in a request while the stream goes on
+  (Check's kinds: here, the thread of `thread.created`) is recorded, and the Record awaited,
+  before the chunk holding its event is relayed. Everything else a stream shows (the runs
+  and messages it created, runs that ended) waits for the end of the response, so the
+  stream is never delayed for it;
+- what is left goes, with `finished`, in one Record sent in the background once the
+  response is over;
+- a Record is sent only when there is something to record or a slot to release.
+
+A Record that fails is logged and changes nothing (authorizer.py). Background Records are
+tasks kept until they end; at shutdown the server waits for them (each bounded by the
+deadline) and cancels any left.
+"""
+
+import asyncio
+import logging
+
+from prism.v1 import authorizer_pb2
+
+from .authorizer import Authorizer
+from .observe import EventStream, Seen, inspect_json, run_event_seen
+from .routes import JSON_BODY_LIMIT, PATH_OBJECT_KINDS, Route
+
+log = logging.getLogger("prism.dataplane")
+
+# The kinds a request can name for Check to verify (its path's first object, its body's
+# references): in a stream, these are recorded before the client sees their ids.
+_NAMEABLE = frozenset(PATH_OBJECT_KINDS.values())
+# Past the deadline, how much longer shutdown waits for background Records before cancelling.
+_SHUTDOWN_GRACE_SECONDS = 1.0
+
+
+class Recorder:
+    """Sends the Records of every request; owns the ones still being sent in the background."""
+
+    def __init__(self, authorizer: Authorizer, deadline: float) -> None:
+        self._authorizer = authorizer
+        self._deadline = deadline
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(
+        self, route: Route, request_id: str, decision: authorizer_pb2.CheckResponse
+    ) -> "ResponseRecord":
+        """The Record of one allowed request, whose response is about to be forwarded."""
+        return ResponseRecord(self, route, request_id, decision)
+
+    async def send(self, request: authorizer_pb2.RecordRequest) -> None:
+        await self._authorizer.record(request)
+
+    def send_later(self, request: authorizer_pb2.RecordRequest) -> None:
+        task = asyncio.get_running_loop().create_task(self._authorizer.record(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(
+            set(self._tasks), timeout=self._deadline + _SHUTDOWN_GRACE_SECONDS
+        )
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("shutdown: %d Record(s) still unanswered were cancelled", len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class ResponseRecord:
+    """What one response showed, told to the control plane as the module doc says."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        route: Route,
+        request_id: str,
+        decision: authorizer_pb2.CheckResponse,
+    ) -> None:
+        self._recorder = recorder
+        self._route = route
+        self._request_id = request_id
+        self._org_id = decision.principal.org_id
+        self._key_id = decision.principal.key_id
+        self._finish = decision.record_wanted
+        self._pending = Seen()
+        self._over = False
+        self._events: EventStream | None = None
+
+    @property
+    def reads_responses(self) -> bool:
+        """Whether this route's responses are read (the upstream must send them uncompressed)."""
+        return self._route.observed
+
+    async def whole_body(self, status: int, content_encoding: bytes, body: bytes) -> None:
+        """A JSON response held whole, before it is sent."""
+        if not self._readable(status, content_encoding):
+            return
+        seen = inspect_json(self._route, body)
+        if seen.objects:
+            await self._recorder.send(self._request(seen, finished=False))
+        else:
+            self._pending.add(seen)
+
+    def start_stream(self, status: int, content_encoding: bytes) -> bool:
+        """An event stream is about to be relayed; whether its chunks are to be read."""
+        if self._readable(status, content_encoding):
+            self._events = EventStream(JSON_BODY_LIMIT)
+        return self._events is not None
+
+    async def stream_chunk(self, chunk: bytes) -> None:
+        """A chunk of the stream, before it is relayed."""
+        assert self._events is not None, "start_stream() said the stream is read"
+        nameable = Seen()
+        for event in self._events.feed(chunk):
+            seen = run_event_seen(event)
+            if any(created.kind in _NAMEABLE for created in seen.objects):
+                nameable.add(seen)
+            else:
+                self._pending.add(seen)
+        if nameable:
+            await self._recorder.send(self._request(nameable, finished=False))
+
+    def over(self) -> None:
+        """The response is over, however it ended; sends what is left, once."""
+        if self._over:
+            return
+        self._over = True
+        if self._pending or self._finish:
+            self._recorder.send_later(self._request(self._pending, finished=self._finish))
+
+    def _readable(self, status: int, content_encoding: bytes) -> bool:
+        if not (self._route.observed and 200 <= status < 300):
+            return False
+        if content_encoding not in (b"", b"identity"):
+            # Asked for uncompressed; a response that is not cannot be read cheaply here.
+            log.warning(
+                "upstream sent %s despite no accept-encoding for %s: not recorded",
+                content_encoding.decode("latin-1"),
+                self._request_id,
+            )
+            return False
+        return True
+
+    def _request(self, seen: Seen, finished: bool) -> authorizer_pb2.RecordRequest:
+        return authorizer_pb2.RecordRequest(
+            request_id=self._request_id,
+            org_id=self._org_id,
+            key_id=self._key_id,
+            objects=seen.objects,
+            deleted_ids=seen.deleted_ids,
+            runs=seen.runs,
+            finished=finished,
+        )
