@@ -1,15 +1,22 @@
-"""The data plane's Quart application: `create_app(settings)` wires every part together."""
+"""The data plane's Quart application: `create_app(settings)` wires every part together, and
+`worker_app()` is what each server process loads (see __main__.py)."""
+
+import logging
 
 from quart import Quart, Response
 from quart.globals import request_ctx
 
+from prism.settings import load_or_exit
+
 from .asgi import ProxyHTTPConnection, ProxyRequest
 from .authorizer import Authorizer
-from .config import Settings
+from .client_ip import ClientAddress
+from .config import Settings, load_settings
 from .errors import register_error_handlers
 from .headers import stamp
 from .health import Readiness, health_blueprint
 from .proxy import proxy_blueprint
+from .records import Recorder
 from .routes import CONVERTERS, UPLOAD_BODY_LIMIT
 from .upstream import Upstream
 
@@ -25,10 +32,13 @@ def create_app(settings: Settings) -> Quart:
     app.url_map.converters.update(CONVERTERS)
 
     authorizer = Authorizer(settings.controlplane_addr, settings.check_deadline)
+    recorder = Recorder(authorizer, settings.check_deadline)
     upstream = Upstream(settings.upstream_timeout)
     readiness = Readiness(authorizer, settings.redis_url)
 
-    app.register_blueprint(proxy_blueprint(authorizer, upstream))
+    app.register_blueprint(
+        proxy_blueprint(authorizer, upstream, recorder, ClientAddress(settings.trusted_proxies))
+    )
     app.register_blueprint(health_blueprint(readiness))
     register_error_handlers(app)
 
@@ -45,7 +55,16 @@ def create_app(settings: Settings) -> Quart:
     @app.after_serving
     async def close_clients() -> None:
         await upstream.close()
+        # Records still being sent need the channel: they end before it closes.
+        await recorder.close()
         await authorizer.close()
         await readiness.close()
 
     return app
+
+
+def worker_app() -> Quart:
+    """The app of one server process. Hypercorn starts each worker as a new interpreter (not
+    a fork), so a worker reads its settings (the parent checked them) and sets up its log."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(load_or_exit("dataplane", load_settings))

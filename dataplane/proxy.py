@@ -2,12 +2,14 @@
 
 Per request: the route is matched (by the URL map) -> the client's key is read from
 `Authorization: Bearer ...` -> a JSON body is read whole (413 over its limit, 400 when it is not
-a JSON object) and the models it names are found -> ONE Check asks the control plane -> a
-denial is answered with the control plane's error, anything else is forwarded. JSON bodies are
-forwarded as the exact bytes received; uploads are streamed as they arrive.
+a JSON object) and the models and objects it names are found (references.py) -> ONE Check asks
+the control plane, with the client's address (client_ip.py) -> a denial is answered with the
+control plane's error, anything else is forwarded (or, for the listings of objects an org owns,
+walked: listing.py) and its response shown to the request's Record (records.py). JSON bodies
+are forwarded as the exact bytes received; uploads are streamed as they arrive. Every response
+after Check carries the client's rate-limit headers.
 """
 
-import json
 from collections.abc import AsyncIterable, Callable, Coroutine
 from typing import Any
 
@@ -18,21 +20,21 @@ from prism.v1 import authorizer_pb2
 
 from .asgi import ProxyRequest
 from .authorizer import Authorizer
-from .errors import body_too_large, denial_response, malformed_json, unknown_url
+from .client_ip import ClientAddress
+from .errors import body_too_large, denial_response, unknown_url
+from .headers import rate_limit_headers
+from .listing import OWNED_LISTINGS, owned_listing
+from .records import Recorder
+from .references import request_facts
 from .routes import JSON_BODY_LIMIT, ROUTES, UPLOAD_BODY_LIMIT, BodyKind, Route
 from .upstream import Upstream
 
 
-class _Pairs(list[tuple[str, Any]]):
-    """A JSON object as its key/value pairs, so a key given twice is seen twice."""
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_Pairs)
-
-
-def proxy_blueprint(authorizer: Authorizer, upstream: Upstream) -> Blueprint:
+def proxy_blueprint(
+    authorizer: Authorizer, upstream: Upstream, recorder: Recorder, client_address: ClientAddress
+) -> Blueprint:
     blueprint = Blueprint("proxy", __name__)
-    proxy = _Proxy(authorizer, upstream)
+    proxy = _Proxy(authorizer, upstream, recorder, client_address)
     for route in ROUTES:
         blueprint.add_url_rule(
             route.rule,
@@ -45,9 +47,17 @@ def proxy_blueprint(authorizer: Authorizer, upstream: Upstream) -> Blueprint:
 
 
 class _Proxy:
-    def __init__(self, authorizer: Authorizer, upstream: Upstream) -> None:
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        upstream: Upstream,
+        recorder: Recorder,
+        client_address: ClientAddress,
+    ) -> None:
         self._authorizer = authorizer
         self._upstream = upstream
+        self._recorder = recorder
+        self._client_address = client_address
 
     def view(self, route: Route) -> Callable[..., Coroutine[Any, Any, Response]]:
         async def view(**path_parameters: str) -> Response:
@@ -62,62 +72,52 @@ class _Proxy:
             raise unknown_url(request.method, request.path)
 
         content: bytes | AsyncIterable[bytes] | None = None
-        models: list[str] = []
-        streaming = False
         if route.body is BodyKind.JSON:
             request.body.limit(JSON_BODY_LIMIT)
             content = await request.body.read(request.body_timeout)
-            if content:
-                models, streaming = _inspect_json(content, route)
         elif route.body is BodyKind.MULTIPART:
             if (request.content_length or 0) > UPLOAD_BODY_LIMIT:
                 raise body_too_large(UPLOAD_BODY_LIMIT)
             content = request.body.chunks(request.body_timeout)
+        facts = request_facts(
+            route, path_parameters, content if isinstance(content, bytes) else b""
+        )
 
+        peer = (request.scope.get("client") or ("",))[0]
         decision = await self._authorizer.check(
             authorizer_pb2.CheckRequest(
                 api_key=_bearer_token(request.headers.get("authorization", "")),
-                client_ip=request.remote_addr or "",
+                client_ip=self._client_address.resolve(
+                    peer, request.headers.getlist("x-forwarded-for")
+                ),
                 method=route.method,
                 route=route.check_name,
-                models=models,
-                object_ids=path_parameters.values(),
+                models=facts.models,
+                objects=facts.objects,
+                run_assistant_id=facts.run_assistant_id,
+                uses_model=route.uses_model,
                 request_id=request.trace.request_id,
             )
         )
+        request.trace.limits = rate_limit_headers(decision)
         if not decision.allowed:
             return denial_response(decision.denial)
         request.trace.provider = decision.upstream.provider
-        return await self._upstream.forward(request, decision.upstream, content, streaming)
+        record = self._recorder.start(route, request.trace.request_id, decision)
+        request.on_response_over = record.over
+        if route.check_name in OWNED_LISTINGS:
+            return await owned_listing(
+                request,
+                decision.upstream,
+                decision.principal.org_id,
+                self._upstream,
+                self._authorizer.filter_owned,
+            )
+        return await self._upstream.forward(
+            request, decision.upstream, content, facts.streaming, record
+        )
 
 
 def _bearer_token(authorization: str) -> str:
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _inspect_json(body: bytes, route: Route) -> tuple[list[str], bool]:
-    """The models a JSON body names, and whether it asks for a stream; 400 when it is not an
-    object. A field given twice counts twice, whichever copy the upstream would use."""
-    try:
-        document = _DECODER.decode(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise malformed_json("the body is not UTF-8.") from None
-    except ValueError as error:
-        raise malformed_json(f"{error}.") from None
-    except RecursionError:
-        raise malformed_json("the body is nested too deeply.") from None
-    if not isinstance(document, _Pairs):
-        raise malformed_json("the body must be a JSON object.")
-
-    models = []
-    streaming = False
-    for name, value in document:
-        if name in route.model_fields:
-            if isinstance(value, str):
-                models.append(value)
-            elif value is not None:
-                raise malformed_json(f"'{name}' must be a string.", param=name)
-        elif name == "stream" and route.streams and value is True:
-            streaming = True
-    return models, streaming

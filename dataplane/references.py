@@ -1,0 +1,132 @@
+"""What a request's JSON body says, for the control plane's Check: the models it names, the
+objects it refers to, the assistant a new run uses, and whether it asks for a stream.
+
+The body is decoded with every object as its list of key/value pairs, so a key given twice is
+seen twice, whichever copy the upstream would use: each copy is checked.
+
+Object references are found by name at any depth: every string under `assistant_id`,
+`thread_id`, `file_id`, `file_ids` and `vector_store_ids`. That covers every field of the
+Assistants API's request bodies that names an object (messages' `attachments[].file_id` and
+`content[].image_file.file_id`, `tool_resources.code_interpreter.file_ids`,
+`tool_resources.file_search.vector_store_ids` and `.vector_stores[].file_ids`, a new thread's
+`thread.messages` and `thread.tool_resources`, runs' `additional_messages`, vector store
+files' `file_id` and batches' `file_ids` and `files[].file_id`) without a schema per route.
+The subtrees that hold the caller's own free-form data are not searched, so a metadata key
+named `file_id` is no reference: `metadata`, vector store files' `attributes`, search
+`filters`, `tools` (function parameters are JSON schemas) and `response_format`.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prism.v1.authorizer_pb2 import ObjectKind, ObjectRef
+
+from .errors import malformed_json
+from .routes import ASSISTANT, FILE, THREAD, VECTOR_STORE, Route
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key/value pairs, so a key given twice is seen twice."""
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_Pairs)
+
+# Fields naming one object.
+_SINGLE = {"assistant_id": ASSISTANT, "thread_id": THREAD, "file_id": FILE}
+# Fields naming a list of objects.
+_LISTS = {"file_ids": FILE, "vector_store_ids": VECTOR_STORE}
+_FREE_FORM = frozenset({"metadata", "attributes", "filters", "tools", "response_format"})
+
+
+@dataclass
+class RequestFacts:
+    models: list[str] = field(default_factory=list)
+    # The objects the caller must own, the path's first, then the body's, each once.
+    objects: list[ObjectRef] = field(default_factory=list)
+    run_assistant_id: str = ""
+    streaming: bool = False
+
+
+def request_facts(route: Route, path_parameters: dict[str, str], body: bytes) -> RequestFacts:
+    """What Check needs to know about a request; 400 when the body is not a JSON object or a
+    field it inspects has the wrong type."""
+    facts = RequestFacts()
+    if route.path_object is not None:
+        name, kind = route.path_object
+        facts.objects.append(ObjectRef(id=path_parameters[name], kind=kind))
+    if not body:
+        return facts
+
+    document = _decode(body)
+    for name, value in document:
+        if name in route.model_fields:
+            if isinstance(value, str):
+                facts.models.append(value)
+            elif value is not None:
+                raise malformed_json(f"'{name}' must be a string.", param=name)
+        elif name == "stream" and route.streams and value is True:
+            facts.streaming = True
+        elif name == "assistant_id" and route.starts_run and isinstance(value, str):
+            facts.run_assistant_id = value
+
+    seen: set[tuple[str, int]] = {(ref.id, ref.kind) for ref in facts.objects}
+    for ref in _references(document):
+        if (ref.id, ref.kind) not in seen:
+            seen.add((ref.id, ref.kind))
+            facts.objects.append(ref)
+    return facts
+
+
+def _decode(body: bytes) -> "_Pairs":
+    try:
+        document = _DECODER.decode(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise malformed_json("the body is not UTF-8.") from None
+    except ValueError as error:
+        raise malformed_json(f"{error}.") from None
+    except RecursionError:
+        raise malformed_json("the body is nested too deeply.") from None
+    if not isinstance(document, _Pairs):
+        raise malformed_json("the body must be a JSON object.")
+    return document
+
+
+def _references(value: Any) -> Iterator[ObjectRef]:
+    # Iterative, so a deeply nested body (the decoder accepted it) cannot exhaust the stack.
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list) and not isinstance(value, _Pairs):
+            pending.extend(reversed(value))
+            continue
+        if not isinstance(value, _Pairs):
+            continue
+        children = []
+        for name, child in value:
+            if name in _SINGLE:
+                yield from _single(name, child, _SINGLE[name])
+            elif name in _LISTS:
+                yield from _listed(name, child, _LISTS[name])
+            elif name not in _FREE_FORM:
+                children.append(child)
+        pending.extend(reversed(children))
+
+
+def _single(name: str, value: Any, kind: ObjectKind.ValueType) -> Iterator[ObjectRef]:
+    if isinstance(value, str):
+        yield ObjectRef(id=value, kind=kind, param=name)
+    elif value is not None:
+        raise malformed_json(f"'{name}' must be a string.", param=name)
+
+
+def _listed(name: str, value: Any, kind: ObjectKind.ValueType) -> Iterator[ObjectRef]:
+    if value is None:
+        return
+    if not isinstance(value, list) or isinstance(value, _Pairs):
+        raise malformed_json(f"'{name}' must be an array of strings.", param=name)
+    for item in value:
+        if not isinstance(item, str):
+            raise malformed_json(f"'{name}' must be an array of strings.", param=name)
+        yield ObjectRef(id=item, kind=kind, param=name)
