@@ -105,11 +105,18 @@ def test_a_dot_segment_is_no_object_id(
 
 
 def test_an_id_with_dots_inside_is_forwarded(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    # The message is the path's second object: the thread, the caller's own, is what Check
+    # verifies, so the request reaches the upstream.
+    thread = client.beta.threads.create()
+    upstream.clear_requests()
+
     with pytest.raises(openai.NotFoundError) as raised:
-        client.beta.assistants.delete("asst_a..b")
+        client.beta.threads.messages.delete("msg_a..b", thread_id=thread.id)
 
     assert raised.value.response.headers["x-prism-provider"] != "prism"  # the upstream's 404
-    assert [r["path"] for r in upstream.requests()] == ["/v1/assistants/asst_a..b"]
+    assert [r["path"] for r in upstream.requests()] == [
+        f"/v1/threads/{thread.id}/messages/msg_a..b"
+    ]
 
 
 def test_json_body_over_8_mib_is_413_and_is_not_forwarded(

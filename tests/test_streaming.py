@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 
-from tests.conftest import ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.conftest import ControlPlane, DataPlane, FakeUpstream
 
 QUESTION = "What is the capital of France"
 # The fake assistant's answer, streamed as one message delta per word.
@@ -145,7 +145,6 @@ async def wait_until(condition: Callable[[], bool]) -> None:
 def test_client_leaving_a_download_midway_closes_the_upstream_stream(
     client: openai.OpenAI,
     quiet_dataplane: DataPlane,
-    issue_key: IssueKey,
     upstream: FakeUpstream,
     tmp_path: Path,
 ) -> None:
@@ -158,12 +157,12 @@ def test_client_leaving_a_download_midway_closes_the_upstream_stream(
             sink.write(os.urandom(512 * 1024))
     with blob.open("rb") as source:
         uploaded = client.files.create(file=("large.bin", source), purpose="assistants")
-    _, issued = issue_key()
 
     async def download_a_little() -> None:
+        # With the same key: the file is its org's own.
         async with (
             openai.AsyncOpenAI(
-                base_url=quiet_dataplane.url, api_key=issued.secret, max_retries=0
+                base_url=quiet_dataplane.url, api_key=client.api_key, max_retries=0
             ) as sdk,
             sdk.files.with_streaming_response.content(uploaded.id) as response,
         ):
@@ -178,8 +177,8 @@ def test_client_leaving_a_download_midway_closes_the_upstream_stream(
 
 
 def test_client_leaving_before_the_upstream_answers_closes_the_upstream_request(
+    client: openai.OpenAI,
     quiet_dataplane: DataPlane,
-    issue_key: IssueKey,
     upstream: FakeUpstream,
     thread_with_question: tuple[str, str],
 ) -> None:
@@ -187,14 +186,14 @@ def test_client_leaving_before_the_upstream_answers_closes_the_upstream_request(
     reached it, and the gateway must not keep waiting upstream on its behalf."""
     assistant_id, thread_id = thread_with_question
     upstream.add_fault(method="POST", path=RUNS_ROUTE, delay_ms=60_000)
-    _, issued = issue_key()
 
     def forwarded() -> bool:
         return any(r["method"] == "POST" for r in upstream.requests())
 
     async def give_up_while_waiting() -> None:
+        # With the same key as the thread's: it is its org's own.
         async with openai.AsyncOpenAI(
-            base_url=quiet_dataplane.url, api_key=issued.secret, max_retries=0
+            base_url=quiet_dataplane.url, api_key=client.api_key, max_retries=0
         ) as sdk:
             run = asyncio.create_task(
                 sdk.beta.threads.runs.create(
