@@ -1,44 +1,66 @@
-"""`python -m dataplane`: serves the gateway on PRISM_HTTP_LISTEN until SIGINT or SIGTERM."""
+"""`python -m dataplane`: serves the gateway on PRISM_HTTP_LISTEN until SIGINT or SIGTERM.
+
+The listening socket is bound here, once, and handed to Hypercorn by file descriptor. With
+PRISM_HTTP_WORKERS=1 the app is served in this process; with more, Hypercorn spawns that many
+worker processes which all accept on that one socket (each loads `dataplane.app:worker_app()`),
+and stops them all on SIGINT or SIGTERM. Binding here rather than in Hypercorn keeps a taken
+port one clear line, and keeps SO_REUSEPORT off: Hypercorn sets it for several workers, which
+would let a second gateway bind the same port silently instead of failing.
+"""
 
 import logging
+import socket
 import sys
 
-import uvloop
-from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from hypercorn.run import run
 
 from prism.settings import load_or_exit
 
-from .app import create_app
 from .config import Settings, load_settings
 
 
-def _hypercorn_config(settings: Settings) -> Config:
+def _listen(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it: responses and events go out without Nagle's delay.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((settings.http_host, settings.http_port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _hypercorn_config(settings: Settings, listener: socket.socket) -> Config:
     config = Config()
-    host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
-    config.bind = [f"{host}:{settings.http_port}"]
+    # Hypercorn owns the socket from here on.
+    config.bind = [f"fd://{listener.detach()}"]
+    config.application_path = "dataplane.app:worker_app()"
+    config.worker_class = "uvloop"
+    # 0 serves in this process; Hypercorn spawns processes only for more than one.
+    config.workers = settings.http_workers if settings.http_workers > 1 else 0
     # The upstream's `server` header is relayed; the gateway does not add its own.
     config.include_server_header = False
-    # Through the root logger configured in main(), not a second handler of Hypercorn's own.
+    # Through the root logger each worker configures (worker_app), not a handler of its own.
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
 
 
 def main() -> None:
     settings = load_or_exit("dataplane", load_settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(settings)
-    # With no shutdown trigger, Hypercorn stops gracefully on SIGINT and SIGTERM.
-    server = serve(app, _hypercorn_config(settings))  # type: ignore[arg-type]
     try:
-        uvloop.run(server)
-    except OSError as error:  # the bind failed: the port is taken or the address is not ours
+        listener = _listen(settings)
+    except OSError as error:  # the port is taken or the address is not ours
         print(
             f"prism dataplane: cannot listen on PRISM_HTTP_LISTEN={settings.http_host}:"
             f"{settings.http_port}: {error.strerror or error}",
             file=sys.stderr,
         )
         raise SystemExit(1) from None
+    sys.exit(run(_hypercorn_config(settings, listener)))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,28 @@ def good_settings(redis_url: str) -> dict[str, str]:
         ({"REDIS_URL": "localhost:6379"}, ["REDIS_URL", "Redis URL"]),
         ({"PRISM_CHECK_DEADLINE_MS": "-5"}, ["PRISM_CHECK_DEADLINE_MS", "positive"]),
         ({"PRISM_UPSTREAM_TIMEOUT": "soon"}, ["PRISM_UPSTREAM_TIMEOUT", "positive"]),
+        ({"PRISM_HTTP_WORKERS": "0"}, ["PRISM_HTTP_WORKERS", "whole number"]),
+        ({"PRISM_HTTP_WORKERS": "two"}, ["PRISM_HTTP_WORKERS", "whole number"]),
+        (
+            {"PRISM_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"},
+            ["PRISM_TRUSTED_PROXIES", "'proxy.internal'", "CIDR"],
+        ),
+        (
+            {"PRISM_TRUSTED_PROXIES": "10.0.0.1/8"},
+            ["PRISM_TRUSTED_PROXIES", "'10.0.0.1/8'", "host bits"],
+        ),
     ],
-    ids=["bad-listen", "bad-controlplane-addr", "bad-redis-url", "bad-deadline", "bad-timeout"],
+    ids=[
+        "bad-listen",
+        "bad-controlplane-addr",
+        "bad-redis-url",
+        "bad-deadline",
+        "bad-timeout",
+        "no-workers",
+        "bad-workers",
+        "bad-trusted-proxy",
+        "trusted-proxy-host-bits",
+    ],
 )
 def test_a_bad_setting_stops_the_start_with_one_line(
     good_settings: dict[str, str], change: dict[str, str], says: list[str]
