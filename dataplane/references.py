@@ -14,6 +14,13 @@ files' `file_id` and batches' `file_ids` and `files[].file_id`) without a schema
 The subtrees that hold the caller's own free-form data are not searched, so a metadata key
 named `file_id` is no reference: `metadata`, vector store files' `attributes`, search
 `filters`, `tools` (function parameters are JSON schemas) and `response_format`.
+
+Each reference carries the `param` the upstream's 404 would name were the object missing, so
+the gateway's 404 for another org's object reads as the upstream's: a file is named by its
+place in the body (`attachments[0].file_id`, `tool_resources.code_interpreter.file_ids`), a
+`vector_stores[]` entry being a new vector store the upstream checks as a request of its own
+(`file_ids`), and a file in the path is `id`. The upstream's 404s for the other kinds name no
+param, so theirs is empty. A field of the wrong type is a 400 naming its place the same way.
 """
 
 import json
@@ -38,6 +45,13 @@ _SINGLE = {"assistant_id": ASSISTANT, "thread_id": THREAD, "file_id": FILE}
 # Fields naming a list of objects.
 _LISTS = {"file_ids": FILE, "vector_store_ids": VECTOR_STORE}
 _FREE_FORM = frozenset({"metadata", "attributes", "filters", "tools", "response_format"})
+# Arrays whose entries the upstream reads as requests of their own (a vector store created
+# with an assistant or thread): their fields are named from the entry.
+_NESTED_REQUESTS = frozenset({"vector_stores"})
+# The upstream's 404 names a param only for files.
+_NAMED_KINDS = frozenset({FILE})
+# How the upstream's 404 names a path's object.
+_PATH_PARAMS = {FILE: "id"}
 
 
 @dataclass
@@ -55,7 +69,9 @@ def request_facts(route: Route, path_parameters: dict[str, str], body: bytes) ->
     facts = RequestFacts()
     if route.path_object is not None:
         name, kind = route.path_object
-        facts.objects.append(ObjectRef(id=path_parameters[name], kind=kind))
+        facts.objects.append(
+            ObjectRef(id=path_parameters[name], kind=kind, param=_PATH_PARAMS.get(kind, ""))
+        )
     if not body:
         return facts
 
@@ -93,40 +109,46 @@ def _decode(body: bytes) -> "_Pairs":
     return document
 
 
-def _references(value: Any) -> Iterator[ObjectRef]:
-    # Iterative, so a deeply nested body (the decoder accepted it) cannot exhaust the stack.
-    pending = [value]
+def _references(document: _Pairs) -> Iterator[ObjectRef]:
+    # Iterative, so a deeply nested body (the decoder accepted it) cannot exhaust the stack;
+    # each value goes with its place in the body, as the upstream names it.
+    pending: list[tuple[Any, str]] = [(document, "")]
     while pending:
-        value = pending.pop()
-        if isinstance(value, list) and not isinstance(value, _Pairs):
-            pending.extend(reversed(value))
-            continue
-        if not isinstance(value, _Pairs):
-            continue
-        children = []
-        for name, child in value:
-            if name in _SINGLE:
-                yield from _single(name, child, _SINGLE[name])
-            elif name in _LISTS:
-                yield from _listed(name, child, _LISTS[name])
-            elif name not in _FREE_FORM:
-                children.append(child)
+        value, place = pending.pop()
+        children: list[tuple[Any, str]] = []
+        if isinstance(value, _Pairs):
+            for name, child in value:
+                field = f"{place}.{name}" if place else name
+                if name in _SINGLE:
+                    yield from _single(field, child, _SINGLE[name])
+                elif name in _LISTS:
+                    yield from _listed(field, child, _LISTS[name])
+                elif name in _NESTED_REQUESTS and isinstance(child, list):
+                    children += [(entry, "") for entry in child]
+                elif name not in _FREE_FORM:
+                    children.append((child, field))
+        elif isinstance(value, list):
+            children = [(item, f"{place}[{i}]") for i, item in enumerate(value)]
         pending.extend(reversed(children))
 
 
-def _single(name: str, value: Any, kind: ObjectKind.ValueType) -> Iterator[ObjectRef]:
+def _single(field: str, value: Any, kind: ObjectKind.ValueType) -> Iterator[ObjectRef]:
     if isinstance(value, str):
-        yield ObjectRef(id=value, kind=kind, param=name)
+        yield ObjectRef(id=value, kind=kind, param=_param(field, kind))
     elif value is not None:
-        raise malformed_json(f"'{name}' must be a string.", param=name)
+        raise malformed_json(f"'{field}' must be a string.", param=field)
 
 
-def _listed(name: str, value: Any, kind: ObjectKind.ValueType) -> Iterator[ObjectRef]:
+def _listed(field: str, value: Any, kind: ObjectKind.ValueType) -> Iterator[ObjectRef]:
     if value is None:
         return
     if not isinstance(value, list) or isinstance(value, _Pairs):
-        raise malformed_json(f"'{name}' must be an array of strings.", param=name)
+        raise malformed_json(f"'{field}' must be an array of strings.", param=field)
     for item in value:
         if not isinstance(item, str):
-            raise malformed_json(f"'{name}' must be an array of strings.", param=name)
-        yield ObjectRef(id=item, kind=kind, param=name)
+            raise malformed_json(f"'{field}' must be an array of strings.", param=field)
+        yield ObjectRef(id=item, kind=kind, param=_param(field, kind))
+
+
+def _param(field: str, kind: ObjectKind.ValueType) -> str:
+    return field if kind in _NAMED_KINDS else ""
