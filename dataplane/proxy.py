@@ -21,7 +21,7 @@ from prism.v1 import authorizer_pb2
 from .asgi import ProxyRequest
 from .authorizer import Authorizer
 from .client_ip import ClientAddress
-from .errors import body_too_large, denial_response, unknown_url
+from .errors import GatewayError, body_too_large, denial_response, unknown_url
 from .headers import rate_limit_headers
 from .listing import OWNED_LISTINGS, owned_listing
 from .records import Recorder
@@ -105,17 +105,24 @@ class _Proxy:
         request.trace.provider = decision.upstream.provider
         record = self._recorder.start(route, request.trace.request_id, decision)
         request.on_response_over = record.over
-        if route.check_name in OWNED_LISTINGS:
-            return await owned_listing(
+        try:
+            if route.check_name not in OWNED_LISTINGS:
+                return await self._upstream.forward(
+                    request, decision.upstream, content, facts.streaming, record
+                )
+            listing = await owned_listing(
                 request,
                 decision.upstream,
                 decision.principal.org_id,
                 self._upstream,
                 self._authorizer.filter_owned,
             )
-        return await self._upstream.forward(
-            request, decision.upstream, content, facts.streaming, record
-        )
+        except GatewayError:
+            # A client retrying at once must find the request's slot free.
+            await record.end()
+            raise
+        await record.end()
+        return listing
 
 
 def _bearer_token(authorization: str) -> str:

@@ -8,20 +8,19 @@ however it ended: sent whole, a stream ended or cut, the client gone, a gateway 
 
 When it is sent:
 - the objects a JSON body shows created are recorded, and the Record awaited, before the
-  body is sent, so the client's next request with their ids passes; the runs and deletions
-  it shows go in that same Record;
+  body is sent, so the client's next request with their ids passes;
 - in a stream, an object the client could name in a request while the stream goes on
   (Check's kinds: here, the thread of `thread.created`) is recorded, and the Record awaited,
   before the chunk holding its event is relayed. Everything else a stream shows (the runs
-  and messages it created, runs that ended) waits for the end of the response, so the
-  stream is never delayed for it;
-- what is left goes, with `finished`, in one Record sent in the background once the
-  response is over;
+  and messages it created, runs that ended) waits for the end of the response, so no chunk
+  is ever delayed for it;
+- what is left goes, with `finished`, in one Record when the response ends: awaited before
+  a JSON body is sent, and before the end of a stream or download is (after its last byte),
+  so that a client sending its next request as soon as it has this response finds its slot
+  free and its run's tokens counted; awaited too before a gateway error (a 502, 504) is sent.
+  A response abandoned midway (the client gone, the upstream cut off) ends with the same
+  Record, sent in the background;
 - a Record is sent only when there is something to record or a slot to release.
-
-A Record that fails is logged and changes nothing (authorizer.py). Background Records are
-tasks kept until they end; at shutdown the server waits for them (each bounded by the
-deadline) and cancels any left.
 """
 
 import asyncio
@@ -94,7 +93,7 @@ class ResponseRecord:
         self._key_id = decision.principal.key_id
         self._finish = decision.record_wanted
         self._pending = Seen()
-        self._over = False
+        self._ended = False
         self._events: EventStream | None = None
 
     @property
@@ -103,14 +102,10 @@ class ResponseRecord:
         return self._route.observed
 
     async def whole_body(self, status: int, content_encoding: bytes, body: bytes) -> None:
-        """A JSON response held whole, before it is sent."""
-        if not self._readable(status, content_encoding):
-            return
-        seen = inspect_json(self._route, body)
-        if seen.objects:
-            await self._recorder.send(self._request(seen, finished=False))
-        else:
-            self._pending.add(seen)
+        """A JSON response held whole, before it is sent: the response's only Record."""
+        if self._readable(status, content_encoding):
+            self._pending.add(inspect_json(self._route, body))
+        await self.end()
 
     def start_stream(self, status: int, content_encoding: bytes) -> bool:
         """An event stream is about to be relayed; whether its chunks are to be read."""
@@ -131,13 +126,20 @@ class ResponseRecord:
         if nameable:
             await self._recorder.send(self._request(nameable, finished=False))
 
+    async def end(self) -> None:
+        """The response is complete but for its end: sends what is left, and waits."""
+        if not self._ended:
+            self._ended = True
+            if self._pending or self._finish:
+                await self._recorder.send(self._request(self._pending, finished=self._finish))
+
     def over(self) -> None:
-        """The response is over, however it ended; sends what is left, once."""
-        if self._over:
-            return
-        self._over = True
-        if self._pending or self._finish:
-            self._recorder.send_later(self._request(self._pending, finished=self._finish))
+        """The response is over, however it ended: what `end` did not send goes now, in the
+        background."""
+        if not self._ended:
+            self._ended = True
+            if self._pending or self._finish:
+                self._recorder.send_later(self._request(self._pending, finished=self._finish))
 
     def _readable(self, status: int, content_encoding: bytes) -> bool:
         if not (self._route.observed and 200 <= status < 300):

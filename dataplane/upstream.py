@@ -123,7 +123,7 @@ class Upstream:
         is_event_stream = _header(response, b"content-type").startswith(b"text/event-stream")
         reading = is_event_stream and record.start_stream(response.status, encoding)
         relayed = Response(
-            _relay(response, chunks, trace.request_id, record if reading else None),
+            _relay(response, chunks, trace.request_id, record, reading),
             status=response.status,
             headers=relayed_response_headers(response.headers, streamed=True),
         )
@@ -254,15 +254,18 @@ async def _relay(
     response: httpcore.Response,
     chunks: AsyncIterator[bytes],
     request_id: str,
-    record: ResponseRecord | None,
+    record: ResponseRecord,
+    reading: bool,
 ) -> AsyncIterator[bytes]:
     # Quart closes this generator when the client disconnects (the task is cancelled), so the
     # `finally` closes the upstream response and its connection.
     try:
         async for chunk in chunks:
-            if record is not None:
+            if reading:
                 await record.stream_chunk(chunk)
             yield chunk
+        # Every byte is out; the response ends once this generator does.
+        await record.end()
     except _UPSTREAM_FAILURES as error:
         log.warning("upstream response broke off for %s: %s", request_id, type(error).__name__)
         raise AbortResponse from None
