@@ -4,9 +4,13 @@ The forwarded request keeps the client's path, query and end-to-end headers, but
 client's credentials: the upstream key from Check replaces `Authorization`, and OpenAI account
 headers are dropped. It goes out on a pooled HTTP/1.1 connection (see pool.py).
 
-The answer passes through unchanged, errors included. A JSON answer of known, small length is
-read whole; anything else (server-sent events, file downloads) is relayed chunk by chunk as it
-arrives, and the upstream response is closed as soon as the client goes away.
+The answer passes through unchanged, errors included (but for the upstream's rate-limit
+headers: headers.py). A JSON answer of known, small length is read whole, and so is one of
+unannounced length on the routes whose answers the gateway reads for the control plane (up
+to the JSON limit); anything else (server-sent events, file downloads) is relayed chunk by
+chunk as it arrives, and the upstream response is closed as soon as the client goes away.
+Each answer is shown to the request's Record as it goes (records.py): whole, or chunk by chunk
+before each is relayed; the routes it reads are asked for uncompressed answers.
 """
 
 import functools
