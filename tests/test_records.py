@@ -18,9 +18,9 @@ from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, I
 QUESTION = "What is the capital of France"
 # Bounds a wait for something the gateway must do; reached only when it fails to.
 PATIENCE_SECONDS = 20
-# Tokens per minute: about one token comes back every 60 ms, so the tokens a run used are
-# still missing (but for one) from the remaining count a moment later.
-TPM = 1000
+# Tokens per minute: one token comes back every 600 ms, so the tokens a run used are still
+# missing (but for one) from the remaining count a moment later.
+TPM = 100
 
 
 def limits(**per_minute: int) -> admin_pb2.RateLimits:
