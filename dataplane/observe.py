@@ -81,7 +81,10 @@ class EventStream:
 
     def __init__(self, max_event_bytes: int) -> None:
         self._max = max_event_bytes
-        self._partial = b""
+        # The start of a line whose end has not arrived, in pieces: joined once it does, so a
+        # long line arriving in many chunks is not copied again with each.
+        self._partial: list[bytes] = []
+        self._partial_size = 0
         # The last chunk ended with CR: an LF starting the next one belongs to that line end.
         self._after_cr = False
         self._name = ""
@@ -96,17 +99,25 @@ class EventStream:
         self._after_cr = chunk.endswith(b"\r")
         if not chunk:
             return
-        lines = (self._partial + chunk).splitlines(keepends=True)
-        self._partial = b""
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._hold(chunk)
+            return
+        lines = b"".join([*self._partial, chunk]).splitlines(keepends=True)
+        self._partial, self._partial_size = [], 0
         if not lines[-1].endswith((b"\n", b"\r")):
-            self._partial = lines.pop()
-            if len(self._partial) > self._max:
-                self._partial = b""
-                self._oversized = True
+            self._hold(lines.pop())
         for line in lines:
             event = self._line(line.rstrip(b"\r\n"))
             if event is not None:
                 yield event
+
+    def _hold(self, piece: bytes) -> None:
+        self._partial_size += len(piece)
+        if self._partial_size > self._max:
+            self._partial, self._partial_size = [], 0
+            self._oversized = True
+        else:
+            self._partial.append(piece)
 
     def _line(self, line: bytes) -> ServerSentEvent | None:
         if not line:
