@@ -250,3 +250,31 @@ def test_a_slot_is_free_when_the_gateway_answers_an_error(
 
     assert timed_out.value.status_code == 504
     assert client.beta.assistants.create(model="gpt-4o").model == "gpt-4o"
+
+
+def test_a_record_that_fails_changes_nothing_for_the_client(
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+    issue_key: IssueKey,
+    sdk: Callable[..., openai.OpenAI],
+    upstream: FakeUpstream,
+) -> None:
+    """The control plane goes away while the upstream creates the assistant: the client
+    still gets its assistant, and the gateway logs the lost Record in one line."""
+    controlplane = start_controlplane()
+    dataplane = start_dataplane(controlplane.addr)
+    _, issued = issue_key()
+    client = sdk(issued.secret, dataplane.url)
+    upstream.add_fault(method="POST", path="/v1/assistants", delay_ms=1500)
+
+    with ThreadPoolExecutor(1) as pool:
+        creating = pool.submit(client.beta.assistants.with_raw_response.create, model="gpt-4o")
+        wait_for(lambda: any(r["path"] == "/v1/assistants" for r in upstream.requests()))
+        controlplane.process.stop()
+        created = creating.result()
+
+    assert created.parse().model == "gpt-4o"
+    lost = [line for line in dataplane.process.log().splitlines() if "Record failed" in line]
+    assert len(lost) == 1
+    assert created.headers["x-prism-request-id"] in lost[0]
+    assert "not recorded" in lost[0]
