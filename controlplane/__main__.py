@@ -24,14 +24,14 @@ async def serve(settings: Settings) -> None:
         await store.ping()
     except Unavailable as error:
         _exit(f"{str(error).rstrip('.')}; start Redis or fix REDIS_URL")
-    grpc_server, health_servicer = await server.build(settings, store)
-    await grpc_server.start()
-    log.info("control plane listening on %s", settings.grpc_listen)
-
+    # Handlers go in before the port opens: whoever sees it open may signal at once.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+    grpc_server, health_servicer = await server.build(settings, store)
+    await grpc_server.start()
+    log.info("control plane listening on %s", settings.grpc_listen)
     await stopping.wait()
     log.info("stopping: draining calls for up to %ss", GRACE_SECONDS)
     await health_servicer.enter_graceful_shutdown()
