@@ -36,6 +36,8 @@ def cluster_url(workdir: Path, logs: Path) -> Iterator[str]:
             "redis-server",
             "--bind", "127.0.0.1",
             "--port", str(port),
+            # Else port + 10000, which does not exist for ports above 55535.
+            "--cluster-port", str(stack.free_port()),
             "--dir", str(data),
             "--save", "",
             "--cluster-enabled", "yes",
