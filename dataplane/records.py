@@ -14,13 +14,16 @@ When it is sent:
   before the chunk holding its event is relayed. Everything else a stream shows (the runs
   and messages it created, runs that ended) waits for the end of the response, so no chunk
   is ever delayed for it;
-- what is left goes, with `finished`, in one Record when the response ends: awaited before
-  a JSON body is sent, and before the end of a stream or download is (after its last byte),
-  so that a client sending its next request as soon as it has this response finds its slot
-  free and its run's tokens counted; awaited too before a gateway error (a 502, 504) is sent.
-  A response abandoned midway (the client gone, the upstream cut off) ends with the same
-  Record, sent in the background;
-- a Record is sent only when there is something to record or a slot to release.
+- what is left goes, with `finished`, in one Record when the response ends, awaited before
+  the client can tell it has ended: before a JSON body is sent; before the chunk holding a
+  stream's `done` event is relayed (the OpenAI SDK stops reading there); before the last
+  byte of a download of announced length; otherwise before the end of the response, after
+  its last byte. So a client sending its next request as soon as it has this response finds
+  its slot free and its run's tokens counted. Awaited too before a gateway error (a 502,
+  504) is sent. A response abandoned midway (the client gone, the upstream cut off) ends
+  with the same Record, sent in the background;
+- a Record is sent only when there is something to record or a slot to release, and once
+  sent is not cancelled with its request: a client leaving cannot lose it.
 """
 
 import asyncio
@@ -37,6 +40,8 @@ log = logging.getLogger("prism.dataplane")
 # The kinds a request can name for Check to verify (its path's first object, its body's
 # references): in a stream, these are recorded before the client sees their ids.
 _NAMEABLE = frozenset(PATH_OBJECT_KINDS.values())
+# A run stream's last event (`data: [DONE]`), on which the OpenAI SDK closes the response.
+_LAST_EVENT = "done"
 # Past the deadline, how much longer shutdown waits for background Records before cancelling.
 _SHUTDOWN_GRACE_SECONDS = 1.0
 
@@ -56,12 +61,17 @@ class Recorder:
         return ResponseRecord(self, route, request_id, decision)
 
     async def send(self, request: authorizer_pb2.RecordRequest) -> None:
-        await self._authorizer.record(request)
+        """Sends a Record and waits for its answer; cancelling the wait leaves it sending."""
+        await asyncio.shield(self._sending(request))
 
     def send_later(self, request: authorizer_pb2.RecordRequest) -> None:
+        self._sending(request)
+
+    def _sending(self, request: authorizer_pb2.RecordRequest) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._authorizer.record(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close(self) -> None:
         if not self._tasks:
@@ -117,13 +127,18 @@ class ResponseRecord:
         """A chunk of the stream, before it is relayed."""
         assert self._events is not None, "start_stream() said the stream is read"
         nameable = Seen()
+        last = False
         for event in self._events.feed(chunk):
+            last = last or event.name == _LAST_EVENT
             seen = run_event_seen(event)
             if any(created.kind in _NAMEABLE for created in seen.objects):
                 nameable.add(seen)
             else:
                 self._pending.add(seen)
-        if nameable:
+        if last:
+            self._pending.add(nameable)
+            await self.end()
+        elif nameable:
             await self._recorder.send(self._request(nameable, finished=False))
 
     async def end(self) -> None:

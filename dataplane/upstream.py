@@ -263,10 +263,17 @@ async def _relay(
 ) -> AsyncIterator[bytes]:
     # Quart closes this generator when the client disconnects (the task is cancelled), so the
     # `finally` closes the upstream response and its connection.
+    length = _header(response, b"content-length")
+    announced = int(length) if length.isdigit() else None
+    relayed = 0
     try:
         async for chunk in chunks:
             if reading:
                 await record.stream_chunk(chunk)
+            relayed += len(chunk)
+            if relayed == announced:
+                # With this chunk the client has the whole response.
+                await record.end()
             yield chunk
         # Every byte is out; the response ends once this generator does.
         await record.end()
