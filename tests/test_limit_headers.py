@@ -1,36 +1,21 @@
-"""What a client reads of its rate limits through the gateway: OpenAI's `x-ratelimit-*`
-headers on every response (forwarded, refused, or an error after the request was allowed),
-the shadow limits it went over, and on a refusal the retry hints the OpenAI SDK obeys:
-`retry-after-ms` to wait exactly as long as needed, `x-should-retry: false` not to retry."""
+"""OpenAI's `x-ratelimit-*` headers as the gateway writes them: each trio only where its
+limit is set, resets written as OpenAI's Go-style durations, every shadow limit gone over
+named, and the client's limits on every response once Check has answered, the upstream's
+errors and the gateway's own included. (The limits' states, the retry hints on a 429 and
+the SDK obeying them are in test_policy_gateway.py.)"""
 
-import asyncio
-import re
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import redis.asyncio
 
-from controlplane.store import Store
 from prism.v1 import admin_pb2
 from tests.conftest import ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.test_policy_check import limits
 
-REQUESTS_TRIO = ("limit", "remaining", "reset")
-# Go's time.Duration as OpenAI prints its reset headers.
-GO_DURATION = re.compile(r"0s|[1-9]\d*ms|(?:[1-9]\d*h)?(?:\d+m)?\d+(?:\.\d+)?s")
-
-
-def limits(**per_minute: int | tuple[int, bool]) -> admin_pb2.RateLimits:
-    """`limits(requests_per_minute=3, tokens_per_minute=(100, True))`: a tuple sets shadow."""
-    fields = {}
-    for name, value in per_minute.items():
-        limit, shadow = value if isinstance(value, tuple) else (value, False)
-        fields[name] = admin_pb2.RateLimit(limit=limit, shadow=shadow)
-    return admin_pb2.RateLimits(**fields)
+TRIO = ("limit", "remaining", "reset")
 
 
 @pytest.fixture
@@ -60,7 +45,7 @@ def sdk(dataplane: DataPlane) -> Iterator[Callable[..., openai.OpenAI]]:
 def limit_headers(headers: httpx.Headers, unit: str) -> dict[str, str]:
     return {
         part: headers[f"x-ratelimit-{part}-{unit}"]
-        for part in REQUESTS_TRIO
+        for part in TRIO
         if f"x-ratelimit-{part}-{unit}" in headers
     }
 
@@ -98,17 +83,6 @@ def test_the_tokens_trio_comes_alone_when_only_tokens_are_limited(
     assert limit_headers(headers, "requests") == {}
 
 
-def test_no_limit_means_no_limit_headers(
-    issue_key: IssueKey, sdk: Callable[..., openai.OpenAI]
-) -> None:
-    _, issued = issue_key()
-
-    headers = sdk(issued.secret).beta.assistants.with_raw_response.list().headers
-
-    assert not [name for name in headers if name.startswith("x-ratelimit-")]
-    assert "x-prism-ratelimit-shadow" not in headers
-
-
 def test_going_over_a_shadow_limit_is_reported_not_refused(
     issue_key: IssueKey, sdk: Callable[..., openai.OpenAI]
 ) -> None:
@@ -126,100 +100,6 @@ def test_going_over_a_shadow_limit_is_reported_not_refused(
     assert sorted(shadow) == ["key requests_per_minute", "org requests_per_minute"]
     assert second.parse().object == "list"
     assert second.headers["x-ratelimit-remaining-requests"] == "0"
-
-
-def test_a_refusal_says_when_to_retry_and_carries_the_limits(
-    issue_key: IssueKey, sdk: Callable[..., openai.OpenAI], upstream: FakeUpstream
-) -> None:
-    _, issued = issue_key(rate_limits=limits(requests_per_minute=1))
-    client = sdk(issued.secret)
-    client.beta.assistants.list()
-    upstream.clear_requests()
-
-    with pytest.raises(openai.RateLimitError) as refused:
-        client.beta.assistants.list()
-
-    headers = refused.value.response.headers
-    retry_ms = int(headers["retry-after-ms"])
-    assert 55_000 < retry_ms <= 60_000
-    # Whole seconds, rounded up: a client honouring it never comes back too early.
-    assert headers["retry-after"] == str(-(-retry_ms // 1000))
-    assert limit_headers(headers, "requests")["remaining"] == "0"
-    assert GO_DURATION.fullmatch(limit_headers(headers, "requests")["reset"])
-    assert "x-should-retry" not in headers
-    assert headers["x-prism-provider"] == "prism"
-    assert upstream.requests() == []
-
-
-def counting_sdk(dataplane: DataPlane, secret: str, sent: list[str]) -> openai.OpenAI:
-    """The SDK with retries on, noting every request it actually sends."""
-    http_client = httpx.Client(
-        event_hooks={"request": [lambda request: sent.append(str(request.url))]}
-    )
-    return openai.OpenAI(
-        base_url=dataplane.url, api_key=secret, max_retries=3, http_client=http_client
-    )
-
-
-def test_the_sdk_retries_a_rate_limited_request_exactly_when_it_would_pass(
-    dataplane: DataPlane, issue_key: IssueKey
-) -> None:
-    """30 requests a minute: with the burst spent, each request frees the next 2 s later.
-    Right after one passes, the SDK is refused, told by `retry-after-ms` to wait about 2 s,
-    and its one retry passes; on its own back-off (0.5 s, then 1 s) it would have been
-    refused again."""
-    _, issued = issue_key(rate_limits=limits(requests_per_minute=30))
-    auth = {"authorization": f"Bearer {issued.secret}"}
-    with httpx.Client(base_url=dataplane.url, headers=auth) as http:
-        for _ in range(40):
-            refused = http.get("/assistants")
-            if refused.status_code == 429:
-                break
-        else:
-            raise AssertionError("the burst of 30 was never spent")
-        time.sleep(int(refused.headers["retry-after-ms"]) / 1000)
-        assert http.get("/assistants").status_code == 200
-    sent: list[str] = []
-
-    with counting_sdk(dataplane, issued.secret, sent) as client:
-        started = time.monotonic()
-        listed = client.beta.assistants.list()
-        waited = time.monotonic() - started
-
-    assert listed.object == "list"
-    assert len(sent) == 2
-    assert 1.0 < waited < 3.0
-
-
-def _spend(redis_url: str, org_id: str, key_id: str, usd: float) -> None:
-    """Raises the spend that cost tracking records, through the control plane's store."""
-
-    async def add() -> None:
-        client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
-        async with client:
-            await Store(client).add_spend(org_id, key_id, round(usd * 1e6), datetime.now(UTC))
-
-    asyncio.run(add())
-
-
-def test_the_sdk_does_not_retry_a_spent_budget(
-    dataplane: DataPlane, issue_key: IssueKey, redis_url: str, upstream: FakeUpstream
-) -> None:
-    org, issued = issue_key(budgets=admin_pb2.Budgets(total_usd=1.0))
-    _spend(redis_url, org.id, issued.key.id, 1.0)
-    sent: list[str] = []
-
-    with (
-        counting_sdk(dataplane, issued.secret, sent) as client,
-        pytest.raises(openai.RateLimitError) as refused,
-    ):
-        client.beta.assistants.list()
-
-    assert len(sent) == 1
-    assert refused.value.code == "insufficient_quota"
-    assert refused.value.response.headers["x-should-retry"] == "false"
-    assert "retry-after" not in refused.value.response.headers
-    assert upstream.requests() == []
 
 
 def test_an_upstream_error_carries_the_gateways_limits(

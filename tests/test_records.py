@@ -1,8 +1,8 @@
 """What the gateway tells the control plane about the responses it relays (Record), as a
 client sees the effect through the SDK: objects a stream creates are its org's at once, an
 assistant's new model is the one its runs are checked against, a deleted object is gone,
-the tokens of runs count towards tokens-per-minute limits as soon as the client has seen
-the run end (polled or streamed), and a request's concurrency slot is free as soon as its
+the tokens of a streamed run count towards tokens-per-minute limits by the time its stream
+ends (polled runs: test_policy_gateway.py), and a request's concurrency slot is free as soon as its
 response is complete, or once the client has gone away."""
 
 import time
@@ -14,6 +14,7 @@ import pytest
 
 from prism.v1 import admin_pb2
 from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.test_policy_check import limits
 
 QUESTION = "What is the capital of France"
 # Bounds a wait for something the gateway must do; reached only when it fails to.
@@ -21,12 +22,6 @@ PATIENCE_SECONDS = 20
 # Tokens per minute: one token comes back every 600 ms, so the tokens a run used are still
 # missing (but for one) from the remaining count a moment later.
 TPM = 100
-
-
-def limits(**per_minute: int) -> admin_pb2.RateLimits:
-    return admin_pb2.RateLimits(
-        **{name: admin_pb2.RateLimit(limit=limit) for name, limit in per_minute.items()}
-    )
 
 
 @pytest.fixture
@@ -124,25 +119,6 @@ def test_a_deleted_assistant_is_gone_without_asking_the_upstream(
 
 
 # Tokens
-
-
-def test_a_polled_runs_tokens_count_once_it_is_seen_ended(
-    issue_key: IssueKey, sdk: Callable[..., openai.OpenAI]
-) -> None:
-    _, issued = issue_key(rate_limits=limits(tokens_per_minute=TPM))
-    client = sdk(issued.secret)
-    assistant = client.beta.assistants.create(model="gpt-4o", instructions="Answer briefly.")
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": QUESTION}])
-
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
-    again = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
-
-    assert run.status == again.status == "completed"
-    assert run.usage is not None and run.usage.total_tokens > 0
-    # Seen ended twice, counted once.
-    assert (
-        TPM - run.usage.total_tokens <= remaining_tokens(client) <= TPM - run.usage.total_tokens + 1
-    )
 
 
 def test_a_streamed_runs_tokens_count_by_the_time_the_stream_ends(
