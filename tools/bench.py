@@ -2,25 +2,33 @@
 
 Starts a private stack whose fake upstream answers after a fixed latency, then sends the
 same requests at a fixed rate twice, straight to the upstream and through the gateway; the
-added latency is the difference of the two distributions' percentiles. Also measured: the
+added latency is the difference of the two distributions' percentiles. The gateway is
+measured with a key that has no policy and with keys whose key and org have every limit on
+(full_policy()), taking turns; so is the control plane's Check RPC alone. Also measured: the
 time each streamed event spends in the gateway, the peak throughput with many clients in
 flight, and the data plane's memory while a 512 MiB file is uploaded through it.
 """
 
 import asyncio
+import contextlib
+import itertools
 import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import httpx
 
-from prism.v1 import admin_pb2, admin_pb2_grpc
+from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tools import stack
+
+T = TypeVar("T")
 
 UPSTREAM_LATENCY_MS = 20
 RATE = 100  # requests per second for the latency runs
@@ -30,6 +38,35 @@ PEAK_CONCURRENCY = 64
 PEAK_DURATION = 5.0
 UPLOAD_BYTES = 512_000_000  # "512 MB", the upload limit OpenAI documents
 CHUNK = 1_000_000
+CHECK_WARMUP = 50  # sequential Checks per case before it is timed
+
+MODEL = "gpt-4o"
+NEVER_REACHED = 10**9  # every limit of the full policy, per minute or at once
+NAME_WIDTH = 48  # of the tables' first column
+
+
+def full_policy(*, concurrency: bool = True) -> admin_pb2.Policy:
+    """Every limit on, each far above what the bench sends so that nothing is refused: the
+    cost measured is that of applying them. The allowed entries that match come last, so
+    every glob and range is tried. Without `concurrency`, no concurrent_requests limit, so no
+    request holds a slot that a Record must release."""
+    limit = admin_pb2.RateLimit(limit=NEVER_REACHED)
+    return admin_pb2.Policy(
+        allowed_models=["o3*", "gpt-4.1*", "gpt-4o*"],
+        allowed_ip_ranges=[
+            "10.0.0.0/8",
+            "192.168.0.0/16",
+            "2001:db8::/32",
+            "::1/128",
+            "127.0.0.0/8",
+        ],
+        rate_limits=admin_pb2.RateLimits(
+            requests_per_minute=limit,
+            tokens_per_minute=limit,
+            concurrent_requests=limit if concurrency else None,
+        ),
+        budgets=admin_pb2.Budgets(daily_usd=1e9, monthly_usd=1e9, total_usd=1e9),
+    )
 
 
 @dataclass
@@ -49,14 +86,53 @@ class Target:
         )
 
 
+@dataclass(frozen=True)
+class Tenant:
+    """A bench org and its one key."""
+
+    org_id: str
+    key_id: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """The bench's keys, each in its own org with the same policy as the key."""
+
+    plain: Tenant  # no policy
+    limited: Tenant  # full_policy()
+    unslotted: Tenant  # full_policy(concurrency=False)
+
+
+@dataclass(frozen=True)
+class Objects:
+    """What the latency runs name: objects that the target's key's org owns."""
+
+    assistant: str
+    thread: str
+
+
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+PERCENTILES = (50, 95, 99)
+
+
+def table_header(title: str, note: str) -> str:
+    columns = " ".join(f"p{p}".rjust(7) for p in PERCENTILES)
+    return f"{title:{NAME_WIDTH}} {columns}   {note}"
+
+
+def table_row(name: str, values: Sequence[float], note: str) -> str:
+    columns = " ".join(f"{value:7.2f}" for value in values)
+    return f"{name:{NAME_WIDTH}} {columns}   {note}"
+
+
 async def at_fixed_rate(
-    rate: float, duration: float, request: Callable[[], Awaitable[float]]
-) -> list[float]:
+    rate: float, duration: float, request: Callable[[], Awaitable[T]]
+) -> list[T]:
     """Open loop: request i starts at i/rate whatever the others do, as real traffic would."""
     start = time.perf_counter()
     tasks = []
@@ -66,6 +142,22 @@ async def at_fixed_rate(
     return list(await asyncio.gather(*tasks))
 
 
+async def taking_turns(
+    rate: float, duration: float, requests: Sequence[Callable[[], Awaitable[T]]]
+) -> list[list[T]]:
+    """at_fixed_rate for several requests sent in turn, `rate` in all, each `rate * duration`
+    times: compared under the same conditions rather than in windows the machine's load may
+    drift between. Per request, its results."""
+    turns = itertools.cycle(range(len(requests)))
+
+    async def next_turn() -> tuple[int, T]:
+        turn = next(turns)
+        return turn, await requests[turn]()
+
+    results = await at_fixed_rate(rate, duration * len(requests), next_turn)
+    return [[result for turn, result in results if turn == i] for i in range(len(requests))]
+
+
 async def timed(send: Awaitable[httpx.Response]) -> float:
     began = time.perf_counter()
     response = await send
@@ -73,24 +165,43 @@ async def timed(send: Awaitable[httpx.Response]) -> float:
     return (time.perf_counter() - began) * 1000
 
 
-async def latency_runs(target: Target, assistant: str, thread: str) -> dict[str, list[float]]:
+async def create_objects(target: Target) -> Objects:
+    """An assistant and a thread created through the target: through the gateway, its key's
+    org owns them, so requests naming them pass the ownership check."""
     async with target.client() as http:
-        get = await at_fixed_rate(
-            RATE, DURATION, lambda: timed(http.get(f"/assistants/{assistant}"))
-        )
-        post = await at_fixed_rate(
-            RATE,
-            DURATION,
-            lambda: timed(
-                http.post(f"/threads/{thread}/messages", json={"role": "user", "content": "hi"})
-            ),
-        )
-        streamed = await at_fixed_rate(STREAM_RATE, DURATION, lambda: streamed_run(http, assistant))
-    return {
-        "GET /assistants/{id}": get,
-        "POST /threads/{id}/messages": post,
-        "POST /threads/runs (stream)": streamed,
-    }
+        assistant = await http.post("/assistants", json={"model": MODEL})
+        thread = await http.post("/threads", json={})
+    for response in (assistant, thread):
+        response.raise_for_status()
+    return Objects(assistant.json()["id"], thread.json()["id"])
+
+
+async def latency_runs(*targets: tuple[Target, Objects]) -> list[dict[str, list[float]]]:
+    """Per target, the latencies of every kind of request in REQUESTS; several targets take
+    turns, at the kind's rate in all."""
+    async with contextlib.AsyncExitStack() as clients:
+        sessions = [
+            (await clients.enter_async_context(target.client()), objects)
+            for target, objects in targets
+        ]
+        runs: list[dict[str, list[float]]] = [{} for _ in targets]
+        for name, (rate, request) in REQUESTS.items():
+            found = await taking_turns(
+                rate, DURATION, [partial(request, http, objects) for http, objects in sessions]
+            )
+            for run, samples in zip(runs, found, strict=True):
+                run[name] = samples
+    return runs
+
+
+async def assert_limits_applied(target: Target, objects: Objects) -> None:
+    """A full-policy key's responses report its limits: they were counted, not skipped."""
+    async with target.client() as http:
+        response = await http.get(f"/assistants/{objects.assistant}")
+    response.raise_for_status()
+    limit = str(NEVER_REACHED)
+    reported = response.headers.get("x-ratelimit-limit-requests")
+    assert reported == limit, f"x-ratelimit-limit-requests is {reported!r}, not {limit}"
 
 
 async def streamed_run(http: httpx.AsyncClient, assistant: str) -> float:
@@ -106,6 +217,25 @@ async def streamed_run(http: httpx.AsyncClient, assistant: str) -> float:
         async for _ in response.aiter_raw():
             pass
     return (time.perf_counter() - began) * 1000
+
+
+# The latency runs' requests, each kind with its rate: (rate, request(client, objects) -> ms).
+REQUESTS: dict[str, tuple[float, Callable[[httpx.AsyncClient, Objects], Awaitable[float]]]] = {
+    "GET /assistants/{id}": (
+        RATE,
+        lambda http, objects: timed(http.get(f"/assistants/{objects.assistant}")),
+    ),
+    "POST /threads/{id}/messages": (
+        RATE,
+        lambda http, objects: timed(
+            http.post(f"/threads/{objects.thread}/messages", json={"role": "user", "content": "hi"})
+        ),
+    ),
+    "POST /threads/runs (stream)": (
+        STREAM_RATE,
+        lambda http, objects: streamed_run(http, objects.assistant),
+    ),
+}
 
 
 async def event_arrival_gaps(target: Target, assistant: str, runs: int = 50) -> list[float]:
@@ -201,39 +331,195 @@ async def upload_memory(target: Target, pid: int) -> tuple[float, float]:
     return before, peak - before
 
 
-def create_key(controlplane: str, token: str) -> str:
+@dataclass(frozen=True)
+class CheckSample:
+    check_ms: float
+    allowed: bool
+    # The answer reported a requests-per-minute status: the rate limits were counted.
+    limited: bool
+    # The Record(finished=true) that released the concurrency slot the Check took, if any.
+    release_ms: float | None
+
+
+def check_request(
+    tenant: Tenant, objects: Objects | None, request_id: str
+) -> authorizer_pb2.CheckRequest:
+    """With objects, what the data plane asks for a run on an owned thread with an owned
+    assistant (the request names both and a model, and starts model work); without, what it
+    asks for GET /v1/assistants, which names nothing."""
+    if objects is None:
+        return authorizer_pb2.CheckRequest(
+            api_key=tenant.secret,
+            client_ip="127.0.0.1",
+            method="GET",
+            route="GET /v1/assistants",
+            request_id=request_id,
+        )
+    return authorizer_pb2.CheckRequest(
+        api_key=tenant.secret,
+        client_ip="127.0.0.1",
+        method="POST",
+        route="POST /v1/threads/{thread_id}/runs",
+        models=[MODEL],
+        objects=[
+            authorizer_pb2.ObjectRef(id=objects.thread, kind=authorizer_pb2.OBJECT_KIND_THREAD),
+            authorizer_pb2.ObjectRef(
+                id=objects.assistant,
+                kind=authorizer_pb2.OBJECT_KIND_ASSISTANT,
+                param="assistant_id",
+            ),
+        ],
+        run_assistant_id=objects.assistant,
+        uses_model=True,
+        request_id=request_id,
+    )
+
+
+async def record_objects(stub: authorizer_pb2_grpc.AuthorizerStub, tenant: Tenant) -> Objects:
+    """An assistant and a thread recorded as the tenant's org's, as the data plane records
+    the objects its responses create."""
+    objects = Objects("asst_bench" + secrets.token_hex(8), "thread_bench" + secrets.token_hex(8))
+    await stub.Record(
+        authorizer_pb2.RecordRequest(
+            request_id="req_bench_setup_" + tenant.org_id,
+            org_id=tenant.org_id,
+            key_id=tenant.key_id,
+            objects=[
+                authorizer_pb2.OwnedObject(
+                    id=objects.assistant, kind=authorizer_pb2.OBJECT_KIND_ASSISTANT, model=MODEL
+                ),
+                authorizer_pb2.OwnedObject(
+                    id=objects.thread, kind=authorizer_pb2.OBJECT_KIND_THREAD
+                ),
+            ],
+        ),
+        timeout=10,
+    )
+    return objects
+
+
+async def check_runs(
+    controlplane: str, cases: dict[str, tuple[Tenant, bool]]
+) -> dict[str, list[CheckSample]]:
+    """Check alone, over one reused grpc.aio channel as the data plane calls it; the cases,
+    (tenant, whether the request names two objects its org owns), take turns at RATE in all.
+    A Check that takes a concurrency slot is followed by the Record that releases it."""
+    ids = itertools.count()
+    calls: list[Callable[[], Awaitable[CheckSample]]] = []
+    async with grpc.aio.insecure_channel(controlplane) as channel:
+        stub = authorizer_pb2_grpc.AuthorizerStub(channel)
+
+        async def check(tenant: Tenant, objects: Objects | None) -> CheckSample:
+            request = check_request(tenant, objects, f"req_bench_check_{next(ids)}")
+            began = time.perf_counter()
+            answer = await stub.Check(request, timeout=10)
+            check_ms = (time.perf_counter() - began) * 1000
+            release_ms = None
+            if answer.record_wanted:
+                began = time.perf_counter()
+                await stub.Record(
+                    authorizer_pb2.RecordRequest(
+                        request_id=request.request_id,
+                        org_id=answer.principal.org_id,
+                        key_id=answer.principal.key_id,
+                        finished=True,
+                    ),
+                    timeout=10,
+                )
+                release_ms = (time.perf_counter() - began) * 1000
+            return CheckSample(check_ms, answer.allowed, answer.HasField("requests"), release_ms)
+
+        for tenant, named in cases.values():
+            objects = await record_objects(stub, tenant) if named else None
+            # A key's first Check on a control plane also reads its records.
+            for _ in range(CHECK_WARMUP):
+                await check(tenant, objects)
+            calls.append(partial(check, tenant, objects))
+        found = await taking_turns(RATE, DURATION, calls)
+    return dict(zip(cases, found, strict=True))
+
+
+def create_key(
+    controlplane: str, token: str, org_id: str, policy: admin_pb2.Policy | None = None
+) -> Tenant:
+    """A new org and a key in it, both with the policy."""
     with grpc.insecure_channel(controlplane) as channel:
         admin = admin_pb2_grpc.AdminStub(channel)
         auth = (("authorization", f"Bearer {token}"),)
-        org = admin.CreateOrg(admin_pb2.CreateOrgRequest(org_id="bench"), metadata=auth)
-        request = admin_pb2.CreateKeyRequest(key=admin_pb2.Key(org_id=org.id, name="bench"))
-        return admin.CreateKey(request, metadata=auth).secret
+        org = admin.CreateOrg(
+            admin_pb2.CreateOrgRequest(org_id=org_id, org=admin_pb2.Org(policy=policy)),
+            metadata=auth,
+        )
+        request = admin_pb2.CreateKeyRequest(
+            key=admin_pb2.Key(org_id=org.id, name="bench", policy=policy)
+        )
+        issued = admin.CreateKey(request, metadata=auth)
+        return Tenant(org.id, issued.key.id, issued.secret)
 
 
-async def measure(direct: Target, gateway: Target, dataplane_pid: int) -> None:
-    async with direct.client() as http:
-        assistant = (await http.post("/assistants", json={"model": "gpt-4o"})).json()["id"]
-        thread = (await http.post("/threads", json={})).json()["id"]
-
+async def measure(
+    controlplane: str, direct: Target, gateway_url: str, tenants: Tenants, dataplane_pid: int
+) -> None:
     print(
         f"upstream latency fixed at {UPSTREAM_LATENCY_MS} ms; {RATE} req/s for {DURATION:.0f} s "
-        f"({STREAM_RATE} req/s for streamed runs)\n"
+        f"({STREAM_RATE} req/s for streamed runs); the gateway's keys, and the Check cases, "
+        "take turns at that rate in all, each as many times as the direct run\n"
     )
-    direct_runs = await latency_runs(direct, assistant, thread)
-    gateway_runs = await latency_runs(gateway, assistant, thread)
-    print(
-        f"{'added latency (ms)':34} {'p50':>7} {'p95':>7} {'p99':>7}   (gateway p50 / direct p50)"
-    )
-    for name, through in gateway_runs.items():
-        straight = direct_runs[name]
-        added = [percentile(through, p) - percentile(straight, p) for p in (50, 95, 99)]
-        print(
-            f"{name:34} {added[0]:7.2f} {added[1]:7.2f} {added[2]:7.2f}   "
-            f"({percentile(through, 50):.1f} / {percentile(straight, 50):.1f})"
-        )
 
-    direct_gaps = await event_arrival_gaps(direct, assistant)
-    gateway_gaps = await event_arrival_gaps(gateway, assistant)
+    checks = await check_runs(
+        controlplane,
+        {
+            "no policy, GET /v1/assistants": (tenants.plain, False),
+            "no policy, run on 2 owned objects": (tenants.plain, True),
+            "full policy, run on 2 owned objects": (tenants.limited, True),
+        },
+    )
+    limited_checks = checks["full policy, run on 2 owned objects"]
+    releases = [sample.release_ms for sample in limited_checks if sample.release_ms is not None]
+    timings = {name: [sample.check_ms for sample in samples] for name, samples in checks.items()}
+    timings["full policy, Record releasing the slot"] = releases
+    print(table_header("Check RPC alone (ms)", "(samples)"))
+    for name, samples in timings.items():
+        values = [percentile(samples, p) for p in PERCENTILES]
+        print(table_row(name, values, f"({len(samples)})"))
+    # Honest only if the policy was applied in full and nothing was refused.
+    for name, samples in checks.items():
+        assert all(sample.allowed for sample in samples), f"{name}: a Check was refused"
+    assert all(sample.limited for sample in limited_checks), "full policy: limits not counted"
+    assert len(releases) == len(limited_checks), "full policy: a Check took no concurrency slot"
+
+    # By the suffix of their rows. Every request they send must succeed (timed() raises).
+    keys = {
+        "": tenants.plain,
+        ", full policy": tenants.limited,
+        ", all but concurrency": tenants.unslotted,
+    }
+    gateways = {
+        suffix: Target("gateway" + suffix, gateway_url, tenant.secret)
+        for suffix, tenant in keys.items()
+    }
+    owned = {suffix: await create_objects(target) for suffix, target in gateways.items()}
+    objects = await create_objects(direct)
+    [direct_runs] = await latency_runs((direct, objects))
+    gateway_runs = await latency_runs(*((gateways[suffix], owned[suffix]) for suffix in keys))
+    for suffix in (", full policy", ", all but concurrency"):
+        await assert_limits_applied(gateways[suffix], owned[suffix])
+    print("\n" + table_header("added latency (ms)", "(gateway p50 / direct p50)"))
+    for name, straight in direct_runs.items():
+        for suffix, runs in zip(keys, gateway_runs, strict=True):
+            through = runs[name]
+            added = [percentile(through, p) - percentile(straight, p) for p in PERCENTILES]
+            note = f"({percentile(through, 50):.1f} / {percentile(straight, 50):.1f})"
+            print(table_row(name + suffix, added, note))
+    print(
+        "full policy: rate and concurrency limits, budgets, model globs and IP ranges on the "
+        "key and its org;\nall but concurrency: the same without concurrent_requests, so no "
+        "Record releases a slot"
+    )
+
+    gateway, gateway_objects = gateways[""], owned[""]
+    direct_gaps = await event_arrival_gaps(direct, objects.assistant)
+    gateway_gaps = await event_arrival_gaps(gateway, gateway_objects.assistant)
     per_event = statistics.mean(gateway_gaps) - statistics.mean(direct_gaps)
     print(
         f"\nstreamed events: {len(gateway_gaps)} relayed; each spends {per_event:+.3f} ms more "
@@ -241,8 +527,8 @@ async def measure(direct: Target, gateway: Target, dataplane_pid: int) -> None:
     )
 
     print(f"\npeak throughput, {PEAK_CONCURRENCY} clients back to back, GET:")
-    print(f"  direct   {await peak_throughput(direct, assistant):8.0f} req/s")
-    print(f"  gateway  {await peak_throughput(gateway, assistant):8.0f} req/s")
+    print(f"  direct   {await peak_throughput(direct, objects.assistant):8.0f} req/s")
+    print(f"  gateway  {await peak_throughput(gateway, gateway_objects.assistant):8.0f} req/s")
 
     before, growth = await upload_memory(gateway, dataplane_pid)
     print(
@@ -295,11 +581,20 @@ def main() -> None:
                 logs,
             )
             processes.append(dataplane)
-            direct = Target("direct", upstream_url, upstream_key)
-            gateway = Target(
-                "gateway", f"http://127.0.0.1:{http_port}/v1", create_key(grpc_addr, token)
+            tenants = Tenants(
+                create_key(grpc_addr, token, "bench"),
+                create_key(grpc_addr, token, "bench-policy", full_policy()),
+                create_key(grpc_addr, token, "bench-unslotted", full_policy(concurrency=False)),
             )
-            asyncio.run(measure(direct, gateway, dataplane.pid))
+            asyncio.run(
+                measure(
+                    grpc_addr,
+                    Target("direct", upstream_url, upstream_key),
+                    f"http://127.0.0.1:{http_port}/v1",
+                    tenants,
+                    dataplane.pid,
+                )
+            )
         finally:
             for process in reversed(processes):
                 process.stop()
