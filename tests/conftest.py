@@ -199,6 +199,34 @@ def client(dataplane: DataPlane, issue_key: IssueKey) -> Iterator[openai.OpenAI]
         yield sdk
 
 
+Sdk = Callable[..., openai.OpenAI]
+
+
+@pytest.fixture
+def sdk(dataplane: DataPlane) -> Iterator[Sdk]:
+    """`sdk(secret, base_url=..., **options)`: the SDK with that key, pointed at the gateway
+    unless told otherwise; no retries unless `max_retries` is given. Closed after the test."""
+    clients: list[openai.OpenAI] = []
+
+    def make(secret: str, base_url: str = dataplane.url, **options: Any) -> openai.OpenAI:
+        options.setdefault("max_retries", 0)
+        clients.append(openai.OpenAI(base_url=base_url, api_key=secret, **options))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The fake upstream with no recorded requests and no faults, before and after."""
+    fake_upstream.clear_requests()
+    fake_upstream.clear_faults()
+    yield fake_upstream
+    fake_upstream.clear_faults()
+
+
 Check = Callable[..., authorizer_pb2.CheckResponse]
 # An address inside no range the tests allow, unless a test says otherwise.
 CLIENT_IP = "198.51.100.7"

@@ -2,7 +2,6 @@
 the gateway: what is allowed reaches the upstream, what is denied is a 403 (or 401 for a
 key that no longer works) and reaches nothing."""
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import openai
@@ -10,22 +9,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, DataPlane, FakeUpstream, IssueKey
-
-Sdk = Callable[[str], openai.OpenAI]
-
-
-@pytest.fixture
-def sdk(dataplane: DataPlane) -> Iterator[Sdk]:
-    clients: list[openai.OpenAI] = []
-
-    def make(secret: str) -> openai.OpenAI:
-        clients.append(openai.OpenAI(base_url=dataplane.url, api_key=secret, max_retries=0))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.close()
+from tests.conftest import AdminClient, FakeUpstream, IssueKey, Sdk
 
 
 def assert_denied_and_not_forwarded(

@@ -4,7 +4,7 @@ address of X-Forwarded-For. The tests connect from 127.0.0.1, so a gateway trust
 127.0.0.1 plays one behind a proxy and the default gateway one facing clients directly."""
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import openai
@@ -29,12 +29,6 @@ def behind_proxies(
 @pytest.fixture(scope="module")
 def refused_key(issue_key: IssueKey) -> str:
     return issue_key(allowed_ip_ranges=[_NOWHERE])[1].secret
-
-
-@pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    fake_upstream.clear_requests()
-    yield fake_upstream
 
 
 def judged_address(dataplane: DataPlane, secret: str, forwarded_for: Sequence[str]) -> str:

@@ -5,7 +5,7 @@ forwarded upstream when the gateway refused the request."""
 import asyncio
 import http.client
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,15 +46,6 @@ def assert_openai_error(
 
 def sdk(dataplane: DataPlane, api_key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=dataplane.url, api_key=api_key, max_retries=0, timeout=30)
-
-
-@pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    """The fake upstream with no recorded requests and no faults, before and after."""
-    fake_upstream.clear_requests()
-    fake_upstream.clear_faults()
-    yield fake_upstream
-    fake_upstream.clear_faults()
 
 
 @pytest.mark.parametrize(

@@ -148,13 +148,6 @@ def upstream_sdk(fake_upstream: FakeUpstream) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
-@pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    fake_upstream.clear_faults()
-    yield fake_upstream
-    fake_upstream.clear_faults()
-
-
 # An SDK call naming the objects of `target`, using the caller's `own` where it needs its own.
 Call = Callable[[openai.OpenAI, Objects, Objects], Any]
 

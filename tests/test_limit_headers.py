@@ -4,8 +4,7 @@ named, and the client's limits on every response once Check has answered, the up
 errors and the gateway's own included. (The limits' states, the retry hints on a 429 and
 the SDK obeying them are in test_policy_gateway.py.)"""
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import openai
@@ -16,30 +15,6 @@ from tests.conftest import ControlPlane, DataPlane, FakeUpstream, IssueKey
 from tests.test_policy_check import limits
 
 TRIO = ("limit", "remaining", "reset")
-
-
-@pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    fake_upstream.clear_requests()
-    fake_upstream.clear_faults()
-    yield fake_upstream
-    fake_upstream.clear_faults()
-
-
-@pytest.fixture
-def sdk(dataplane: DataPlane) -> Iterator[Callable[..., openai.OpenAI]]:
-    """The SDK with a given key; no retries unless a test asks for them."""
-    clients: list[openai.OpenAI] = []
-
-    def make(secret: str, **options: Any) -> openai.OpenAI:
-        clients.append(
-            openai.OpenAI(base_url=dataplane.url, api_key=secret, **{"max_retries": 0} | options)
-        )
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def limit_headers(headers: httpx.Headers, unit: str) -> dict[str, str]:

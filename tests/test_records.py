@@ -6,7 +6,7 @@ ends (polled runs: test_policy_gateway.py), and a request's concurrency slot is 
 response is complete, or once the client has gone away."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
@@ -22,27 +22,6 @@ PATIENCE_SECONDS = 20
 # Tokens per minute: one token comes back every 600 ms, so the tokens a run used are still
 # missing (but for one) from the remaining count a moment later.
 TPM = 100
-
-
-@pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    fake_upstream.clear_requests()
-    fake_upstream.clear_faults()
-    yield fake_upstream
-    fake_upstream.clear_faults()
-
-
-@pytest.fixture
-def sdk(dataplane: DataPlane) -> Iterator[Callable[..., openai.OpenAI]]:
-    clients: list[openai.OpenAI] = []
-
-    def make(secret: str, base_url: str = dataplane.url) -> openai.OpenAI:
-        clients.append(openai.OpenAI(base_url=base_url, api_key=secret, max_retries=0))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def remaining_tokens(client: openai.OpenAI) -> int:

@@ -5,7 +5,7 @@ makes the gateway close its upstream connection instead of leaving it open."""
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,14 +33,6 @@ RUN_EVENTS = [
 RUNS_ROUTE = "/v1/threads/{thread_id}/runs"
 # Bounds a wait for something the gateway must do; reached only when it fails to.
 PATIENCE_SECONDS = 20
-
-
-@pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    fake_upstream.clear_requests()
-    fake_upstream.clear_faults()
-    yield fake_upstream
-    fake_upstream.clear_faults()
 
 
 @pytest.fixture
