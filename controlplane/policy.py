@@ -15,6 +15,7 @@ from controlplane import keys, limiter
 from controlplane.errors import InvalidArgument
 from controlplane.limiter import Budget, Outcome
 from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
+from prism.addresses import parse_address
 
 INVALID_REQUEST = "invalid_request_error"
 PERMISSION_DENIED = "permission_denied"
@@ -213,7 +214,7 @@ def _model_denial(owner: str, policy: Policy, models: Sequence[str]) -> Denial |
 def _address_denial(owner: str, policy: Policy, client_ip: str) -> Denial | None:
     if not policy.allowed_ip_ranges:
         return None
-    address = _address(client_ip)
+    address = parse_address(client_ip)
     if address is not None and any(
         address in ipaddress.ip_network(cidr) for cidr in policy.allowed_ip_ranges
     ):
@@ -225,18 +226,6 @@ def _address_denial(owner: str, policy: Policy, client_ip: str) -> Denial | None
         f"client IP {client_ip or '(unknown)'} is not allowed for this {owner}; "
         f"allowed_ip_ranges: {', '.join(policy.allowed_ip_ranges)}",
     )
-
-
-def _address(client_ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The client's address; an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, as dual-stack
-    sockets report IPv4 peers) counts as the IPv4 address it carries."""
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def _when(moment: datetime) -> str:

@@ -27,7 +27,8 @@ are read as the IPv4 address they carry, both for matching and as the address se
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+from prism.addresses import Address, parse_address
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -37,7 +38,7 @@ class ClientAddress:
 
     def resolve(self, peer: str, forwarded_for: Iterable[str]) -> str:
         """The client's address, given the connection's peer and the X-Forwarded-For lines."""
-        peer_address = _parse(peer)
+        peer_address = parse_address(peer)
         if peer_address is None or not self._trusts(peer_address):
             return str(peer_address) if peer_address is not None else peer
         entries = [entry.strip() for line in forwarded_for for entry in line.split(",")]
@@ -45,7 +46,7 @@ class ClientAddress:
             return str(peer_address)
         client = peer_address
         for entry in reversed(entries):
-            address = _parse(entry)
+            address = parse_address(entry)
             if address is None:
                 return str(peer_address)
             client = address
@@ -55,13 +56,3 @@ class ClientAddress:
 
     def _trusts(self, address: Address) -> bool:
         return any(address in network for network in self._trusted)
-
-
-def _parse(text: str) -> Address | None:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
