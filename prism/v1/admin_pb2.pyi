@@ -2,14 +2,30 @@ import datetime
 
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from prism.v1 import request_logging_pb2 as _request_logging_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class UsageGrouping(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    USAGE_GROUPING_UNSPECIFIED: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_DAY: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_ORG: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_KEY: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_MODEL: _ClassVar[UsageGrouping]
+USAGE_GROUPING_UNSPECIFIED: UsageGrouping
+USAGE_GROUPING_DAY: UsageGrouping
+USAGE_GROUPING_ORG: UsageGrouping
+USAGE_GROUPING_KEY: UsageGrouping
+USAGE_GROUPING_MODEL: UsageGrouping
 
 class Policy(_message.Message):
     __slots__ = ("allowed_models", "allowed_ip_ranges", "read_only", "rate_limits", "budgets")
@@ -54,7 +70,7 @@ class Budgets(_message.Message):
     def __init__(self, daily_usd: _Optional[float] = ..., monthly_usd: _Optional[float] = ..., total_usd: _Optional[float] = ...) -> None: ...
 
 class Org(_message.Message):
-    __slots__ = ("id", "display_name", "metadata", "policy", "create_time", "update_time", "has_upstream_credential")
+    __slots__ = ("id", "display_name", "metadata", "policy", "create_time", "update_time", "has_upstream_credential", "request_logging")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +85,7 @@ class Org(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     HAS_UPSTREAM_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     metadata: _containers.ScalarMap[str, str]
@@ -76,7 +93,8 @@ class Org(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     has_upstream_credential: bool
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_upstream_credential: _Optional[bool] = ...) -> None: ...
+    request_logging: _request_logging_pb2.RequestLogging
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_upstream_credential: _Optional[bool] = ..., request_logging: _Optional[_Union[_request_logging_pb2.RequestLogging, _Mapping]] = ...) -> None: ...
 
 class Key(_message.Message):
     __slots__ = ("id", "org_id", "name", "display_prefix", "create_time", "update_time", "expire_time", "revoked", "revoke_time", "metadata", "policy")
@@ -222,3 +240,185 @@ class SetUpstreamCredentialRequest(_message.Message):
     org_id: str
     api_key: str
     def __init__(self, org_id: _Optional[str] = ..., api_key: _Optional[str] = ...) -> None: ...
+
+class ModelPrice(_message.Message):
+    __slots__ = ("model", "input_usd_per_million", "cached_input_usd_per_million", "output_usd_per_million", "custom")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_USD_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    CACHED_INPUT_USD_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_USD_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    input_usd_per_million: float
+    cached_input_usd_per_million: float
+    output_usd_per_million: float
+    custom: bool
+    def __init__(self, model: _Optional[str] = ..., input_usd_per_million: _Optional[float] = ..., cached_input_usd_per_million: _Optional[float] = ..., output_usd_per_million: _Optional[float] = ..., custom: _Optional[bool] = ...) -> None: ...
+
+class ListModelPricesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelPricesResponse(_message.Message):
+    __slots__ = ("prices", "tool_fees")
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FEES_FIELD_NUMBER: _ClassVar[int]
+    prices: _containers.RepeatedCompositeFieldContainer[ModelPrice]
+    tool_fees: ToolFees
+    def __init__(self, prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ..., tool_fees: _Optional[_Union[ToolFees, _Mapping]] = ...) -> None: ...
+
+class ToolFees(_message.Message):
+    __slots__ = ("file_search_usd_per_thousand_calls", "vector_store_usd_per_gb_day", "code_interpreter_usd_per_session")
+    FILE_SEARCH_USD_PER_THOUSAND_CALLS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_STORE_USD_PER_GB_DAY_FIELD_NUMBER: _ClassVar[int]
+    CODE_INTERPRETER_USD_PER_SESSION_FIELD_NUMBER: _ClassVar[int]
+    file_search_usd_per_thousand_calls: float
+    vector_store_usd_per_gb_day: float
+    code_interpreter_usd_per_session: float
+    def __init__(self, file_search_usd_per_thousand_calls: _Optional[float] = ..., vector_store_usd_per_gb_day: _Optional[float] = ..., code_interpreter_usd_per_session: _Optional[float] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("org_id", "key_id", "model", "start_time", "end_time", "group_by")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    key_id: str
+    model: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    group_by: _containers.RepeatedScalarFieldContainer[UsageGrouping]
+    def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., model: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[UsageGrouping, str]]] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("rows", "total")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
+    total: UsageRow
+    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[UsageRow, _Mapping]] = ...) -> None: ...
+
+class UsageRow(_message.Message):
+    __slots__ = ("day", "org_id", "key_id", "model", "requests", "input_tokens", "cached_tokens", "output_tokens", "runs", "cost_usd")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    org_id: str
+    key_id: str
+    model: str
+    requests: int
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    runs: int
+    cost_usd: float
+    def __init__(self, day: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., model: _Optional[str] = ..., requests: _Optional[int] = ..., input_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., runs: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+
+class ListRequestLogsRequest(_message.Message):
+    __slots__ = ("org_id", "key_id", "status", "route", "start_time", "end_time", "page_size", "page_token")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    key_id: str
+    status: int
+    route: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., status: _Optional[int] = ..., route: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRequestLogsResponse(_message.Message):
+    __slots__ = ("logs", "next_page_token")
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    logs: _containers.RepeatedCompositeFieldContainer[RequestLog]
+    next_page_token: str
+    def __init__(self, logs: _Optional[_Iterable[_Union[RequestLog, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetRequestLogRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class RequestLog(_message.Message):
+    __slots__ = ("request_id", "time", "org_id", "key_id", "key_display_prefix", "client_ip", "method", "route", "path", "status", "latency_ms", "upstream_latency_ms", "model", "input_tokens", "cached_tokens", "output_tokens", "cost_usd", "unpriced_model", "trace_id", "metadata", "error_type", "request_body", "response_body")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_DISPLAY_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    UNPRICED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BODY_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BODY_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    time: _timestamp_pb2.Timestamp
+    org_id: str
+    key_id: str
+    key_display_prefix: str
+    client_ip: str
+    method: str
+    route: str
+    path: str
+    status: int
+    latency_ms: float
+    upstream_latency_ms: float
+    model: str
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    cost_usd: float
+    unpriced_model: bool
+    trace_id: str
+    metadata: _struct_pb2.Struct
+    error_type: str
+    request_body: LoggedBody
+    response_body: LoggedBody
+    def __init__(self, request_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., key_display_prefix: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., path: _Optional[str] = ..., status: _Optional[int] = ..., latency_ms: _Optional[float] = ..., upstream_latency_ms: _Optional[float] = ..., model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., unpriced_model: _Optional[bool] = ..., trace_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error_type: _Optional[str] = ..., request_body: _Optional[_Union[LoggedBody, _Mapping]] = ..., response_body: _Optional[_Union[LoggedBody, _Mapping]] = ...) -> None: ...
+
+class LoggedBody(_message.Message):
+    __slots__ = ("content_type", "size_bytes", "ids", "text", "truncated")
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    content_type: str
+    size_bytes: int
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    text: str
+    truncated: bool
+    def __init__(self, content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., ids: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ..., truncated: _Optional[bool] = ...) -> None: ...

@@ -97,6 +97,36 @@ class AdminStub:
                 request_serializer=prism_dot_v1_dot_admin__pb2.SetUpstreamCredentialRequest.SerializeToString,
                 response_deserializer=prism_dot_v1_dot_admin__pb2.Org.FromString,
                 _registered_method=True)
+        self.SetModelPrice = channel.unary_unary(
+                '/prism.v1.Admin/SetModelPrice',
+                request_serializer=prism_dot_v1_dot_admin__pb2.ModelPrice.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.ModelPrice.FromString,
+                _registered_method=True)
+        self.ListModelPrices = channel.unary_unary(
+                '/prism.v1.Admin/ListModelPrices',
+                request_serializer=prism_dot_v1_dot_admin__pb2.ListModelPricesRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.ListModelPricesResponse.FromString,
+                _registered_method=True)
+        self.SetToolFees = channel.unary_unary(
+                '/prism.v1.Admin/SetToolFees',
+                request_serializer=prism_dot_v1_dot_admin__pb2.ToolFees.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.ToolFees.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/prism.v1.Admin/GetUsage',
+                request_serializer=prism_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
+        self.ListRequestLogs = channel.unary_unary(
+                '/prism.v1.Admin/ListRequestLogs',
+                request_serializer=prism_dot_v1_dot_admin__pb2.ListRequestLogsRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.ListRequestLogsResponse.FromString,
+                _registered_method=True)
+        self.GetRequestLog = channel.unary_unary(
+                '/prism.v1.Admin/GetRequestLog',
+                request_serializer=prism_dot_v1_dot_admin__pb2.GetRequestLogRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.RequestLog.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -183,6 +213,48 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetModelPrice(self, request, context):
+        """Prices. The built-in table holds OpenAI's published prices; SetModelPrice overrides a
+        model's (or adds one), and applies to runs first seen after it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelPrices(self, request, context):
+        """Every model with a price, built-in or set, and the tools' fees.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetToolFees(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """What orgs, keys and models used and spent, per UTC day.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRequestLogs(self, request, context):
+        """The request log, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRequestLog(self, request, context):
+        """NOT_FOUND once the record has aged out of the log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +317,36 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.SetUpstreamCredential,
                     request_deserializer=prism_dot_v1_dot_admin__pb2.SetUpstreamCredentialRequest.FromString,
                     response_serializer=prism_dot_v1_dot_admin__pb2.Org.SerializeToString,
+            ),
+            'SetModelPrice': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModelPrice,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.ModelPrice.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.ModelPrice.SerializeToString,
+            ),
+            'ListModelPrices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelPrices,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.ListModelPricesRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.ListModelPricesResponse.SerializeToString,
+            ),
+            'SetToolFees': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetToolFees,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.ToolFees.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.ToolFees.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.GetUsageRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ListRequestLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRequestLogs,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.ListRequestLogsRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.ListRequestLogsResponse.SerializeToString,
+            ),
+            'GetRequestLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRequestLog,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.GetRequestLogRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.RequestLog.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -573,6 +675,168 @@ class Admin:
             '/prism.v1.Admin/SetUpstreamCredential',
             prism_dot_v1_dot_admin__pb2.SetUpstreamCredentialRequest.SerializeToString,
             prism_dot_v1_dot_admin__pb2.Org.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModelPrice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/SetModelPrice',
+            prism_dot_v1_dot_admin__pb2.ModelPrice.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.ModelPrice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelPrices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/ListModelPrices',
+            prism_dot_v1_dot_admin__pb2.ListModelPricesRequest.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.ListModelPricesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetToolFees(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/SetToolFees',
+            prism_dot_v1_dot_admin__pb2.ToolFees.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.ToolFees.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/GetUsage',
+            prism_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRequestLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/ListRequestLogs',
+            prism_dot_v1_dot_admin__pb2.ListRequestLogsRequest.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.ListRequestLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRequestLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/GetRequestLog',
+            prism_dot_v1_dot_admin__pb2.GetRequestLogRequest.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.RequestLog.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,3 +1,4 @@
+from prism.v1 import request_logging_pb2 as _request_logging_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -59,7 +60,7 @@ class ObjectRef(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ObjectKind, str]] = ..., param: _Optional[str] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("allowed", "denial", "principal", "upstream", "requests", "tokens", "shadow_exceeded", "record_wanted")
+    __slots__ = ("allowed", "denial", "principal", "upstream", "requests", "tokens", "shadow_exceeded", "record_wanted", "request_logging")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     DENIAL_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +69,7 @@ class CheckResponse(_message.Message):
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     SHADOW_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     RECORD_WANTED_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     denial: Denial
     principal: Principal
@@ -76,7 +78,8 @@ class CheckResponse(_message.Message):
     tokens: RateLimitStatus
     shadow_exceeded: _containers.RepeatedScalarFieldContainer[str]
     record_wanted: bool
-    def __init__(self, allowed: _Optional[bool] = ..., denial: _Optional[_Union[Denial, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., upstream: _Optional[_Union[Upstream, _Mapping]] = ..., requests: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., tokens: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., shadow_exceeded: _Optional[_Iterable[str]] = ..., record_wanted: _Optional[bool] = ...) -> None: ...
+    request_logging: _request_logging_pb2.RequestLogging
+    def __init__(self, allowed: _Optional[bool] = ..., denial: _Optional[_Union[Denial, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., upstream: _Optional[_Union[Upstream, _Mapping]] = ..., requests: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., tokens: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., shadow_exceeded: _Optional[_Iterable[str]] = ..., record_wanted: _Optional[bool] = ..., request_logging: _Optional[_Union[_request_logging_pb2.RequestLogging, _Mapping]] = ...) -> None: ...
 
 class RateLimitStatus(_message.Message):
     __slots__ = ("limit", "remaining", "reset_ms")
@@ -127,7 +130,7 @@ class Upstream(_message.Message):
     def __init__(self, base_url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
 
 class RecordRequest(_message.Message):
-    __slots__ = ("request_id", "org_id", "key_id", "objects", "deleted_ids", "runs", "finished")
+    __slots__ = ("request_id", "org_id", "key_id", "objects", "deleted_ids", "runs", "finished", "steps")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +138,7 @@ class RecordRequest(_message.Message):
     DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     org_id: str
     key_id: str
@@ -142,29 +146,76 @@ class RecordRequest(_message.Message):
     deleted_ids: _containers.RepeatedScalarFieldContainer[str]
     runs: _containers.RepeatedCompositeFieldContainer[RunUsage]
     finished: bool
-    def __init__(self, request_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[OwnedObject, _Mapping]]] = ..., deleted_ids: _Optional[_Iterable[str]] = ..., runs: _Optional[_Iterable[_Union[RunUsage, _Mapping]]] = ..., finished: _Optional[bool] = ...) -> None: ...
+    steps: _containers.RepeatedCompositeFieldContainer[StepToolCalls]
+    def __init__(self, request_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[OwnedObject, _Mapping]]] = ..., deleted_ids: _Optional[_Iterable[str]] = ..., runs: _Optional[_Iterable[_Union[RunUsage, _Mapping]]] = ..., finished: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepToolCalls, _Mapping]]] = ...) -> None: ...
 
 class OwnedObject(_message.Message):
-    __slots__ = ("id", "kind", "model")
+    __slots__ = ("id", "kind", "model", "thread_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: ObjectKind
     model: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ObjectKind, str]] = ..., model: _Optional[str] = ...) -> None: ...
+    thread_id: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ObjectKind, str]] = ..., model: _Optional[str] = ..., thread_id: _Optional[str] = ...) -> None: ...
 
 class RunUsage(_message.Message):
-    __slots__ = ("run_id", "total_tokens")
+    __slots__ = ("run_id", "total_tokens", "thread_id", "model", "prompt_tokens", "completion_tokens", "cached_tokens")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     total_tokens: int
-    def __init__(self, run_id: _Optional[str] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+    thread_id: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    def __init__(self, run_id: _Optional[str] = ..., total_tokens: _Optional[int] = ..., thread_id: _Optional[str] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ...) -> None: ...
+
+class StepToolCalls(_message.Message):
+    __slots__ = ("step_id", "run_id", "thread_id", "file_search_calls", "code_interpreter_calls")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_SEARCH_CALLS_FIELD_NUMBER: _ClassVar[int]
+    CODE_INTERPRETER_CALLS_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    run_id: str
+    thread_id: str
+    file_search_calls: int
+    code_interpreter_calls: int
+    def __init__(self, step_id: _Optional[str] = ..., run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., file_search_calls: _Optional[int] = ..., code_interpreter_calls: _Optional[int] = ...) -> None: ...
 
 class RecordResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[RunCharge]
+    def __init__(self, runs: _Optional[_Iterable[_Union[RunCharge, _Mapping]]] = ...) -> None: ...
+
+class RunCharge(_message.Message):
+    __slots__ = ("run_id", "model", "cost_micros", "priced", "prompt_tokens", "cached_tokens", "completion_tokens")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    PRICED_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    model: str
+    cost_micros: int
+    priced: bool
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    def __init__(self, run_id: _Optional[str] = ..., model: _Optional[str] = ..., cost_micros: _Optional[int] = ..., priced: _Optional[bool] = ..., prompt_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
 
 class FilterOwnedRequest(_message.Message):
     __slots__ = ("org_id", "ids")
