@@ -360,7 +360,7 @@ class GetRequestLogRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ...) -> None: ...
 
 class RequestLog(_message.Message):
-    __slots__ = ("request_id", "time", "org_id", "key_id", "key_display_prefix", "client_ip", "method", "route", "path", "status", "latency_ms", "upstream_latency_ms", "model", "input_tokens", "cached_tokens", "output_tokens", "cost_usd", "unpriced_model", "trace_id", "metadata", "error_type", "request_body", "response_body")
+    __slots__ = ("request_id", "time", "org_id", "key_id", "key_display_prefix", "client_ip", "method", "route", "path", "status", "latency_ms", "upstream_latency_ms", "model", "input_tokens", "cached_tokens", "output_tokens", "cost_usd", "unpriced_model", "trace_id", "metadata", "error_type", "request_body", "response_body", "error_code")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
@@ -384,6 +384,7 @@ class RequestLog(_message.Message):
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_BODY_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_BODY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     time: _timestamp_pb2.Timestamp
     org_id: str
@@ -407,7 +408,8 @@ class RequestLog(_message.Message):
     error_type: str
     request_body: LoggedBody
     response_body: LoggedBody
-    def __init__(self, request_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., key_display_prefix: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., path: _Optional[str] = ..., status: _Optional[int] = ..., latency_ms: _Optional[float] = ..., upstream_latency_ms: _Optional[float] = ..., model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., unpriced_model: _Optional[bool] = ..., trace_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error_type: _Optional[str] = ..., request_body: _Optional[_Union[LoggedBody, _Mapping]] = ..., response_body: _Optional[_Union[LoggedBody, _Mapping]] = ...) -> None: ...
+    error_code: str
+    def __init__(self, request_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., key_display_prefix: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., path: _Optional[str] = ..., status: _Optional[int] = ..., latency_ms: _Optional[float] = ..., upstream_latency_ms: _Optional[float] = ..., model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., unpriced_model: _Optional[bool] = ..., trace_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error_type: _Optional[str] = ..., request_body: _Optional[_Union[LoggedBody, _Mapping]] = ..., response_body: _Optional[_Union[LoggedBody, _Mapping]] = ..., error_code: _Optional[str] = ...) -> None: ...
 
 class LoggedBody(_message.Message):
     __slots__ = ("content_type", "size_bytes", "ids", "text", "truncated")
