@@ -25,7 +25,10 @@ Stock Quart has three behaviours a gateway cannot live with:
 And Quart has no hook for the end of a response: `after_request` runs before the body is
 sent, and nothing runs when the client leaves. `ProxyRequest.on_response_over` is called once
 the response is over, however it ended, so the control plane learns when a request's
-concurrency slot is free.
+concurrency slot is free; then the request log gets the request's one entry
+(request_log.py). What the client is sent (status, content type, body bytes) is shown to the
+request's `RequestFacts` as it is sent, so streams, downloads and the gateway's own errors
+are logged alike.
 """
 
 import asyncio
@@ -40,6 +43,7 @@ from quart.wrappers.request import Body, Request
 
 from .errors import body_timeout, body_too_large
 from .headers import Trace
+from .request_log import RequestFacts, RequestLog
 
 # The most of a request body the gateway holds while the handler consumes it in a stream.
 BUFFER_LIMIT = 256 * 1024
@@ -73,6 +77,11 @@ class BoundedBody(Body):
     def received_all(self) -> None:
         self._client_done.set()
         self.set_complete()
+
+    @property
+    def received(self) -> int:
+        """Bytes of the body received so far."""
+        return self._received
 
     def client_left(self) -> None:
         # Not complete: a reader must not take what arrived for the whole body.
@@ -177,12 +186,17 @@ class ProxyRequest(Request):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.trace = Trace()
+        self.facts = RequestFacts()
         # Called once the response is over: sent whole, ended early, or the client gone.
         self.on_response_over: Callable[[], None] | None = None
 
 
 class AbortResponse(Exception):
     """Raised by a response body iterator to end the response unfinished (see module doc)."""
+
+
+# Where create_app puts the app's RequestLog, for the connection to find.
+REQUEST_LOG = "prism.request_log"
 
 
 class ProxyHTTPConnection(ASGIHTTPConnection):
@@ -198,6 +212,8 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
         finally:
             if self._request.on_response_over is not None:
                 self._request.on_response_over()
+            request_log: RequestLog = self.app.extensions[REQUEST_LOG]
+            request_log.over(self._request, self._request.facts, self._request.trace)
 
     async def handle_messages(self, request: Request, receive: ASGIReceiveCallable) -> None:
         body: BoundedBody = request.body  # type: ignore[assignment]
@@ -218,10 +234,15 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
         # Whatever of the body is still coming will never be read (see module doc, 2).
         body = self._request.body
         body.discard()
+        facts = self._request.facts
 
         async def send_last_after_the_body(message: ASGISendEvent) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await body.wait_for_client(LINGER_SECONDS)
+            if message["type"] == "http.response.start":
+                facts.response_started(message["status"], message["headers"])
+            elif message["type"] == "http.response.body":
+                facts.response_chunk(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await body.wait_for_client(LINGER_SECONDS)
             await send(message)
 
         with contextlib.suppress(AbortResponse):

@@ -2,6 +2,7 @@
 
 Every response, gateway errors included, carries:
 - `x-prism-request-id`: generated per request, also sent to the control plane's Check;
+- `x-prism-trace-id`: the caller's own (its request header), or one generated per request;
 - `x-prism-latency-ms`: time spent in the gateway until the response headers go out;
 - `x-prism-upstream-latency-ms`: time spent waiting on the upstream (0 if nothing was forwarded);
 - `x-prism-provider`: the upstream that answered, or `prism` when the gateway answered itself.
@@ -53,10 +54,12 @@ GATEWAY_PROVIDER = "prism"
 class Trace:
     """What the gateway measured about one request, stamped on its response."""
 
-    __slots__ = ("limits", "provider", "request_id", "started", "upstream_seconds")
+    __slots__ = ("limits", "provider", "request_id", "started", "trace_id", "upstream_seconds")
 
     def __init__(self) -> None:
         self.request_id = "req_" + os.urandom(16).hex()
+        # The caller's x-prism-trace-id replaces it (request_log.read_caller_headers).
+        self.trace_id = os.urandom(16).hex()
         self.started = perf_counter()
         self.upstream_seconds = 0.0
         self.provider = GATEWAY_PROVIDER
@@ -67,6 +70,7 @@ class Trace:
 def stamp(response: Response, trace: Trace) -> Response:
     headers = response.headers
     headers["x-prism-request-id"] = trace.request_id
+    headers["x-prism-trace-id"] = trace.trace_id
     headers["x-prism-latency-ms"] = _milliseconds(perf_counter() - trace.started)
     headers["x-prism-upstream-latency-ms"] = _milliseconds(trace.upstream_seconds)
     headers["x-prism-provider"] = trace.provider
