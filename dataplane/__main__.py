@@ -6,11 +6,19 @@ worker processes which all accept on that one socket (each loads `dataplane.app:
 and stops them all on SIGINT or SIGTERM. Binding here rather than in Hypercorn keeps a taken
 port one clear line, and keeps SO_REUSEPORT off: Hypercorn sets it for several workers, which
 would let a second gateway bind the same port silently instead of failing.
+
+Metrics (metrics.py) are kept in prometheus_client's multiprocess mode, in a private directory
+made here for each run and removed at exit: set in the environment before the app is loaded,
+so the process serving in place and every spawned worker (which inherit the environment)
+write their samples there, and any of them can answer /metrics for all.
 """
 
 import logging
+import os
+import shutil
 import socket
 import sys
+import tempfile
 
 from hypercorn.config import Config
 from hypercorn.run import run
@@ -60,7 +68,14 @@ def main() -> None:
             file=sys.stderr,
         )
         raise SystemExit(1) from None
-    sys.exit(run(_hypercorn_config(settings, listener)))
+    # A fresh directory: files a previous run left would be counted in this run's totals.
+    metrics_dir = tempfile.mkdtemp(prefix="prism-dataplane-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        status = run(_hypercorn_config(settings, listener))
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
