@@ -7,7 +7,7 @@ once the response is over; the entry is handed to every observer in turn. Observ
 synchronous and must not block (the Redis writer queues it, metrics count it): they run on
 the response's task, after the response has been sent.
 
-What the entry holds is gathered along the way in the request's `RequestFacts`: the caller's
+What the entry holds is gathered along the way in the request's `LogFacts`: the caller's
 trace id and metadata (read before anything else), the route, the client address and Check's
 answer (proxy.py), and what was sent to the client (asgi.py, as it is sent). Bodies are kept
 as the org's RequestLogging (from Check's answer) says: none; metadata (content type, size,
@@ -185,7 +185,7 @@ class BodyCapture:
 
 
 @dataclass
-class RequestFacts:
+class LogFacts:
     """What the request log learns about one request while it is handled."""
 
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -199,9 +199,11 @@ class RequestFacts:
     logging: request_logging_pb2.RequestLogging | None = None
     # Values never to appear in the log, such as the upstream credential.
     secrets: tuple[str, ...] = ()
-    # A JSON body read whole; None for an upload, which only `request_body` describes.
+    # A JSON body read whole.
     request_bytes: bytes | None = None
-    request_body: BodyCapture | None = None
+    # An upload's content type: uploads are streamed, never held, so only their metadata is
+    # logged (without ids: a file's content names none the log could use).
+    upload_content_type: str | None = None
     status: int = 0
     response_body: BodyCapture | None = None
     _error_body: bytearray | None = None
@@ -243,26 +245,29 @@ class RequestFacts:
         except (ValueError, KeyError, TypeError, AttributeError):
             return "", ""
 
-    def bodies(self) -> tuple[LoggedBody | None, LoggedBody | None]:
+    def bodies(self, upload_size: int) -> tuple[LoggedBody | None, LoggedBody | None]:
+        """The request's and the response's bodies as the org logs them; `upload_size`: the
+        bytes of an upload received."""
         if self.logging is None or self.logging.bodies == _NONE:
             return None, None
-        request = self.request_body
+        request = None
         if self.request_bytes is not None:
-            request = BodyCapture(
+            capture = BodyCapture(
                 "application/json", self.logging.bodies == _FULL, body_cap(self.logging)
             )
-            request.feed(self.request_bytes)
-        return (
-            request.logged(self.secrets) if request is not None else None,
-            self.response_body.logged(self.secrets) if self.response_body is not None else None,
-        )
+            capture.feed(self.request_bytes)
+            request = capture.logged(self.secrets)
+        elif self.upload_content_type is not None:
+            request = LoggedBody(redact_text(self.upload_content_type), upload_size)
+        response = self.response_body
+        return request, response.logged(self.secrets) if response is not None else None
 
 
 def body_cap(logging: request_logging_pb2.RequestLogging) -> int:
     return logging.max_body_bytes or DEFAULT_MAX_BODY_BYTES
 
 
-def read_caller_headers(facts: RequestFacts, trace: Any, headers: Any) -> None:
+def read_caller_headers(facts: LogFacts, trace: Any, headers: Any) -> None:
     """Takes the caller's x-prism-trace-id (into `trace`, whose generated id it replaces) and
     x-prism-metadata; a malformed one is a 400 naming the header."""
     trace_id = headers.get(TRACE_HEADER)
@@ -315,7 +320,7 @@ class RequestLog:
         self.observers = observers
         self._client_address = client_address
 
-    def over(self, request: Any, facts: RequestFacts, trace: Any) -> None:
+    def over(self, request: Any, facts: LogFacts, trace: Any) -> None:
         """The request's response is over: `request` is the ProxyRequest, `trace` its Trace."""
         entry = self._entry(request, facts, trace)
         for observer in self.observers:
@@ -324,7 +329,7 @@ class RequestLog:
             except Exception:
                 log.exception("a request log observer failed for %s", entry.request_id)
 
-    def _entry(self, request: Any, facts: RequestFacts, trace: Any) -> RequestLogEntry:
+    def _entry(self, request: Any, facts: LogFacts, trace: Any) -> RequestLogEntry:
         latency_ms = (perf_counter() - trace.started) * 1000
         client_ip = facts.client_ip or self._client_address.resolve(
             (request.scope.get("client") or ("",))[0], request.headers.getlist("x-forwarded-for")
@@ -333,7 +338,7 @@ class RequestLog:
         model = next((charge.model for charge in charges if charge.model), facts.model)
         error_type, error_code = facts.error() if facts.status >= 400 else ("", "")
         principal = facts.principal or authorizer_pb2.Principal()
-        request_body, response_body = facts.bodies()
+        request_body, response_body = facts.bodies(request.body.received)
         secrets = facts.secrets
         return RequestLogEntry(
             request_id=trace.request_id,
@@ -343,7 +348,7 @@ class RequestLog:
             key_display_prefix=principal.key_display_prefix,
             client_ip=client_ip,
             method=request.method,
-            route=facts.route,
+            route=facts.route or _own_route(request),
             path=redact_text(request.path, secrets),
             status=facts.status or CLIENT_CLOSED_REQUEST,
             latency_ms=latency_ms,
@@ -361,6 +366,15 @@ class RequestLog:
             request_body=request_body,
             response_body=response_body,
         )
+
+
+def _own_route(request: Any) -> str:
+    """The route of a URL the gateway serves itself (`GET /healthz`); the proxy names its
+    own routes (LogFacts.route), and a URL no route matched has none."""
+    rule = request.url_rule
+    if rule is None or request.blueprint == "proxy" or request.method not in rule.methods:
+        return ""
+    return f"{request.method} {rule.rule}"
 
 
 def json_line(entry: RequestLogEntry) -> str:

@@ -1,0 +1,194 @@
+"""Where request log entries go: a Redis Stream and stdout, both off the response path.
+
+`RedisLogWriter.submit` (an observer of request_log.py) only appends the entry to a bounded
+in-memory buffer; a background task drains it in batches, each written in ONE round trip (a
+Lua script: XADD per entry, trimmed to about PRISM_LOG_MAX_RECORDS with `MAXLEN ~`, the
+request id's index key, and `MINID ~` trimming of entries older than
+PRISM_LOG_RETENTION_HOURS). When Redis fails, the batch stays at the head of the buffer and
+is retried with exponential backoff: nothing is lost while Redis comes back before the buffer
+(BUFFER_LIMIT entries) fills. Only then are new entries dropped, counted, and logged once per
+episode. At shutdown the buffer is flushed (for up to FLUSH_SECONDS).
+
+`StdoutLines` writes each entry as one JSON line on stdout (logger `prism.requests`) from a
+thread, so a slow reader of stdout never blocks the event loop.
+"""
+
+import asyncio
+import collections
+import logging
+import logging.handlers
+import queue
+import sys
+
+import redis.asyncio as redis
+
+from prism import redis_keys
+
+from .request_log import RequestLogEntry, json_line
+
+log = logging.getLogger("prism.dataplane")
+
+# Entries waiting for Redis; past it, new entries are dropped (and counted).
+BUFFER_LIMIT = 50_000
+# Entries written per round trip.
+BATCH_SIZE = 200
+# Backoff between retries while Redis fails.
+_FIRST_BACKOFF = 0.05
+_MAX_BACKOFF = 5.0
+# How long shutdown waits for the buffer to reach Redis.
+FLUSH_SECONDS = 5.0
+_REDIS_TIMEOUT = 5.0
+
+# KEYS: the stream, then each entry's request-id index key. ARGV: the stream's length cap,
+# the retention in ms, the index keys' TTL in seconds, then per entry: org, key, status,
+# route, entry JSON.
+_WRITE = """
+local fields = 5
+for i = 2, #KEYS do
+  local at = 3 + (i - 2) * fields
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+    'org', ARGV[at + 1], 'key', ARGV[at + 2], 'status', ARGV[at + 3],
+    'route', ARGV[at + 4], 'entry', ARGV[at + 5])
+  redis.call('SET', KEYS[i], id, 'EX', ARGV[3])
+end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('XTRIM', KEYS[1], 'MINID', '~', now_ms - tonumber(ARGV[2]))
+return #KEYS - 1
+"""
+
+
+class RedisLogWriter:
+    def __init__(self, redis_url: str, max_records: int, retention_hours: float) -> None:
+        self._redis_url = redis_url
+        self._max_records = max_records
+        self._retention_ms = int(retention_hours * 3_600_000)
+        self._buffer: collections.deque[RequestLogEntry] = collections.deque()
+        self._ready = asyncio.Event()
+        self._dropped = 0
+        self._redis: redis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def submit(self, entry: RequestLogEntry) -> None:
+        """Queues the entry for Redis; never waits."""
+        if len(self._buffer) >= BUFFER_LIMIT:
+            if self._dropped == 0:
+                log.error(
+                    "request log: Redis has not taken entries for a while and %d are waiting; "
+                    "dropping new ones until it does",
+                    BUFFER_LIMIT,
+                )
+            self._dropped += 1
+            return
+        self._buffer.append(entry)
+        self._ready.set()
+
+    async def open(self) -> None:
+        self._redis = redis.from_url(
+            self._redis_url,
+            socket_timeout=_REDIS_TIMEOUT,
+            socket_connect_timeout=_REDIS_TIMEOUT,
+        )
+        self._script = self._redis.register_script(_WRITE)
+        self._task = asyncio.create_task(self._drain(), name="request-log-writer")
+
+    async def close(self) -> None:
+        """Writes what is buffered (for up to FLUSH_SECONDS), then stops."""
+        self._closing = True
+        self._ready.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, FLUSH_SECONDS)
+            except TimeoutError:
+                log.error(
+                    "request log: %d entries could not be written before shutdown",
+                    len(self._buffer),
+                )
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def _drain(self) -> None:
+        backoff = _FIRST_BACKOFF
+        while True:
+            if not self._buffer:
+                if self._closing:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            batch = [self._buffer[index] for index in range(min(BATCH_SIZE, len(self._buffer)))]
+            try:
+                await self._write(batch)
+            except (redis.RedisError, OSError) as error:
+                if backoff == _FIRST_BACKOFF:
+                    log.warning(
+                        "request log: Redis refused %d entries (%s); retrying",
+                        len(batch),
+                        type(error).__name__,
+                    )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
+            for _ in batch:
+                self._buffer.popleft()
+            if backoff != _FIRST_BACKOFF or self._dropped:
+                log.warning(
+                    "request log: Redis takes entries again; %d were dropped meanwhile",
+                    self._dropped,
+                )
+            backoff = _FIRST_BACKOFF
+            self._dropped = 0
+
+    async def _write(self, batch: list[RequestLogEntry]) -> None:
+        keys = [redis_keys.REQUEST_LOG] + [
+            redis_keys.request_log_id(entry.request_id) for entry in batch
+        ]
+        args: list[str | int] = [
+            self._max_records,
+            self._retention_ms,
+            max(1, self._retention_ms // 1000),
+        ]
+        for entry in batch:
+            args += [entry.org_id, entry.key_id, entry.status, entry.route, json_line(entry)]
+        await self._script(keys=keys, args=args)
+
+
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Drops a line when the queue is full (stdout is not being read), counting it."""
+
+    dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+class StdoutLines:
+    """One JSON line per request on stdout, through logger `prism.requests`."""
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger("prism.requests")
+        self._logger.setLevel(logging.INFO)
+        # The line is the entry alone, not wrapped in the root logger's format.
+        self._logger.propagate = False
+        lines: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=BUFFER_LIMIT)
+        self._handler = _DroppingQueueHandler(lines)
+        stdout = logging.StreamHandler(sys.stdout)
+        stdout.setFormatter(logging.Formatter("%(message)s"))
+        self._listener = logging.handlers.QueueListener(lines, stdout)
+
+    def submit(self, entry: RequestLogEntry) -> None:
+        self._logger.info(json_line(entry))
+
+    def open(self) -> None:
+        self._logger.addHandler(self._handler)
+        self._listener.start()
+
+    def close(self) -> None:
+        self._listener.stop()
+        self._logger.removeHandler(self._handler)
+        if self._handler.dropped:
+            log.error("request log: %d stdout lines dropped", self._handler.dropped)
