@@ -258,6 +258,42 @@ def test_the_control_plane_counts_checks_and_their_decisions(
     assert grew(before, after, "prism_check_duration_seconds_sum") > 0
 
 
+# A dated snapshot, priced as gpt-4o (USD 2.50 input, 10.00 output per 1M tokens), that no
+# other test runs: its counters move for this test's run alone.
+SNAPSHOT = "gpt-4o-2024-08-06"
+
+
+def test_tokens_and_cost_of_a_charged_run_show_by_model(
+    workers_dataplane: DataPlane, controlplane: ControlPlane, issue_key: IssueKey, sdk: Sdk
+) -> None:
+    _, issued = issue_key()
+    gateway = sdk(issued.secret, base_url=workers_dataplane.url)
+    # The fake upstream counts words as tokens: a long prompt makes a cost far above the
+    # rounding to micro-USD.
+    assistant = gateway.beta.assistants.create(model=SNAPSHOT, instructions="think " * 2000)
+    thread = gateway.beta.threads.create(messages=[{"role": "user", "content": "Solve 3x = 9"}])
+    before = scrape(controlplane.metrics_url)
+
+    run = gateway.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    # Seen ended once more: charged once all the same.
+    gateway.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+
+    after = scrape(controlplane.metrics_url)
+    assert run.status == "completed" and run.usage is not None
+    assert run.model == SNAPSHOT
+    tokens = "prism_tokens_total"
+    assert grew(before, after, tokens, model=SNAPSHOT, kind="input") == run.usage.prompt_tokens
+    assert grew(before, after, tokens, model=SNAPSHOT, kind="cached") == 0
+    output = run.usage.completion_tokens
+    assert grew(before, after, tokens, model=SNAPSHOT, kind="output") == output
+    cost = (run.usage.prompt_tokens * 2.50 + output * 10.00) / 1_000_000
+    assert grew(before, after, "prism_cost_usd_total", model=SNAPSHOT) == pytest.approx(
+        cost, abs=1e-6
+    )
+    assert grew(before, after, "prism_runs_charged_total", source="response") == 1
+    assert grew(before, after, "prism_unpriced_runs_total", model=SNAPSHOT) == 0
+
+
 @pytest.fixture
 def good_settings(redis_url: str) -> Iterator[dict[str, str]]:
     yield {
