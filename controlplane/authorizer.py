@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from controlplane import keys, limiter, policy
+from controlplane import keys, limiter, metrics, policy, pricing
 from controlplane.credentials import Sealer, SealError
 from controlplane.errors import CountersUnavailable, Unavailable
 from controlplane.limiter import Outcome
 from controlplane.policy import Denial
-from controlplane.records import KeyRecord, OrgRecord, now
-from controlplane.store import Store
+from controlplane.pricing import RunCharge, StepCharge
+from controlplane.records import KeyRecord, OrgRecord, RequestLogging, now
+from controlplane.store import ChargeFacts, Recorded, Store
 
 log = logging.getLogger("prism.controlplane")
 
@@ -55,6 +56,8 @@ class Principal:
     org_id: str
     key_id: str
     key_display_prefix: str
+    # What the request log keeps of the org's bodies, told to the data plane with Check.
+    request_logging: RequestLogging
 
 
 @dataclass(frozen=True)
@@ -102,16 +105,40 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class RunSeen:
+    """A run seen ended with usage."""
+
+    run_id: str
+    thread_id: str
+    model: str
+    total_tokens: int
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class StepSeen:
+    """A run step seen completed with tool calls."""
+
+    step_id: str
+    run_id: str
+    thread_id: str
+    file_search_calls: int
+    code_interpreter_calls: int
+
+
+@dataclass(frozen=True)
 class RecordInput:
     request_id: str
     org_id: str
     key_id: str
-    # (id, kind, model): model only for assistants.
-    objects: Sequence[tuple[str, str, str]]
+    # (id, kind, model, thread): model only for assistants, thread for runs and messages.
+    objects: Sequence[tuple[str, str, str, str]]
     deleted_ids: Sequence[str]
-    # (run id, total tokens)
-    runs: Sequence[tuple[str, int]]
+    runs: Sequence[RunSeen]
     finished: bool
+    steps: Sequence[StepSeen] = ()
 
 
 @dataclass(frozen=True)
@@ -157,7 +184,7 @@ class Authorizer:
                 return Decision(policy.unknown_key(request.api_key))
             self._known.move_to_end(secret_sha256)
             key, org = known.key, known.org
-            principal = Principal(org.id, key.id, key.display_prefix)
+            principal = Principal(org.id, key.id, key.display_prefix, org.request_logging)
             state: dict[str, Any] = {
                 "key_digest": known.key_digest,
                 "org_digest": known.org_digest,
@@ -182,6 +209,13 @@ class Authorizer:
                     and policy.restricts_models(key, org)
                 ):
                     state["assistant"] = request.run_assistant_id
+                # Counted with the decision when allowed: under the model the request names,
+                # else its run's assistant's.
+                state["usage"] = {
+                    "key_id": key.id,
+                    "model": request.models[0] if request.models else "",
+                    "assistant": "" if request.models else request.run_assistant_id,
+                }
                 counters = limiter.counters(key, org, request.uses_model)
                 budgets = limiter.budgets(key, org, now())
                 answer, counters = await self._admit(org.id, key.id, state, budgets, counters)
@@ -215,27 +249,40 @@ class Authorizer:
             )
         raise Unavailable("the key's records kept changing while the request was decided; retry")
 
-    async def record(self, seen: RecordInput) -> None:
-        runs: Sequence[tuple[str, int]] = []
+    async def record(self, seen: RecordInput, source: str = "response") -> list[RunCharge]:
+        """Records what a response (or, with source `sweeper`, the sweeper) showed, and
+        answers each run's charge: made now, or when the run was first seen."""
+        runs: list[RunCharge] = []
+        steps: list[StepCharge] = []
         token_counters: list[limiter.Counter] = []
-        if seen.runs:
-            stored = await self._store.load_raw(seen.org_id, seen.key_id)
-            if stored:
-                key, org = _records(*stored)
-                token_counters = limiter.token_counters(key, org)
-            # Tokens only count towards limits; with none set there is nothing to count.
-            runs = seen.runs if token_counters else []
+        if seen.runs or seen.steps:
+            models = [name for run in seen.runs for name in (run.model, pricing.family(run.model))]
+            run_ids = [run.run_id for run in seen.runs] + [step.run_id for step in seen.steps]
+            facts = await self._store.charge_facts(seen.org_id, seen.key_id, models, run_ids)
+            if facts.records:
+                token_counters = limiter.token_counters(*_records(*facts.records))
+            runs = [_run_charge(run, facts, seen.key_id) for run in seen.runs]
+            steps = [_step_charge(step, facts, seen.key_id) for step in seen.steps]
         slot_sets = limiter.slot_sets(seen.org_id, seen.key_id) if seen.finished else []
-        if seen.objects or seen.deleted_ids or runs or slot_sets:
-            await self._store.record(
-                seen.org_id,
-                seen.request_id,
-                seen.objects,
-                seen.deleted_ids,
-                runs,
-                token_counters,
-                slot_sets,
-            )
+        if not (seen.objects or seen.deleted_ids or runs or steps or slot_sets):
+            return []
+        recorded = await self._store.record(
+            seen.org_id,
+            seen.key_id,
+            seen.request_id,
+            seen.objects,
+            seen.deleted_ids,
+            runs,
+            steps,
+            token_counters,
+            slot_sets,
+        )
+        _count(recorded, source)
+        return recorded.charges
+
+    async def upstream_of(self, org_id: str) -> Upstream:
+        """Where and with which credential the org's requests go (the sweeper's fetches)."""
+        return self._upstream_for(await self._store.get_org(org_id))
 
     async def filter_owned(self, org_id: str, ids: Sequence[str]) -> list[str]:
         return await self._store.filter_owned(org_id, ids)
@@ -330,3 +377,52 @@ def _status(outcome: Outcome | None) -> RateStatus | None:
     if outcome is None:
         return None
     return RateStatus(outcome.counter.limit, outcome.remaining, outcome.reset_ms)
+
+
+def _run_charge(run: RunSeen, facts: ChargeFacts, key_id: str) -> RunCharge:
+    """The run priced now, charged to the key that created it, else to key_id."""
+    price = pricing.price_of(run.model, facts.prices)
+    return RunCharge(
+        run_id=run.run_id,
+        model=run.model,
+        cost_micros=pricing.run_cost(
+            price, run.prompt_tokens, run.cached_tokens, run.completion_tokens
+        ),
+        priced=price is not None,
+        prompt_tokens=run.prompt_tokens,
+        cached_tokens=run.cached_tokens,
+        completion_tokens=run.completion_tokens,
+        key_id=facts.creators.get(run.run_id, key_id),
+        total_tokens=run.total_tokens,
+    )
+
+
+def _step_charge(step: StepSeen, facts: ChargeFacts, key_id: str) -> StepCharge:
+    return StepCharge(
+        step_id=step.step_id,
+        thread_id=step.thread_id,
+        file_search_calls=step.file_search_calls,
+        file_search_micros=pricing.file_search_cost(facts.tool_fees, step.file_search_calls),
+        code_interpreter=step.code_interpreter_calls > 0 and bool(step.thread_id),
+        code_interpreter_micros=pricing.code_interpreter_cost(facts.tool_fees),
+        key_id=facts.creators.get(step.run_id, key_id),
+    )
+
+
+def _count(recorded: Recorded, source: str) -> None:
+    """The metrics of what this call newly charged."""
+    for charge, new in zip(recorded.charges, recorded.new, strict=True):
+        if not new:
+            continue
+        metrics.RUNS_CHARGED.labels(source).inc()
+        metrics.TOKENS.labels(charge.model, "input").inc(charge.prompt_tokens)
+        metrics.TOKENS.labels(charge.model, "cached").inc(charge.cached_tokens)
+        metrics.TOKENS.labels(charge.model, "output").inc(charge.completion_tokens)
+        metrics.COST_USD.labels(charge.model).inc(charge.cost_micros / pricing.MICRO_USD)
+        if not charge.priced:
+            metrics.UNPRICED_RUNS.labels(charge.model).inc()
+    for file_search, code in recorded.step_micros:
+        if file_search:
+            metrics.COST_USD.labels(pricing.FILE_SEARCH).inc(file_search / pricing.MICRO_USD)
+        if code:
+            metrics.COST_USD.labels(pricing.CODE_INTERPRETER).inc(code / pricing.MICRO_USD)

@@ -8,6 +8,7 @@ nothing is cached in the process, so replicas never disagree.
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
@@ -19,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from controlplane import limiter
+from controlplane import limiter, usage
 from controlplane.errors import (
     AlreadyExists,
     CountersUnavailable,
@@ -28,8 +29,16 @@ from controlplane.errors import (
     Unavailable,
 )
 from controlplane.limiter import Budget, Counter
-from controlplane.records import KeyRecord, OrgRecord
+from controlplane.pricing import (
+    BUILT_IN_TOOL_FEES,
+    Price,
+    RunCharge,
+    StepCharge,
+    ToolFees,
+)
+from controlplane.records import KeyRecord, OrgRecord, now
 from prism import redis_keys
+from prism.runs import CHARGE_WINDOW_SECONDS
 
 Params = ParamSpec("Params")
 Result = TypeVar("Result")
@@ -41,6 +50,9 @@ _VERIFY = (_LUA / "verify.lua").read_text()
 _VERIFY_ALONE = "#!lua flags=no-writes\n" + _VERIFY + "return cjson.encode({outcome = 'ok'})\n"
 _CHECK = _VERIFY + (_LUA / "check.lua").read_text()
 _RECORD = (_LUA / "record.lua").read_text()
+# Runs' hashes (their creator and charge) and steps' markers are kept this long: a run
+# shown again within it is not charged again, and no run created longer ago is charged.
+RUN_MEMORY_MS = (CHARGE_WINDOW_SECONDS + 2 * 86_400) * 1000
 
 _CREATE_ORG = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
@@ -49,6 +61,29 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
 end
 return 0
 """
+
+
+@dataclass(frozen=True)
+class ChargeFacts:
+    """What charging a response's runs and steps reads first, in one round trip."""
+
+    # The requesting key's and its org's records (JSON), None if either is gone.
+    records: tuple[str, str] | None
+    # SetModelPrice's prices, of the models asked about.
+    prices: dict[str, Price]
+    tool_fees: ToolFees
+    # Run id -> the key that created it, for the runs whose creation was recorded.
+    creators: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    # Per run given, its charge as first made, and whether this call made it.
+    charges: list[RunCharge]
+    new: list[bool]
+    # Per step given, the micro-USD newly charged for its file_search calls and for a
+    # code_interpreter session.
+    step_micros: list[tuple[int, int]]
 
 
 def _unavailable_on_connection_error(
@@ -71,6 +106,11 @@ class Store:
         self._verify = client.register_script(_VERIFY_ALONE)
         self._check = client.register_script(_CHECK)
         self._record = client.register_script(_RECORD)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The connection pool, for readers of data the Store does not model (request_logs)."""
+        return self._redis
 
     @_unavailable_on_connection_error
     async def ping(self) -> None:
@@ -126,6 +166,8 @@ class Store:
         }
         keys += [budget.redis_key for budget in budgets]
         keys += [counter.redis_key for counter in counters]
+        spec["usage"] = {**spec["usage"], "ttl": usage.RETENTION_SECONDS}
+        keys.append(redis_keys.usage(org_id, usage.day_of(now())))
         try:
             answer = await self._check(keys=keys, args=[json.dumps(spec)])
         except ResponseError as error:
@@ -134,22 +176,84 @@ class Store:
         return json.loads(answer)
 
     @_unavailable_on_connection_error
+    async def charge_facts(
+        self, org_id: str, key_id: str, models: Sequence[str], run_ids: Sequence[str]
+    ) -> ChargeFacts:
+        """The records, prices, tool fees and run creators a Record with runs or steps
+        needs, read in one pipelined round trip."""
+        wanted_models = list(dict.fromkeys(models))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.mget(redis_keys.key(org_id, key_id), redis_keys.org(org_id))
+            if wanted_models:
+                pipe.hmget(redis_keys.MODEL_PRICES, wanted_models)
+            pipe.get(redis_keys.TOOL_FEES)
+            for run_id in run_ids:
+                pipe.hget(redis_keys.run(org_id, run_id), "key")
+            answers = await pipe.execute()
+        (key_json, org_json), rest = answers[0], answers[1:]
+        prices: dict[str, Price] = {}
+        if wanted_models:
+            found, rest = rest[0], rest[1:]
+            prices = {
+                model: Price.from_json(json.loads(raw))
+                for model, raw in zip(wanted_models, found, strict=True)
+                if raw is not None
+            }
+        fees = ToolFees.from_json(json.loads(rest[0])) if rest[0] else BUILT_IN_TOOL_FEES
+        creators = {run_id: key for run_id, key in zip(run_ids, rest[1:], strict=True) if key}
+        records = (key_json, org_json) if key_json and org_json else None
+        return ChargeFacts(records, prices, fees, creators)
+
+    @_unavailable_on_connection_error
     async def record(
         self,
         org_id: str,
+        key_id: str,
         request_id: str,
-        objects: Sequence[tuple[str, str, str]],
+        objects: Sequence[tuple[str, str, str, str]],
         deleted: Sequence[str],
-        runs: Sequence[tuple[str, int]],
-        token_counters: Sequence[Counter],
-        slot_sets: Sequence[str],
-    ) -> None:
-        """Runs lua/record.lua: objects (id, kind, model) now owned by the org, objects gone,
-        runs' tokens (each run once), and the release of the request's concurrency slots."""
+        runs: Sequence[RunCharge] = (),
+        steps: Sequence[StepCharge] = (),
+        token_counters: Sequence[Counter] = (),
+        slot_sets: Sequence[str] = (),
+    ) -> Recorded:
+        """Runs lua/record.lua: objects (id, kind, model, thread) now owned by the org (runs
+        pending until charged), objects gone, runs and steps charged (each once: a run
+        already charged answers its first charge), and the release of the request's
+        concurrency slots."""
+        at = now()
+        spend_ttls = [ttl or -1 for _, ttl in limiter.spend_counters(org_id, key_id, at)]
         spec = {
+            "key_id": key_id,
             "objects": [list(item) for item in objects],
             "deleted": list(deleted),
-            "runs": [tokens for _, tokens in runs],
+            "runs": [
+                {
+                    "id": run.run_id,
+                    "tokens": run.total_tokens,
+                    "model": run.model,
+                    "prompt": run.prompt_tokens,
+                    "cached": run.cached_tokens,
+                    "completion": run.completion_tokens,
+                    "cost": run.cost_micros,
+                    "priced": run.priced,
+                    "key": run.key_id,
+                }
+                for run in runs
+            ],
+            "steps": [
+                {
+                    "file_search_calls": step.file_search_calls,
+                    "file_search_cost": step.file_search_micros,
+                    "code_interpreter": step.code_interpreter,
+                    "code_cost": step.code_interpreter_micros,
+                    "key": step.key_id,
+                }
+                for step in steps
+            ],
+            "spend_ttls": spend_ttls,
+            "run_ttl": RUN_MEMORY_MS,
+            "usage_ttl": usage.RETENTION_SECONDS,
             "token_counters": [
                 {"limit": counter.limit, "period": counter.period_ms} for counter in token_counters
             ],
@@ -159,13 +263,31 @@ class Store:
         keys = [
             redis_keys.objects(org_id),
             redis_keys.assistant_models(org_id),
-            *(redis_keys.run_tokens_counted(org_id, run_id) for run_id, _ in runs),
-            *(counter.redis_key for counter in token_counters),
-            *slot_sets,
+            redis_keys.pending_runs(org_id),
+            redis_keys.usage(org_id, usage.day_of(at)),
+            *(redis_keys.run(org_id, item[0]) for item in objects if item[1] == "run"),
         ]
+        for run in runs:
+            keys.append(redis_keys.run(org_id, run.run_id))
+            keys += [name for name, _ in limiter.spend_counters(org_id, run.key_id, at)]
+        for step in steps:
+            keys.append(redis_keys.step_charged(org_id, step.step_id))
+            keys.append(redis_keys.code_session(org_id, step.thread_id))
+            keys += [name for name, _ in limiter.spend_counters(org_id, step.key_id, at)]
+        keys += [counter.redis_key for counter in token_counters]
+        keys += slot_sets
         # cjson encodes an empty Lua table as an object, and an empty JSON array decodes to
-        # one; the script only iterates, so either is fine.
-        await self._record(keys=keys, args=[json.dumps(spec)])
+        # one; the script only iterates, and empty answers are read as empty lists.
+        answer = json.loads(await self._record(keys=keys, args=[json.dumps(spec)]))
+        charges = [
+            _charge(run.run_id, json.loads(raw))
+            for run, raw in zip(runs, answer["charges"] or [], strict=True)
+        ]
+        return Recorded(
+            charges,
+            list(answer["new"] or []),
+            [(int(fs), int(ci)) for fs, ci in answer["steps"] or []],
+        )
 
     @_unavailable_on_connection_error
     async def filter_owned(self, org_id: str, ids: Sequence[str]) -> list[str]:
@@ -184,6 +306,94 @@ class Store:
                 if ttl is not None:
                     pipe.expire(name, ttl)
             await pipe.execute()
+
+    # Prices and usage
+
+    @_unavailable_on_connection_error
+    async def set_model_price(self, model: str, price: Price) -> None:
+        await self._redis.hset(redis_keys.MODEL_PRICES, model, json.dumps(price.to_json()))
+
+    @_unavailable_on_connection_error
+    async def model_prices(self) -> dict[str, Price]:
+        """The prices SetModelPrice set, by model."""
+        stored = await self._redis.hgetall(redis_keys.MODEL_PRICES)
+        return {model: Price.from_json(json.loads(raw)) for model, raw in stored.items()}
+
+    @_unavailable_on_connection_error
+    async def set_tool_fees(self, fees: ToolFees) -> None:
+        await self._redis.set(redis_keys.TOOL_FEES, json.dumps(fees.to_json()))
+
+    @_unavailable_on_connection_error
+    async def tool_fees(self) -> ToolFees:
+        raw = await self._redis.get(redis_keys.TOOL_FEES)
+        return ToolFees.from_json(json.loads(raw)) if raw else BUILT_IN_TOOL_FEES
+
+    @_unavailable_on_connection_error
+    async def usage(
+        self, org_ids: Sequence[str], days: Sequence[str]
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """(day, org id, usage hash) of every org and day asked, pipelined in batches."""
+        pairs = [(day, org_id) for org_id in org_ids for day in days]
+        found: list[tuple[str, str, dict[str, str]]] = []
+        for start in range(0, len(pairs), 1000):
+            batch = pairs[start : start + 1000]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for day, org_id in batch:
+                    pipe.hgetall(redis_keys.usage(org_id, day))
+                hashes = await pipe.execute()
+            found += [
+                (day, org_id, counted)
+                for (day, org_id), counted in zip(batch, hashes, strict=True)
+                if counted
+            ]
+        return found
+
+    @_unavailable_on_connection_error
+    async def org_ids(self) -> list[str]:
+        return await self._redis.zrange(redis_keys.ORGS, 0, -1)
+
+    # The sweeper's pending runs
+
+    @_unavailable_on_connection_error
+    async def pending_runs(
+        self, org_ids: Sequence[str], created_before_ms: float, per_org: int
+    ) -> list[tuple[str, str, float]]:
+        """(org id, run id, created ms) of up to per_org runs per org created before then
+        and not yet charged, oldest first."""
+        found: list[tuple[str, str, float]] = []
+        for start in range(0, len(org_ids), 1000):
+            batch = org_ids[start : start + 1000]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for org_id in batch:
+                    pipe.zrangebyscore(
+                        redis_keys.pending_runs(org_id),
+                        "-inf",
+                        created_before_ms,
+                        start=0,
+                        num=per_org,
+                        withscores=True,
+                    )
+                answers = await pipe.execute()
+            for org_id, runs in zip(batch, answers, strict=True):
+                found += [(org_id, run_id, created) for run_id, created in runs]
+        return found
+
+    @_unavailable_on_connection_error
+    async def claim_run(self, org_id: str, run_id: str, for_ms: int) -> bool:
+        """Whether this caller now holds the run for for_ms: at most one does."""
+        return bool(
+            await self._redis.set(redis_keys.sweep_claim(org_id, run_id), "1", nx=True, px=for_ms)
+        )
+
+    @_unavailable_on_connection_error
+    async def run_origin(self, org_id: str, run_id: str) -> tuple[str, str]:
+        """The key that created the run and its thread ("" when unknown)."""
+        key_id, thread_id = await self._redis.hmget(redis_keys.run(org_id, run_id), "key", "thread")
+        return key_id or "", thread_id or ""
+
+    @_unavailable_on_connection_error
+    async def forget_pending(self, org_id: str, run_id: str) -> None:
+        await self._redis.zrem(redis_keys.pending_runs(org_id), run_id)
 
     # Orgs
 
@@ -355,3 +565,16 @@ class Store:
 
 def _dump(record: OrgRecord | KeyRecord) -> str:
     return json.dumps(record.to_json(), separators=(",", ":"))
+
+
+def _charge(run_id: str, stored: dict[str, Any]) -> RunCharge:
+    return RunCharge(
+        run_id=run_id,
+        model=stored["model"],
+        cost_micros=int(stored["cost"]),
+        priced=bool(stored["priced"]),
+        prompt_tokens=int(stored["prompt"]),
+        cached_tokens=int(stored["cached"]),
+        completion_tokens=int(stored["completion"]),
+        key_id=stored["key"],
+    )

@@ -1,6 +1,7 @@
-"""Reading what an upstream response shows: the objects it created or deleted and the runs it
-saw end with usage. The data plane tells the control plane (records.py); cost tracking reads
-the same runs.
+"""Reading what an upstream response shows: the objects it created or deleted, the runs it
+saw end with usage (their model and tokens, which price them) and the run steps it saw
+completed with tool calls (file_search, code_interpreter, which have fees). The data plane
+tells the control plane (records.py), which charges each run and step once.
 
 Two readers, neither of which changes a byte the client receives:
 - `inspect_json` reads a JSON body the gateway holds whole;
@@ -14,13 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prism.v1.authorizer_pb2 import ObjectKind, OwnedObject, RunUsage
+from prism.runs import TERMINAL_RUN_STATUSES, ended_run
+from prism.v1.authorizer_pb2 import ObjectKind, OwnedObject, RunUsage, StepToolCalls
 
 from .routes import ASSISTANT, MESSAGE, RUN, THREAD, Route
 
-# A run in one of these states does no more work, so its usage is final.
-TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 _RUN_ENDED_EVENTS = frozenset(f"thread.run.{status}" for status in TERMINAL_RUN_STATUSES)
+_STEP_COMPLETED_EVENT = "thread.run.step.completed"
+# Objects that belong to a thread, whose thread is recorded with them.
+_IN_THREAD = frozenset({RUN, MESSAGE})
 # The events announcing a new object, and its kind.
 _CREATED_EVENTS = {
     "thread.created": THREAD,
@@ -36,14 +39,16 @@ class Seen:
     objects: list[OwnedObject] = field(default_factory=list)
     deleted_ids: list[str] = field(default_factory=list)
     runs: list[RunUsage] = field(default_factory=list)
+    steps: list[StepToolCalls] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.objects or self.deleted_ids or self.runs)
+        return bool(self.objects or self.deleted_ids or self.runs or self.steps)
 
     def add(self, other: "Seen") -> None:
         self.objects += other.objects
         self.deleted_ids += other.deleted_ids
         self.runs += other.runs
+        self.steps += other.steps
 
 
 def inspect_json(route: Route, body: bytes) -> Seen:
@@ -62,6 +67,8 @@ def inspect_json(route: Route, body: bytes) -> Seen:
         seen.deleted_ids.append(object_id)
     if route.shows_runs:
         seen.runs += _ended_runs(document)
+    if route.shows_steps:
+        seen.steps += _completed_steps(document)
     return seen
 
 
@@ -147,8 +154,8 @@ class EventStream:
 
 
 def run_event_seen(event: ServerSentEvent) -> Seen:
-    """What one event of a run's stream shows: a thread, run or message it created, or a run
-    that ended with usage."""
+    """What one event of a run's stream shows: a thread, run or message it created, a run
+    that ended with usage, or a step completed with tool calls."""
     seen = Seen()
     kind = _CREATED_EVENTS.get(event.name)
     if kind is not None:
@@ -160,6 +167,10 @@ def run_event_seen(event: ServerSentEvent) -> Seen:
         document = _object(event.data)
         if document is not None:
             seen.runs += _ended_runs(document)
+    elif event.name == _STEP_COMPLETED_EVENT:
+        document = _object(event.data)
+        if document is not None:
+            seen.steps += _completed_steps(document)
     return seen
 
 
@@ -176,23 +187,69 @@ def _owned(document: dict[str, Any], name: str, kind: ObjectKind.ValueType) -> O
     if not isinstance(object_id, str) or not object_id:
         return None
     model = document.get("model") if kind == ASSISTANT else None
-    return OwnedObject(id=object_id, kind=kind, model=model if isinstance(model, str) else "")
+    # A run's thread is where the sweeper fetches it if nobody looks at it again.
+    thread_id = document.get("thread_id") if kind in _IN_THREAD else None
+    return OwnedObject(
+        id=object_id,
+        kind=kind,
+        model=model if isinstance(model, str) else "",
+        thread_id=thread_id if isinstance(thread_id, str) else "",
+    )
+
+
+def _listed(document: dict[str, Any], kind: str) -> list[Any]:
+    """The objects of `kind` in a list of them, or the document itself if it is one."""
+    items = document.get("data") if document.get("object") == "list" else [document]
+    if not isinstance(items, list):
+        return []
+    return [item for item in items if isinstance(item, dict) and item.get("object") == kind]
 
 
 def _ended_runs(document: dict[str, Any]) -> list[RunUsage]:
     """The runs in a run object or a list of them that have ended with usage."""
-    runs = document.get("data") if document.get("object") == "list" else [document]
-    if not isinstance(runs, list):
-        return []
-    ended = []
-    for run in runs:
-        if not isinstance(run, dict) or run.get("object") != "thread.run":
+    found = []
+    for run in _listed(document, "thread.run"):
+        ended = ended_run(run)
+        if ended is not None:
+            found.append(
+                RunUsage(
+                    run_id=ended.run_id,
+                    total_tokens=ended.total_tokens,
+                    thread_id=ended.thread_id,
+                    model=ended.model,
+                    prompt_tokens=ended.prompt_tokens,
+                    completion_tokens=ended.completion_tokens,
+                    cached_tokens=ended.cached_tokens,
+                )
+            )
+    return found
+
+
+def _completed_steps(document: dict[str, Any]) -> list[StepToolCalls]:
+    """The completed tool_calls steps in a step object or a list of them, with how many
+    calls of each charged tool they made."""
+    found = []
+    for step in _listed(document, "thread.run.step"):
+        details = step.get("step_details")
+        step_id, run_id, thread_id = step.get("id"), step.get("run_id"), step.get("thread_id")
+        if (
+            step.get("status") != "completed"
+            or not isinstance(details, dict)
+            or details.get("type") != "tool_calls"
+            or not isinstance(details.get("tool_calls"), list)
+            or not isinstance(step_id, str)
+        ):
             continue
-        usage = run.get("usage")
-        run_id = run.get("id")
-        if run.get("status") not in TERMINAL_RUN_STATUSES or not isinstance(usage, dict):
-            continue
-        total = usage.get("total_tokens")
-        if isinstance(run_id, str) and isinstance(total, int) and not isinstance(total, bool):
-            ended.append(RunUsage(run_id=run_id, total_tokens=total))
-    return ended
+        kinds = [call.get("type") for call in details["tool_calls"] if isinstance(call, dict)]
+        file_search, code = kinds.count("file_search"), kinds.count("code_interpreter")
+        if file_search or code:
+            found.append(
+                StepToolCalls(
+                    step_id=step_id,
+                    run_id=run_id if isinstance(run_id, str) else "",
+                    thread_id=thread_id if isinstance(thread_id, str) else "",
+                    file_search_calls=file_search,
+                    code_interpreter_calls=code,
+                )
+            )
+    return found

@@ -2,7 +2,9 @@
 
 The gateway reads the responses of the routes the route table marks (`Route.observed`): the
 objects a response created, so that the org owns them; the objects it deleted; the runs it
-showed ended with usage, for tokens-per-minute limits. And when Check said the request holds
+showed ended with usage and the run steps it showed completed with tool calls, which the
+control plane charges (once each) and answers the runs' charges of, kept on the request's
+Trace for its `x-prism-cost` (headers.py) and its log. And when Check said the request holds
 a concurrency slot (`record_wanted`), the control plane is told when the response is over,
 however it ended: sent whole, a stream ended or cut, the client gone, a gateway error.
 
@@ -32,6 +34,7 @@ import logging
 from prism.v1 import authorizer_pb2
 
 from .authorizer import Authorizer
+from .headers import Trace
 from .observe import EventStream, Seen, inspect_json, run_event_seen
 from .routes import JSON_BODY_LIMIT, PATH_OBJECT_KINDS, Route
 
@@ -52,22 +55,27 @@ class Recorder:
     def __init__(self, authorizer: Authorizer, deadline: float) -> None:
         self._authorizer = authorizer
         self._deadline = deadline
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[authorizer_pb2.RecordResponse | None]] = set()
 
     def start(
-        self, route: Route, request_id: str, decision: authorizer_pb2.CheckResponse
+        self, route: Route, trace: Trace, decision: authorizer_pb2.CheckResponse
     ) -> "ResponseRecord":
         """The Record of one allowed request, whose response is about to be forwarded."""
-        return ResponseRecord(self, route, request_id, decision)
+        return ResponseRecord(self, route, trace, decision)
 
-    async def send(self, request: authorizer_pb2.RecordRequest) -> None:
-        """Sends a Record and waits for its answer; cancelling the wait leaves it sending."""
-        await asyncio.shield(self._sending(request))
+    async def send(
+        self, request: authorizer_pb2.RecordRequest
+    ) -> authorizer_pb2.RecordResponse | None:
+        """Sends a Record and waits for its answer (None when it failed); cancelling the
+        wait leaves it sending."""
+        return await asyncio.shield(self._sending(request))
 
     def send_later(self, request: authorizer_pb2.RecordRequest) -> None:
         self._sending(request)
 
-    def _sending(self, request: authorizer_pb2.RecordRequest) -> asyncio.Task[None]:
+    def _sending(
+        self, request: authorizer_pb2.RecordRequest
+    ) -> asyncio.Task[authorizer_pb2.RecordResponse | None]:
         task = asyncio.get_running_loop().create_task(self._authorizer.record(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -93,12 +101,13 @@ class ResponseRecord:
         self,
         recorder: Recorder,
         route: Route,
-        request_id: str,
+        trace: Trace,
         decision: authorizer_pb2.CheckResponse,
     ) -> None:
         self._recorder = recorder
         self._route = route
-        self._request_id = request_id
+        self._trace = trace
+        self._request_id = trace.request_id
         self._org_id = decision.principal.org_id
         self._key_id = decision.principal.key_id
         self._finish = decision.record_wanted
@@ -139,14 +148,19 @@ class ResponseRecord:
             self._pending.add(nameable)
             await self.end()
         elif nameable:
-            await self._recorder.send(self._request(nameable, finished=False))
+            await self._send(self._request(nameable, finished=False))
 
     async def end(self) -> None:
         """The response is complete but for its end: sends what is left, and waits."""
         if not self._ended:
             self._ended = True
             if self._pending or self._finish:
-                await self._recorder.send(self._request(self._pending, finished=self._finish))
+                await self._send(self._request(self._pending, finished=self._finish))
+
+    async def _send(self, request: authorizer_pb2.RecordRequest) -> None:
+        answer = await self._recorder.send(request)
+        if answer is not None:
+            self._trace.charges += answer.runs
 
     def over(self) -> None:
         """The response is over, however it ended: what `end` did not send goes now, in the
@@ -178,4 +192,5 @@ class ResponseRecord:
             deleted_ids=seen.deleted_ids,
             runs=seen.runs,
             finished=finished,
+            steps=seen.steps,
         )

@@ -10,7 +10,9 @@ unannounced length on the routes whose answers the gateway reads for the control
 to the JSON limit); anything else (server-sent events, file downloads) is relayed chunk by
 chunk as it arrives, and the upstream response is closed as soon as the client goes away.
 Each answer is shown to the request's Record as it goes (records.py): whole, or chunk by chunk
-before each is relayed; the routes it reads are asked for uncompressed answers.
+before each is relayed; the routes it reads are asked for uncompressed answers. A run's event
+stream, read to its end, gets the SSE comment lines of its cost after the upstream's last
+chunk (headers.stream_trailer).
 """
 
 import functools
@@ -26,7 +28,7 @@ from prism.v1 import authorizer_pb2
 
 from .asgi import AbortResponse, ProxyRequest
 from .errors import GatewayError, upstream_timeout, upstream_unreachable
-from .headers import HOP_BY_HOP, end_to_end, relayed_response_headers
+from .headers import HOP_BY_HOP, Trace, end_to_end, relayed_response_headers, stream_trailer
 from .pool import ConnectionPool
 from .records import ResponseRecord
 from .routes import JSON_BODY_LIMIT
@@ -48,6 +50,9 @@ _NOT_FORWARDED = HOP_BY_HOP | {
     b"openai-organization",
     b"openai-project",
     b"content-length",
+    # The caller's request-log headers are for the gateway's log (request_log.py).
+    b"x-prism-trace-id",
+    b"x-prism-metadata",
 }
 _ASSISTANTS_V2 = (b"openai-beta", b"assistants=v2")
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -127,7 +132,7 @@ class Upstream:
         is_event_stream = _header(response, b"content-type").startswith(b"text/event-stream")
         reading = is_event_stream and record.start_stream(response.status, encoding)
         relayed = Response(
-            _relay(response, chunks, trace.request_id, record, reading),
+            _relay(response, chunks, trace, record, reading),
             status=response.status,
             headers=relayed_response_headers(response.headers, streamed=True),
         )
@@ -257,7 +262,7 @@ async def _prefixed(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[b
 async def _relay(
     response: httpcore.Response,
     chunks: AsyncIterator[bytes],
-    request_id: str,
+    trace: Trace,
     record: ResponseRecord,
     reading: bool,
 ) -> AsyncIterator[bytes]:
@@ -277,8 +282,13 @@ async def _relay(
             yield chunk
         # Every byte is out; the response ends once this generator does.
         await record.end()
+        if reading:
+            # The runs' charges came with the Record of the stream's end, just sent.
+            yield stream_trailer(trace)
     except _UPSTREAM_FAILURES as error:
-        log.warning("upstream response broke off for %s: %s", request_id, type(error).__name__)
+        log.warning(
+            "upstream response broke off for %s: %s", trace.request_id, type(error).__name__
+        )
         raise AbortResponse from None
     finally:
         await response.aclose()

@@ -67,9 +67,39 @@ def in_flight(org_id: str, owner: str) -> str:
     return _tagged(org_id) + f"in-flight:{owner}"
 
 
-def run_tokens_counted(org_id: str, run_id: str) -> str:
-    """Set once a run's tokens have counted towards tokens-per-minute limits."""
-    return _tagged(org_id) + f"run-tokens:{run_id}"
+def run(org_id: str, run_id: str) -> str:
+    """Hash of a run the gateway saw: `key` (the key that created it) and `thread` when its
+    creation was recorded; `charge` (JSON: model, tokens, cost) once it has been charged,
+    which happens once."""
+    return _tagged(org_id) + f"run:{run_id}"
+
+
+def pending_runs(org_id: str) -> str:
+    """Sorted set: id of a run created through the gateway and not yet charged -> when its
+    creation was recorded (ms). The sweeper charges those nobody looks at again."""
+    return _tagged(org_id) + "pending-runs"
+
+
+def sweep_claim(org_id: str, run_id: str) -> str:
+    """Held (SET NX PX) by the one sweeper fetching a pending run."""
+    return _tagged(org_id) + f"sweep-claim:{run_id}"
+
+
+def step_charged(org_id: str, step_id: str) -> str:
+    """Set once a run step's tool calls have been charged."""
+    return _tagged(org_id) + f"step:{step_id}"
+
+
+def code_session(org_id: str, thread_id: str) -> str:
+    """Set for an hour when a thread's code_interpreter session is charged: calls within it
+    are part of the same session."""
+    return _tagged(org_id) + f"code-session:{thread_id}"
+
+
+def usage(org_id: str, day: str) -> str:
+    """Hash of the org's usage on a UTC day (`2026-11-24`): `<key id>\n<model>\n<counter>`
+    -> count, counters being requests, input, cached, output, runs and cost (micro-USD)."""
+    return _tagged(org_id) + f"usage:{day}"
 
 
 def spend(org_id: str, owner: str, period: str) -> str:
@@ -77,6 +107,27 @@ def spend(org_id: str, owner: str, period: str) -> str:
     return _tagged(org_id) + f"spend:{owner}:{period}"
 
 
+# Hash: model -> JSON price (USD per million input, cached-input, output tokens) set by
+# SetModelPrice over the built-in table.
+MODEL_PRICES = PREFIX + "model-prices"
+# JSON of the tools' fees set by SetToolFees over the built-in ones.
+TOOL_FEES = PREFIX + "tool-fees"
+
+
 def org_data(org_id: str) -> str:
     """A SCAN pattern matching every key of the org's slot."""
     return _tagged(org_id) + "*"
+
+
+# The request log (a Stream; dataplane/log_writer.py writes it, controlplane/request_logs.py
+# reads it) and its index by request id share a hash tag that no org id can equal (org ids
+# have no `_`), so one script writes both in one Cluster slot and no org's data includes them.
+_REQUEST_LOG_TAG = "{request_log}"
+# Stream of request log entries: fields `org`, `key`, `status`, `route` (for filtering) and
+# `entry` (the entry's JSON, prism.v1.RequestLog's JSON mapping).
+REQUEST_LOG = PREFIX + "request-log:" + _REQUEST_LOG_TAG
+
+
+def request_log_id(request_id: str) -> str:
+    """The stream entry id of a request's log entry; expires with the log's retention."""
+    return f"{PREFIX}request-log-id:{_REQUEST_LOG_TAG}:{request_id}"

@@ -7,6 +7,7 @@ Admin writes span slots (the global indexes) and are not part of this claim.
 """
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
@@ -19,6 +20,7 @@ import redis
 import redis.asyncio
 
 from controlplane import keys, limiter
+from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
 from controlplane.store import Store
 from prism import redis_keys
@@ -84,7 +86,13 @@ async def _decide_and_record(url: str) -> tuple[dict[str, object], list[str]]:
         await client.set(redis_keys.key(org.id, key.id), key_json)
         await client.set(redis_keys.org(org.id), org_json)
         store = Store(client)
-        await store.record(org.id, "req_1", [("asst_1", "assistant", "gpt-4o")], [], [], [], [])
+        await store.record(
+            org.id,
+            key.id,
+            "req_1",
+            [("asst_1", "assistant", "gpt-4o", ""), ("run_1", "run", "", "thread_1")],
+            [],
+        )
         state = {
             "key_digest": _sha1(key_json),
             "org_digest": _sha1(org_json),
@@ -92,6 +100,7 @@ async def _decide_and_record(url: str) -> tuple[dict[str, object], list[str]]:
             "assistant": "asst_1",
             "model": "gpt-4o",
             "request_id": "req_2",
+            "usage": {"key_id": key.id, "model": "", "assistant": "asst_1"},
         }
         answer = await store.decide(
             org.id,
@@ -101,16 +110,23 @@ async def _decide_and_record(url: str) -> tuple[dict[str, object], list[str]]:
             limiter.counters(key, org, uses_model=True),
             count=True,
         )
-        await store.record(
+        charge = RunCharge("run_1", "gpt-4o", 125, True, 40, 0, 10, key.id, total_tokens=50)
+        step = StepCharge("step_1", "thread_1", 1, 2500, True, 30000, key.id)
+        recorded = await store.record(
             org.id,
+            key.id,
             "req_2",
             [],
             ["asst_1"],
-            [("run_1", 50)],
+            [charge],
+            [step],
             limiter.token_counters(key, org),
             limiter.slot_sets(org.id, key.id),
         )
         owned = await store.filter_owned(org.id, ["asst_1"])
+    # The stored charge keeps all but the run's total, which only the token limits use.
+    assert recorded.charges == [dataclasses.replace(charge, total_tokens=0)]
+    assert recorded.step_micros == [(2500, 30000)]
     return answer, owned
 
 

@@ -5,6 +5,8 @@
 -- More of ARGV[1]:
 --   request_id: the member a concurrency slot is held by;
 --   budgets: [limit, ...] in micro-USD, one per KEYS[5...] spend counter;
+--   usage: {key_id, model, assistant, ttl}: an allowed request counts once in the usage
+--     hash (the last KEY), under `model`, else the model remembered for `assistant`, else '';
 --   counters: [{kind, limit, period, shadow}, ...], one per following KEY:
 --     'rate'   a GCRA state (the theoretical arrival time, ms) that this request adds 1 to;
 --     'tokens' a GCRA state that Record adds run tokens to; passes while any token is left;
@@ -81,4 +83,12 @@ for i, counter in ipairs(spec.counters) do
     redis.call('SET', name, string.format('%.3f', arrivals[i]), 'PX', ttl)
   end
 end
+local usage = spec.usage
+local model = usage.model
+if model == '' and usage.assistant ~= '' then
+  model = redis.call('HGET', KEYS[4], usage.assistant) or ''
+end
+local usage_key = KEYS[next_key + #spec.counters]
+redis.call('HINCRBY', usage_key, usage.key_id .. '\n' .. model .. '\nrequests', 1)
+redis.call('EXPIRE', usage_key, usage.ttl)
 return cjson.encode({outcome = 'ok', counters = results})

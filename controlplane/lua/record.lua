@@ -1,20 +1,72 @@
--- What a response showed, recorded for the org in one round trip.
+-- What a response (or the sweeper) showed, recorded for the org in one round trip.
 --
--- KEYS[1] the org's objects, KEYS[2] its assistant models, then one key per run (its
--- "tokens counted" marker), one per token counter, and one per in-flight set.
+-- KEYS[1] the org's objects, KEYS[2] its assistant models, KEYS[3] its pending runs,
+-- KEYS[4] its usage hash of the day; then, in this order:
+--   one run hash per object of kind 'run';
+--   per run charged: its run hash, then its 6 spend counters (spend_ttls says each TTL);
+--   per step: its once marker, its thread's code_interpreter session key, 6 spend counters;
+--   one key per token counter; one per in-flight set.
 -- ARGV[1] is a JSON object:
---   objects: [[id, kind, model], ...] created or modified (model '' unless an assistant);
+--   key_id: the key whose request showed all this;
+--   objects: [[id, kind, model, thread], ...] created or modified (model '' unless an
+--     assistant, thread '' unless a run or message);
 --   deleted: [id, ...];
---   runs: [tokens, ...], one per marker: a run's tokens count once, when its marker is set;
---   token_counters: [{limit, period}, ...] the GCRA states the counted tokens go to;
+--   runs: [{id, tokens, model, prompt, cached, completion, cost, priced, key}, ...]: a run
+--     is charged once, to `key` (its creator, else key_id): cost to the spend counters,
+--     tokens to the usage hash and the token counters;
+--   steps: [{file_search_calls, file_search_cost, code_interpreter, code_cost, key}, ...]:
+--     a step's tool calls are charged once; a code_interpreter session once per thread and
+--     hour;
+--   spend_ttls: [seconds or -1 (kept), ...] of the 6 spend counters;
+--   run_ttl, usage_ttl: how long run hashes and step markers (ms), and usage hashes
+--     (seconds), are kept;
+--   token_counters: [{limit, period}, ...] the GCRA states the newly charged tokens go to;
 --   request_id, slots: when slots > 0, the request's slot in that many in-flight sets is
 --     released.
+-- Answers {charges = [charge JSON, ...] one per run as first charged, new = [bool, ...]
+-- whether this call charged it, steps = [[file_search, code_interpreter] micro-USD newly
+-- charged per step, ...]}.
+-- Usage fields are `<key id>\n<model>\n<counter>` (controlplane/usage.py).
 local spec = cjson.decode(ARGV[1])
-local DAY_MS = 86400000
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+local usage_key = KEYS[4]
+
+local function count(key_id, model, counter, amount)
+  if amount ~= 0 then
+    redis.call('HINCRBY', usage_key, key_id .. '\n' .. model .. '\n' .. counter, amount)
+  end
+end
+
+local function spend(first, amount)
+  if amount <= 0 then
+    return
+  end
+  for i, ttl in ipairs(spec.spend_ttls) do
+    local name = KEYS[first + i - 1]
+    redis.call('INCRBY', name, amount)
+    if ttl > 0 then
+      redis.call('EXPIRE', name, ttl)
+    end
+  end
+end
+
+local next_key = 5
 for _, object in ipairs(spec.objects) do
   redis.call('HSET', KEYS[1], object[1], object[2])
   if object[3] ~= '' then
     redis.call('HSET', KEYS[2], object[1], object[3])
+  end
+  if object[2] == 'run' then
+    local run_key = KEYS[next_key]
+    next_key = next_key + 1
+    if redis.call('HSETNX', run_key, 'key', spec.key_id) == 1 then
+      redis.call('HSET', run_key, 'thread', object[4])
+      redis.call('PEXPIRE', run_key, spec.run_ttl)
+      if redis.call('HEXISTS', run_key, 'charge') == 0 then
+        redis.call('ZADD', KEYS[3], 'NX', now, object[1])
+      end
+    end
   end
 end
 for _, id in ipairs(spec.deleted) do
@@ -22,17 +74,54 @@ for _, id in ipairs(spec.deleted) do
   redis.call('HDEL', KEYS[2], id)
 end
 
-local next_key = 3
-local tokens = 0
-for _, run_tokens in ipairs(spec.runs) do
-  if redis.call('SET', KEYS[next_key], '1', 'NX', 'PX', DAY_MS) then
-    tokens = tokens + run_tokens
+local charges, new, tokens = {}, {}, 0
+for i, run in ipairs(spec.runs) do
+  local run_key = KEYS[next_key]
+  local stored = redis.call('HGET', run_key, 'charge')
+  if stored then
+    charges[i], new[i] = stored, false
+  else
+    local charge = cjson.encode({
+      model = run.model, cost = run.cost, priced = run.priced, key = run.key,
+      prompt = run.prompt, cached = run.cached, completion = run.completion,
+    })
+    redis.call('HSET', run_key, 'charge', charge)
+    redis.call('PEXPIRE', run_key, spec.run_ttl)
+    redis.call('ZREM', KEYS[3], run.id)
+    spend(next_key + 1, run.cost)
+    count(run.key, run.model, 'input', run.prompt)
+    count(run.key, run.model, 'cached', run.cached)
+    count(run.key, run.model, 'output', run.completion)
+    count(run.key, run.model, 'runs', 1)
+    count(run.key, run.model, 'cost', run.cost)
+    tokens = tokens + run.tokens
+    charges[i], new[i] = charge, true
   end
-  next_key = next_key + 1
+  next_key = next_key + 1 + #spec.spend_ttls
 end
+
+local steps = {}
+for i, step in ipairs(spec.steps) do
+  local file_search, code = 0, 0
+  if redis.call('SET', KEYS[next_key], '1', 'NX', 'PX', spec.run_ttl) then
+    if step.file_search_calls > 0 then
+      file_search = step.file_search_cost
+      count(step.key, 'file_search', 'cost', file_search)
+    end
+    if step.code_interpreter and redis.call('SET', KEYS[next_key + 1], '1', 'NX', 'EX', 3600) then
+      code = step.code_cost
+      count(step.key, 'code_interpreter', 'cost', code)
+    end
+    spend(next_key + 2, file_search + code)
+  end
+  steps[i] = {file_search, code}
+  next_key = next_key + 2 + #spec.spend_ttls
+end
+if redis.call('EXISTS', usage_key) == 1 then
+  redis.call('EXPIRE', usage_key, spec.usage_ttl)
+end
+
 if tokens > 0 then
-  local clock = redis.call('TIME')
-  local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
   for i, counter in ipairs(spec.token_counters) do
     local name = KEYS[next_key + i - 1]
     local tat = math.max(tonumber(redis.call('GET', name) or '0'), now)
@@ -44,4 +133,4 @@ next_key = next_key + #spec.token_counters
 for i = 1, spec.slots do
   redis.call('ZREM', KEYS[next_key + i - 1], spec.request_id)
 end
-return 1
+return cjson.encode({charges = charges, new = new, steps = steps})
