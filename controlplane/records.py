@@ -93,6 +93,29 @@ class Policy:
         )
 
 
+# What the request log keeps of an org's bodies (prism.v1.BodyLogging).
+BODY_LOGGING = ("none", "metadata", "full")
+
+
+@dataclass(frozen=True)
+class RequestLogging:
+    """What the request log keeps of an org's bodies: `none`, `metadata` (content type, size,
+    object ids) or `full` (also the text, up to max_body_bytes; 0 means the default)."""
+
+    bodies: str = "none"
+    max_body_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bodies": self.bodies, "max_body_bytes": self.max_body_bytes}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> "RequestLogging":
+        # Orgs stored before request logging existed log no bodies.
+        if data is None:
+            return cls()
+        return cls(data["bodies"], data["max_body_bytes"])
+
+
 @dataclass(frozen=True)
 class OrgRecord:
     id: str
@@ -104,6 +127,7 @@ class OrgRecord:
     # The org's own upstream key, sealed with PRISM_MASTER_KEY (see credentials.py); None
     # when the org's requests go upstream with the gateway's key. Kept out of repr.
     upstream_credential: str | None = field(default=None, repr=False)
+    request_logging: RequestLogging = RequestLogging()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +138,7 @@ class OrgRecord:
             "metadata": self.metadata,
             "policy": self.policy.to_json(),
             "upstream_credential": self.upstream_credential,
+            "request_logging": self.request_logging.to_json(),
         }
 
     @classmethod
@@ -126,6 +151,7 @@ class OrgRecord:
             metadata=data["metadata"],
             policy=Policy.from_json(data["policy"]),
             upstream_credential=data["upstream_credential"],
+            request_logging=RequestLogging.from_json(data.get("request_logging")),
         )
 
 

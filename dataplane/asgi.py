@@ -27,7 +27,7 @@ sent, and nothing runs when the client leaves. `ProxyRequest.on_response_over` i
 the response is over, however it ended, so the control plane learns when a request's
 concurrency slot is free; then the request log gets the request's one entry
 (request_log.py). What the client is sent (status, content type, body bytes) is shown to the
-request's `RequestFacts` as it is sent, so streams, downloads and the gateway's own errors
+request's `LogFacts` as it is sent, so streams, downloads and the gateway's own errors
 are logged alike.
 """
 
@@ -43,7 +43,7 @@ from quart.wrappers.request import Body, Request
 
 from .errors import body_timeout, body_too_large
 from .headers import Trace
-from .request_log import RequestFacts, RequestLog
+from .request_log import LogFacts, RequestLog
 
 # The most of a request body the gateway holds while the handler consumes it in a stream.
 BUFFER_LIMIT = 256 * 1024
@@ -186,7 +186,7 @@ class ProxyRequest(Request):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.trace = Trace()
-        self.facts = RequestFacts()
+        self.log_facts = LogFacts()
         # Called once the response is over: sent whole, ended early, or the client gone.
         self.on_response_over: Callable[[], None] | None = None
 
@@ -213,7 +213,7 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
             if self._request.on_response_over is not None:
                 self._request.on_response_over()
             request_log: RequestLog = self.app.extensions[REQUEST_LOG]
-            request_log.over(self._request, self._request.facts, self._request.trace)
+            request_log.over(self._request, self._request.log_facts, self._request.trace)
 
     async def handle_messages(self, request: Request, receive: ASGIReceiveCallable) -> None:
         body: BoundedBody = request.body  # type: ignore[assignment]
@@ -234,7 +234,7 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
         # Whatever of the body is still coming will never be read (see module doc, 2).
         body = self._request.body
         body.discard()
-        facts = self._request.facts
+        facts = self._request.log_facts
 
         async def send_last_after_the_body(message: ASGISendEvent) -> None:
             if message["type"] == "http.response.start":
