@@ -376,3 +376,26 @@ def test_a_code_interpreter_session_is_charged_once_per_thread_and_hour(
     fees = usage_of(admin, org_id=org.id, model="code_interpreter").total
     # 0.03 USD a session: one on each thread.
     assert round(fees.cost_usd * 1_000_000) == 2 * 30_000
+
+
+def test_a_run_is_charged_to_the_key_that_created_it(
+    issue_key: IssueKey, sdk: Sdk, admin: AdminClient, spend: Callable[[str, str], int]
+) -> None:
+    org, creator = issue_key()
+    viewer = admin.CreateKey(admin_pb2.CreateKeyRequest(key=admin_pb2.Key(org_id=org.id)))
+    client = sdk(creator.secret)
+    assistant_id, thread_id = _thread(client, "gpt-4o")
+    created = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant_id)
+
+    # Another key of the org is the first to see it end.
+    run = sdk(viewer.secret).beta.threads.runs.retrieve(created.id, thread_id=thread_id)
+
+    cost = run_micros(run, GPT_4O)
+    assert spend(org.id, f"key:{creator.key.id}") == cost
+    assert spend(org.id, f"key:{viewer.key.id}") == 0
+    (row,) = [
+        row
+        for row in usage_of(admin, org_id=org.id, group_by=[admin_pb2.USAGE_GROUPING_KEY]).rows
+        if row.runs
+    ]
+    assert row.key_id == creator.key.id
