@@ -29,6 +29,7 @@ from prism.v1 import authorizer_pb2, request_logging_pb2
 
 from .client_ip import ClientAddress
 from .errors import INVALID_REQUEST, GatewayError
+from .headers import Trace
 from .redaction import redact_text, redact_value
 
 log = logging.getLogger("prism.dataplane")
@@ -267,7 +268,7 @@ def body_cap(logging: request_logging_pb2.RequestLogging) -> int:
     return logging.max_body_bytes or DEFAULT_MAX_BODY_BYTES
 
 
-def read_caller_headers(facts: LogFacts, trace: Any, headers: Any) -> None:
+def read_caller_headers(facts: LogFacts, trace: Trace, headers: Any) -> None:
     """Takes the caller's x-prism-trace-id (into `trace`, whose generated id it replaces) and
     x-prism-metadata; a malformed one is a 400 naming the header."""
     trace_id = headers.get(TRACE_HEADER)
@@ -320,7 +321,7 @@ class RequestLog:
         self.observers = observers
         self._client_address = client_address
 
-    def over(self, request: Any, facts: LogFacts, trace: Any) -> None:
+    def over(self, request: Any, facts: LogFacts, trace: Trace) -> None:
         """The request's response is over: `request` is the ProxyRequest, `trace` its Trace."""
         entry = self._entry(request, facts, trace)
         for observer in self.observers:
@@ -329,12 +330,12 @@ class RequestLog:
             except Exception:
                 log.exception("a request log observer failed for %s", entry.request_id)
 
-    def _entry(self, request: Any, facts: LogFacts, trace: Any) -> RequestLogEntry:
+    def _entry(self, request: Any, facts: LogFacts, trace: Trace) -> RequestLogEntry:
         latency_ms = (perf_counter() - trace.started) * 1000
         client_ip = facts.client_ip or self._client_address.resolve(
             (request.scope.get("client") or ("",))[0], request.headers.getlist("x-forwarded-for")
         )
-        charges = getattr(trace, "charges", [])
+        charges = trace.charges
         model = next((charge.model for charge in charges if charge.model), facts.model)
         error_type, error_code = facts.error() if facts.status >= 400 else ("", "")
         principal = facts.principal or authorizer_pb2.Principal()

@@ -308,7 +308,12 @@ def test_streams_are_logged_when_they_end_with_their_events(
     assert entry.response_body.size_bytes == len(body)
     assert "event: thread.run.completed" in entry.response_body.text
     assert thread.id in entry.response_body.ids
-    assert entry.model == "gpt-4o"
+    # The run's charge, as the stream's closing cost comment told the client.
+    cost = re.search(rb"^: x-prism-cost (\d+\.\d{6})$", body, re.MULTILINE)
+    assert cost is not None
+    assert entry.cost_usd == pytest.approx(float(cost[1])) and entry.cost_usd > 0
+    assert (entry.model, entry.unpriced_model) == ("gpt-4o", False)
+    assert entry.input_tokens > 0 and entry.output_tokens > 0
 
 
 def test_request_logging_is_validated(admin: AdminClient, issue_key: IssueKey) -> None:
