@@ -117,4 +117,3 @@ def validated_groups(groups: Sequence[str]) -> tuple[str, ...]:
             f"group_by: cannot group by {', '.join(unknown)}; use {', '.join(GROUPINGS)}"
         )
     return tuple(dict.fromkeys(groups))
-
