@@ -162,17 +162,25 @@ def test_a_streamed_run_is_charged_and_ends_with_its_cost_as_an_sse_comment(
     assert round(total.cost_usd * 1_000_000) == first_cost + second_cost
 
 
+@pytest.fixture
+def sweeping(start_controlplane: Callable[..., ControlPlane]) -> Iterator[ControlPlane]:
+    """A control plane sweeping every 0.3 s for runs older than 0.5 s, stopped after the
+    test: its sweeps would reach the runs of later tests."""
+    controlplane = start_controlplane(
+        PRISM_SWEEP_INTERVAL_SECONDS="0.3", PRISM_SWEEP_AFTER_SECONDS="0.5"
+    )
+    yield controlplane
+    controlplane.process.stop()
+
+
 def test_a_run_nobody_looks_at_again_is_charged_by_the_sweeper(
     issue_key: IssueKey,
     sdk: Sdk,
     admin: AdminClient,
-    start_controlplane: Callable[..., ControlPlane],
+    sweeping: ControlPlane,
     start_dataplane: Callable[..., DataPlane],
     spend: Callable[[str, str], int],
 ) -> None:
-    sweeping = start_controlplane(
-        PRISM_SWEEP_INTERVAL_SECONDS="0.3", PRISM_SWEEP_AFTER_SECONDS="0.5"
-    )
     org, issued = issue_key()
     client = sdk(issued.secret, base_url=start_dataplane(sweeping.addr).url)
     assistant_id, thread_id = _thread(client, "gpt-4o")
