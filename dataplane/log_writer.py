@@ -24,7 +24,7 @@ import redis.asyncio as redis
 
 from prism import redis_keys
 
-from .request_log import RequestLogEntry, json_line
+from .request_log import RequestLogEntry
 
 log = logging.getLogger("prism.dataplane")
 
@@ -150,7 +150,7 @@ class RedisLogWriter:
             max(1, self._retention_ms // 1000),
         ]
         for entry in batch:
-            args += [entry.org_id, entry.key_id, entry.status, entry.route, json_line(entry)]
+            args += [entry.org_id, entry.key_id, entry.status, entry.route, entry.json_line]
         await self._script(keys=keys, args=args)
 
 
@@ -181,7 +181,7 @@ class StdoutLines:
         self._listener = logging.handlers.QueueListener(lines, stdout)
 
     def submit(self, entry: RequestLogEntry) -> None:
-        self._logger.info(json_line(entry))
+        self._logger.info(entry.json_line)
 
     def open(self) -> None:
         self._logger.addHandler(self._handler)

@@ -16,6 +16,7 @@ redacted (redaction.py). Response bytes are captured as they are sent, holding a
 cap (and a small margin, so a credential cut by the cap is still recognised and redacted).
 """
 
+import functools
 import json
 import logging
 import re
@@ -107,6 +108,11 @@ class RequestLogEntry:
     error_code: str
     request_body: LoggedBody | None = None
     response_body: LoggedBody | None = None
+
+    @functools.cached_property
+    def json_line(self) -> str:
+        """The entry as one line of JSON (made once, for stdout and Redis alike)."""
+        return json.dumps(self.to_json(), separators=(",", ":"))
 
     def to_json(self) -> dict[str, Any]:
         """The entry in prism.v1.RequestLog's JSON mapping (what stdout and Redis hold)."""
@@ -302,10 +308,12 @@ def _metadata(text: str) -> dict[str, Any]:
             METADATA_HEADER,
         )
 
-    if len(text.encode("latin-1", errors="replace")) > MAX_METADATA_BYTES:
+    # The header's bytes, as received (header values are decoded as latin-1); JSON is UTF-8.
+    raw = text.encode("latin-1", errors="replace")
+    if len(raw) > MAX_METADATA_BYTES:
         raise invalid(f"is larger than {MAX_METADATA_BYTES} bytes")
     try:
-        value = json.loads(text)
+        value = json.loads(raw, parse_constant=_not_json)
     except ValueError:
         raise invalid("is not valid JSON") from None
     if not isinstance(value, dict):
@@ -378,6 +386,6 @@ def _own_route(request: Any) -> str:
     return f"{request.method} {rule.rule}"
 
 
-def json_line(entry: RequestLogEntry) -> str:
-    """The entry as one line of JSON."""
-    return json.dumps(entry.to_json(), separators=(",", ":"))
+def _not_json(constant: str) -> Any:
+    # NaN and Infinity are Python's extensions, not JSON.
+    raise ValueError(f"{constant} is not JSON")

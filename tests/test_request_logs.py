@@ -22,7 +22,16 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from prism import redis_keys
 from prism.v1 import admin_pb2, request_logging_pb2
-from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, IssueKey, Sdk
+from tests.conftest import (
+    AdminClient,
+    ControlPlane,
+    DataPlane,
+    FakeUpstream,
+    IssueKey,
+    Sdk,
+    assert_one_clear_line,
+    start_and_fail,
+)
 from tools import stack
 
 # Bounds a wait for the log writer, which writes off the response path.
@@ -546,3 +555,25 @@ def test_no_entry_is_lost_while_redis_refuses_writes(
     entries = logged(own.reader, *ids)
     assert [entry.status for entry in entries] == [200] * 20
     assert "Redis refused" in own.dataplane.process.log()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"PRISM_LOG_MAX_RECORDS": "0"}, ["PRISM_LOG_MAX_RECORDS", "whole number"]),
+        ({"PRISM_LOG_MAX_RECORDS": "lots"}, ["PRISM_LOG_MAX_RECORDS", "whole number"]),
+        ({"PRISM_LOG_RETENTION_HOURS": "-1"}, ["PRISM_LOG_RETENTION_HOURS", "positive"]),
+    ],
+    ids=["no-records", "bad-records", "bad-retention"],
+)
+def test_a_bad_log_setting_stops_the_start_with_one_line(
+    redis_url: str, change: dict[str, str], says: list[str]
+) -> None:
+    settings = {
+        "REDIS_URL": redis_url,
+        "PRISM_HTTP_LISTEN": f"127.0.0.1:{stack.free_port()}",
+        "PRISM_CONTROLPLANE_ADDR": "127.0.0.1:1",
+    }
+    result = start_and_fail("dataplane", settings | change)
+
+    assert_one_clear_line(result, "dataplane", 2, "configuration error", *says)
