@@ -8,11 +8,11 @@ import time
 import grpc
 import openai
 import pytest
-import redis
 from google.protobuf import field_mask_pb2
 
 from prism.v1 import admin_pb2, request_logging_pb2
 from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.test_admin import redis_dump
 
 # Bounds a wait for the request log, written off the response path.
 PATIENCE_SECONDS = 15
@@ -89,7 +89,7 @@ def test_no_secret_in_responses_logs_redis_or_admin_answers(
             *admin_answers,
             dataplane.process.log(),
             controlplane.process.log(),
-            _every_redis_value(redis_url),
+            redis_dump(redis_url),
         ]
     )
     assert issued.key.id in written  # what is scanned does hold this workload
@@ -109,31 +109,3 @@ def _logged(admin: AdminClient, request_ids: list[str]) -> list[admin_pb2.Reques
             assert error.code() == grpc.StatusCode.NOT_FOUND
             assert time.monotonic() < deadline, "the workload was not logged"
             time.sleep(0.05)
-
-
-def _every_redis_value(redis_url: str) -> str:
-    """Every key's name and value, whatever its type, as text."""
-    client = redis.Redis.from_url(redis_url)
-    parts: list[str] = []
-    try:
-        for key in client.scan_iter(count=1000):
-            kind = client.type(key).decode()
-            value: object
-            if kind == "string":
-                value = client.get(key)
-            elif kind == "hash":
-                value = client.hgetall(key)
-            elif kind == "list":
-                value = client.lrange(key, 0, -1)
-            elif kind == "set":
-                value = client.smembers(key)
-            elif kind == "zset":
-                value = client.zrange(key, 0, -1, withscores=True)
-            elif kind == "stream":
-                value = client.xrange(key)
-            else:
-                value = kind
-            parts.append(f"{key!r} {value!r}")
-    finally:
-        client.close()
-    return "\n".join(parts)
