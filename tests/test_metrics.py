@@ -201,8 +201,9 @@ def test_a_method_of_the_clients_own_making_is_counted_as_other(
     assert all(label != "BREW" for _, labels in after for _, label in labels)
 
 
-# Ids the gateway, the upstream and the control plane make: `asst_…`, `key_…`, `sk-prism-…`.
-_ID_LIKE = re.compile(r"(asst|thread|msg|run|step|file|vs|key|org|req)[_-][A-Za-z0-9]{6,}|sk-")
+# Ids the gateway, the upstream and the control plane make (`asst_…`, `key_…`, `sk-prism-…`),
+# with 16 characters or more after the prefix: label values such as `file_search` are words.
+_ID_LIKE = re.compile(r"(asst|thread|msg|run|step|file|vs|key|org|req)[_-][A-Za-z0-9]{16,}|sk-")
 
 
 def test_no_label_carries_an_id_a_key_or_an_org(
