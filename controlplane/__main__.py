@@ -10,6 +10,7 @@ import uvloop
 from controlplane import server
 from controlplane.config import Settings
 from controlplane.errors import Unavailable
+from controlplane.metrics_server import MetricsServer
 from controlplane.store import Store
 from prism.settings import load_or_exit
 
@@ -29,13 +30,19 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    grpc_server, health_servicer = await server.build(settings, store)
+    grpc_server, health_servicer, sweeper = await server.build(settings, store)
+    # Before the gRPC port opens: whoever finds it open finds /metrics served too.
+    metrics = MetricsServer.start(settings.metrics_host, settings.metrics_port)
     await grpc_server.start()
+    sweeper.start()
     log.info("control plane listening on %s", settings.grpc_listen)
+    log.info("metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
     await stopping.wait()
     log.info("stopping: draining calls for up to %ss", GRACE_SECONDS)
     await health_servicer.enter_graceful_shutdown()
     await grpc_server.stop(GRACE_SECONDS)
+    await sweeper.stop()
+    await metrics.stop()
     await client.aclose()
 
 

@@ -4,16 +4,32 @@ from typing import Any
 
 from google.protobuf.empty_pb2 import Empty
 
+from controlplane.costs import Costs
 from controlplane.errors import InvalidArgument
 from controlplane.registry import Registry
+from controlplane.request_logs import RequestLogs
 from controlplane.statuses import aborts_on_domain_error
-from controlplane.wire import expire_time_from_wire, key_to_wire, org_to_wire, policy_from_wire
+from controlplane.wire import (
+    expire_time_from_wire,
+    key_to_wire,
+    log_query_from_wire,
+    model_price_to_wire,
+    org_to_wire,
+    policy_from_wire,
+    request_log_to_wire,
+    request_logging_from_wire,
+    tool_fees_to_wire,
+    usage_query_from_wire,
+    usage_row_to_wire,
+)
 from prism.v1 import admin_pb2, admin_pb2_grpc
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, costs: Costs, request_logs: RequestLogs) -> None:
         self._registry = registry
+        self._costs = costs
+        self._request_logs = request_logs
 
     @aborts_on_domain_error
     async def CreateOrg(self, request: admin_pb2.CreateOrgRequest, context: Any) -> admin_pb2.Org:
@@ -25,6 +41,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             request.org.display_name,
             request.org.metadata,
             policy_from_wire(request.org.policy),
+            request_logging_from_wire(request.org.request_logging),
         )
         return org_to_wire(org)
 
@@ -48,6 +65,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             "display_name": org.display_name,
             "metadata": org.metadata,
             "policy": policy_from_wire(org.policy),
+            "request_logging": request_logging_from_wire(org.request_logging),
         }
         updated = await self._registry.update_org(org.id, list(request.update_mask.paths), values)
         return org_to_wire(updated)
@@ -114,3 +132,58 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     ) -> admin_pb2.Org:
         org = await self._registry.set_upstream_credential(request.org_id, request.api_key)
         return org_to_wire(org)
+
+    @aborts_on_domain_error
+    async def SetModelPrice(
+        self, request: admin_pb2.ModelPrice, context: Any
+    ) -> admin_pb2.ModelPrice:
+        model, price = await self._costs.set_model_price(
+            request.model,
+            request.input_usd_per_million,
+            request.cached_input_usd_per_million,
+            request.output_usd_per_million,
+        )
+        return model_price_to_wire(model, price, custom=True)
+
+    @aborts_on_domain_error
+    async def ListModelPrices(
+        self, request: admin_pb2.ListModelPricesRequest, context: Any
+    ) -> admin_pb2.ListModelPricesResponse:
+        prices, fees = await self._costs.prices()
+        return admin_pb2.ListModelPricesResponse(
+            prices=[model_price_to_wire(*listed) for listed in prices],
+            tool_fees=tool_fees_to_wire(fees),
+        )
+
+    @aborts_on_domain_error
+    async def SetToolFees(self, request: admin_pb2.ToolFees, context: Any) -> admin_pb2.ToolFees:
+        fees = await self._costs.set_tool_fees(
+            request.file_search_usd_per_thousand_calls,
+            request.vector_store_usd_per_gb_day,
+            request.code_interpreter_usd_per_session,
+        )
+        return tool_fees_to_wire(fees)
+
+    @aborts_on_domain_error
+    async def GetUsage(
+        self, request: admin_pb2.GetUsageRequest, context: Any
+    ) -> admin_pb2.GetUsageResponse:
+        rows, total = await self._costs.usage(usage_query_from_wire(request))
+        return admin_pb2.GetUsageResponse(
+            rows=[usage_row_to_wire(row) for row in rows], total=usage_row_to_wire(total)
+        )
+
+    @aborts_on_domain_error
+    async def ListRequestLogs(
+        self, request: admin_pb2.ListRequestLogsRequest, context: Any
+    ) -> admin_pb2.ListRequestLogsResponse:
+        entries, token = await self._request_logs.find(log_query_from_wire(request))
+        return admin_pb2.ListRequestLogsResponse(
+            logs=[request_log_to_wire(entry) for entry in entries], next_page_token=token
+        )
+
+    @aborts_on_domain_error
+    async def GetRequestLog(
+        self, request: admin_pb2.GetRequestLogRequest, context: Any
+    ) -> admin_pb2.RequestLog:
+        return request_log_to_wire(await self._request_logs.get(request.request_id))

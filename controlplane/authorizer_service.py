@@ -14,8 +14,12 @@ from controlplane.authorizer import (
     ObjectRef,
     RateStatus,
     RecordInput,
+    RunSeen,
+    StepSeen,
 )
+from controlplane.metrics import CHECK_DECISIONS, CHECK_SECONDS
 from controlplane.statuses import aborts_on_domain_error
+from controlplane.wire import request_logging_to_wire
 from prism.v1 import authorizer_pb2, authorizer_pb2_grpc
 
 _KIND_PREFIX = "OBJECT_KIND_"
@@ -34,36 +38,80 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
     async def Check(
         self, request: authorizer_pb2.CheckRequest, context: Any
     ) -> authorizer_pb2.CheckResponse:
-        decision = await self._authorizer.check(
-            CheckInput(
-                api_key=request.api_key,
-                client_ip=request.client_ip,
-                method=request.method,
-                models=request.models,
-                objects=[ObjectRef(ref.id, _kind(ref.kind), ref.param) for ref in request.objects],
-                run_assistant_id=request.run_assistant_id,
-                uses_model=request.uses_model,
-                request_id=request.request_id,
+        with CHECK_SECONDS.time():  # failures included: a slow Redis shows either way
+            decision = await self._authorizer.check(
+                CheckInput(
+                    api_key=request.api_key,
+                    client_ip=request.client_ip,
+                    method=request.method,
+                    models=request.models,
+                    objects=[
+                        ObjectRef(ref.id, _kind(ref.kind), ref.param) for ref in request.objects
+                    ],
+                    run_assistant_id=request.run_assistant_id,
+                    uses_model=request.uses_model,
+                    request_id=request.request_id,
+                )
             )
-        )
+        if decision.denial is None:
+            CHECK_DECISIONS.labels("allowed", "").inc()
+        else:
+            CHECK_DECISIONS.labels("denied", decision.denial.code).inc()
         return _check_response(decision)
 
     @aborts_on_domain_error
     async def Record(
         self, request: authorizer_pb2.RecordRequest, context: Any
     ) -> authorizer_pb2.RecordResponse:
-        await self._authorizer.record(
+        charges = await self._authorizer.record(
             RecordInput(
                 request_id=request.request_id,
                 org_id=request.org_id,
                 key_id=request.key_id,
-                objects=[(item.id, _kind(item.kind), item.model) for item in request.objects],
+                objects=[
+                    (item.id, _kind(item.kind), item.model, item.thread_id)
+                    for item in request.objects
+                ],
                 deleted_ids=request.deleted_ids,
-                runs=[(run.run_id, run.total_tokens) for run in request.runs],
+                runs=[
+                    RunSeen(
+                        run_id=run.run_id,
+                        thread_id=run.thread_id,
+                        model=run.model,
+                        total_tokens=run.total_tokens,
+                        prompt_tokens=run.prompt_tokens,
+                        cached_tokens=run.cached_tokens,
+                        completion_tokens=run.completion_tokens,
+                    )
+                    for run in request.runs
+                ],
                 finished=request.finished,
+                steps=[
+                    StepSeen(
+                        step_id=step.step_id,
+                        run_id=step.run_id,
+                        thread_id=step.thread_id,
+                        file_search_calls=step.file_search_calls,
+                        code_interpreter_calls=step.code_interpreter_calls,
+                    )
+                    for step in request.steps
+                ],
             )
         )
-        return authorizer_pb2.RecordResponse()
+        return authorizer_pb2.RecordResponse(
+            runs=[
+                authorizer_pb2.RunCharge(
+                    run_id=charge.run_id,
+                    model=charge.model,
+                    cost_micros=charge.cost_micros,
+                    priced=charge.priced,
+                    prompt_tokens=charge.prompt_tokens,
+                    cached_tokens=charge.cached_tokens,
+                    completion_tokens=charge.completion_tokens,
+                )
+                for charge in charges
+            ]
+        )
 
     @aborts_on_domain_error
     async def FilterOwned(
@@ -103,6 +151,7 @@ def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
                 key_display_prefix=principal.key_display_prefix,
             )
         )
+        response.request_logging.CopyFrom(request_logging_to_wire(principal.request_logging))
     if decision.upstream is not None:
         upstream = decision.upstream
         response.upstream.CopyFrom(

@@ -3,7 +3,15 @@
 from dataclasses import dataclass, field
 
 from controlplane.credentials import master_key
-from prism.settings import ConfigError, boolean, env, host_port, http_url, redis_url
+from prism.settings import (
+    ConfigError,
+    boolean,
+    env,
+    host_port,
+    http_url,
+    positive_number,
+    redis_url,
+)
 
 
 @dataclass(frozen=True)
@@ -17,11 +25,21 @@ class Settings:
     master_key: bytes | None = field(repr=False)
     # Let authenticated requests through, uncounted, when Redis refuses the counters' writes.
     ratelimit_fail_open: bool
+    # The sweeper looks for runs nobody saw end this often, and fetches those created this
+    # long ago.
+    sweep_interval_seconds: float
+    sweep_after_seconds: float
+    # Where /metrics is served over HTTP (metrics_server.py).
+    metrics_host: str
+    metrics_port: int
 
     @classmethod
     def from_env(cls) -> "Settings":
         listen = env("PRISM_GRPC_LISTEN", "127.0.0.1:50051")
         host_port("PRISM_GRPC_LISTEN", listen)
+        metrics_host, metrics_port = host_port(
+            "PRISM_METRICS_LISTEN", env("PRISM_METRICS_LISTEN", "127.0.0.1:9464")
+        )
         return cls(
             redis_url=redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0")),
             grpc_listen=listen,
@@ -34,6 +52,14 @@ class Settings:
             ratelimit_fail_open=boolean(
                 "PRISM_RATELIMIT_FAIL_OPEN", env("PRISM_RATELIMIT_FAIL_OPEN", "false")
             ),
+            sweep_interval_seconds=positive_number(
+                "PRISM_SWEEP_INTERVAL_SECONDS", env("PRISM_SWEEP_INTERVAL_SECONDS", "30")
+            ),
+            sweep_after_seconds=positive_number(
+                "PRISM_SWEEP_AFTER_SECONDS", env("PRISM_SWEEP_AFTER_SECONDS", "60")
+            ),
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
         )
 
 

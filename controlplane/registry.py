@@ -1,14 +1,12 @@
 """The admin operations on orgs and keys: their rules and validation, over the Store."""
 
-import base64
-import binascii
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from controlplane import keys
+from controlplane import keys, paging
 from controlplane.credentials import Sealer
 from controlplane.errors import FailedPrecondition, InvalidArgument
 from controlplane.policy import (
@@ -17,15 +15,13 @@ from controlplane.policy import (
     validated_models,
     validated_rate_limits,
 )
-from controlplane.records import KeyRecord, OrgRecord, Policy, now
+from controlplane.records import KeyRecord, OrgRecord, Policy, RequestLogging, now
 from controlplane.store import Store
 
 ORG_ID = re.compile(r"[a-z][a-z0-9-]{2,62}")
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
 # Fields an update may replace, as update-mask paths. Policy's sub-fields may be named alone.
-ORG_FIELDS = ("display_name", "metadata", "policy")
+ORG_FIELDS = ("display_name", "metadata", "policy", "request_logging")
 KEY_FIELDS = ("name", "expire_time", "metadata", "policy")
 POLICY_FIELDS = (
     "policy.allowed_models",
@@ -34,10 +30,6 @@ POLICY_FIELDS = (
     "policy.rate_limits",
     "policy.budgets",
 )
-
-# A page token names the listing it belongs to and the last id its page held. It is opaque
-# to callers but not secret: it grants nothing a caller could not list anyway.
-_TOKEN_VERSION = "v1"
 
 
 class Registry:
@@ -48,7 +40,12 @@ class Registry:
     # Orgs
 
     async def create_org(
-        self, org_id: str, display_name: str, metadata: Mapping[str, str], policy: Policy
+        self,
+        org_id: str,
+        display_name: str,
+        metadata: Mapping[str, str],
+        policy: Policy,
+        request_logging: RequestLogging,
     ) -> OrgRecord:
         if org_id and not ORG_ID.fullmatch(org_id):
             raise InvalidArgument(
@@ -63,6 +60,7 @@ class Registry:
             update_time=created,
             metadata=dict(metadata),
             policy=validated(policy),
+            request_logging=request_logging,
         )
         await self._store.create_org(org)
         return org
@@ -71,10 +69,10 @@ class Registry:
         return await self._store.get_org(_required("id", org_id))
 
     async def list_orgs(self, page_size: int, page_token: str) -> tuple[list[OrgRecord], str]:
-        size = _page_size(page_size)
-        after = _after(page_token, "orgs")
+        size = paging.page_size(page_size)
+        after = paging.position_after(page_token, "orgs")
         orgs, next_after = await self._store.list_orgs(after, size)
-        return orgs, _token("orgs", next_after)
+        return orgs, paging.next_token("orgs", next_after)
 
     async def update_org(self, org_id: str, paths: list[str], values: dict[str, Any]) -> OrgRecord:
         fields = _fields(paths, ORG_FIELDS)
@@ -140,11 +138,11 @@ class Registry:
     async def list_keys(
         self, org_id: str, page_size: int, page_token: str
     ) -> tuple[list[KeyRecord], str]:
-        size = _page_size(page_size)
+        size = paging.page_size(page_size)
         listing = f"keys:{org_id}"
-        after = _after(page_token, listing)
+        after = paging.position_after(page_token, listing)
         found, next_after = await self._store.list_keys(org_id, after, size)
-        return found, _token(listing, next_after)
+        return found, paging.next_token(listing, next_after)
 
     async def update_key(self, key_id: str, paths: list[str], values: dict[str, Any]) -> KeyRecord:
         fields = _fields(paths, KEY_FIELDS)
@@ -246,43 +244,3 @@ def _merged(record: OrgRecord | KeyRecord, changes: dict[str, Any]) -> dict[str,
     if sub:
         merged["policy"] = dataclasses.replace(record.policy, **sub)
     return merged
-
-
-def _page_size(page_size: int) -> int:
-    if not 0 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidArgument(
-            f"page_size {page_size} is out of range: use 1 to {MAX_PAGE_SIZE}, "
-            f"or 0 for {DEFAULT_PAGE_SIZE}"
-        )
-    return page_size or DEFAULT_PAGE_SIZE
-
-
-def _after(page_token: str, listing: str) -> str:
-    """The id a page token says its listing continues after; "" for the first page."""
-    if not page_token:
-        return ""
-    try:
-        padded = page_token + "=" * (-len(page_token) % 4)
-        version, token_listing, after = (
-            base64.urlsafe_b64decode(padded.encode()).decode().split("|", 2)
-        )
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        version = token_listing = after = ""
-    if version != _TOKEN_VERSION or not after:
-        raise InvalidArgument(
-            "page_token is not one this server issued; pass next_page_token unchanged"
-        )
-    if token_listing != listing:
-        raise InvalidArgument(
-            "page_token was issued for another listing; pass next_page_token back to the same "
-            "RPC with the same org_id"
-        )
-    return after
-
-
-def _token(listing: str, after: str) -> str:
-    """The page token continuing listing after the id `after`; "" when there is no next page."""
-    if not after:
-        return ""
-    raw = f"{_TOKEN_VERSION}|{listing}|{after}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

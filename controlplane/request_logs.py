@@ -24,13 +24,9 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from controlplane import paging
 from controlplane.errors import InvalidArgument, NotFound, Unavailable
 from controlplane.records import BODY_LOGGING, RequestLogging
-
-# Pages are sized and tokens made as for every other listing.
-from controlplane.registry import _after as token_position
-from controlplane.registry import _page_size as checked_page_size
-from controlplane.registry import _token as page_token
 from prism import redis_keys
 
 # The most of a body BODY_LOGGING_FULL may keep per request or response.
@@ -84,13 +80,13 @@ class RequestLogs:
 
     async def find(self, query: LogQuery) -> tuple[list[dict[str, Any]], str]:
         """Entries (JSON) matching the query, newest first, and the next page's token."""
-        size = checked_page_size(query.page_size)
+        size = paging.page_size(query.page_size)
         if query.status < 0:
             raise InvalidArgument(f"status {query.status} is not an HTTP status (or 0 for all)")
         if query.start_time and query.end_time and query.start_time > query.end_time:
             raise InvalidArgument("start_time is after end_time")
         listing = query.listing()
-        after = token_position(query.page_token, listing)
+        after = paging.position_after(query.page_token, listing)
         if after and not _STREAM_ID.fullmatch(after):
             raise InvalidArgument(
                 "page_token is not one this server issued; pass next_page_token unchanged"
@@ -116,12 +112,12 @@ class RequestLogs:
                     continue
                 if len(found) == size:
                     # A further match exists: the page ends at the last one kept.
-                    return found, page_token(listing, last_found)
+                    return found, paging.next_token(listing, last_found)
                 found.append(json.loads(fields["entry"]))
                 last_found = stream_id
             upper = "(" + rows[-1][0]
         # The scan budget ran out: continue from the last entry read.
-        return found, page_token(listing, upper[1:])
+        return found, paging.next_token(listing, upper[1:])
 
     async def get(self, request_id: str) -> dict[str, Any]:
         if not request_id:

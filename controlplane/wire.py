@@ -1,14 +1,26 @@
 """Conversions between prism.v1 messages and the domain records."""
 
 from datetime import UTC, datetime
+from typing import Any
 
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controlplane import limiter
+from controlplane import limiter, usage
 from controlplane.errors import InvalidArgument
 from controlplane.policy import budgets_from_usd
-from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
-from prism.v1 import admin_pb2
+from controlplane.pricing import Price, ToolFees
+from controlplane.records import (
+    Budgets,
+    KeyRecord,
+    OrgRecord,
+    Policy,
+    RateLimit,
+    RateLimits,
+    RequestLogging,
+)
+from controlplane.request_logs import LogQuery, validated_request_logging
+from prism.v1 import admin_pb2, request_logging_pb2
 
 
 def policy_from_wire(message: admin_pb2.Policy) -> Policy:
@@ -93,6 +105,7 @@ def org_to_wire(org: OrgRecord) -> admin_pb2.Org:
         create_time=_timestamp(org.create_time),
         update_time=_timestamp(org.update_time),
         has_upstream_credential=org.upstream_credential is not None,
+        request_logging=request_logging_to_wire(org.request_logging),
     )
 
 
@@ -111,3 +124,110 @@ def key_to_wire(key: KeyRecord) -> admin_pb2.Key:
         metadata=key.metadata,
         policy=policy_to_wire(key.policy),
     )
+
+
+def model_price_to_wire(model: str, price: Price, custom: bool) -> admin_pb2.ModelPrice:
+    return admin_pb2.ModelPrice(
+        model=model,
+        input_usd_per_million=float(price.input),
+        cached_input_usd_per_million=float(price.cached_input),
+        output_usd_per_million=float(price.output),
+        custom=custom,
+    )
+
+
+def tool_fees_to_wire(fees: ToolFees) -> admin_pb2.ToolFees:
+    return admin_pb2.ToolFees(
+        file_search_usd_per_thousand_calls=float(fees.file_search_per_thousand_calls),
+        vector_store_usd_per_gb_day=float(fees.vector_store_per_gb_day),
+        code_interpreter_usd_per_session=float(fees.code_interpreter_per_session),
+    )
+
+
+_GROUPING_PREFIX = "USAGE_GROUPING_"
+
+
+def usage_query_from_wire(request: admin_pb2.GetUsageRequest) -> usage.Query:
+    groups = []
+    for value in request.group_by:
+        if value not in admin_pb2.UsageGrouping.values() or not value:
+            raise InvalidArgument(
+                f"group_by: {value} is not a grouping; use USAGE_GROUPING_DAY, _ORG, _KEY or _MODEL"
+            )
+        name = admin_pb2.UsageGrouping.Name(value)
+        groups.append(name.removeprefix(_GROUPING_PREFIX).lower())
+    return usage.Query(
+        org_id=request.org_id,
+        key_id=request.key_id,
+        model=request.model,
+        start=_time_from_wire(request, "start_time"),
+        end=_time_from_wire(request, "end_time"),
+        group_by=usage.validated_groups(groups),
+    )
+
+
+def _time_from_wire(message: admin_pb2.GetUsageRequest, field: str) -> datetime | None:
+    if not message.HasField(field):  # type: ignore[arg-type]
+        return None
+    try:
+        moment: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            f'{field} is not a valid timestamp (in JSON: "2030-01-01T00:00:00Z")'
+        ) from None
+    return moment
+
+
+def usage_row_to_wire(row: usage.Row) -> admin_pb2.UsageRow:
+    return admin_pb2.UsageRow(
+        day=row.day,
+        org_id=row.org_id,
+        key_id=row.key_id,
+        model=row.model,
+        requests=row.requests,
+        input_tokens=row.input,
+        cached_tokens=row.cached,
+        output_tokens=row.output,
+        runs=row.runs,
+        cost_usd=row.cost / limiter.MICRO_USD,
+    )
+
+
+_BODY_LOGGING = {
+    "none": request_logging_pb2.BODY_LOGGING_NONE,
+    "metadata": request_logging_pb2.BODY_LOGGING_METADATA,
+    "full": request_logging_pb2.BODY_LOGGING_FULL,
+}
+_BODY_LOGGING_NAMES = {number: name for name, number in _BODY_LOGGING.items()}
+
+
+def request_logging_to_wire(logging: RequestLogging) -> request_logging_pb2.RequestLogging:
+    return request_logging_pb2.RequestLogging(
+        bodies=_BODY_LOGGING[logging.bodies], max_body_bytes=logging.max_body_bytes
+    )
+
+
+def request_logging_from_wire(message: request_logging_pb2.RequestLogging) -> RequestLogging:
+    """As sent; InvalidArgument for an unknown body policy or a cap out of range."""
+    bodies = _BODY_LOGGING_NAMES.get(message.bodies)
+    if bodies is None:
+        raise InvalidArgument(f"request_logging.bodies {message.bodies} is not a BodyLogging")
+    return validated_request_logging(bodies, message.max_body_bytes)
+
+
+def log_query_from_wire(request: admin_pb2.ListRequestLogsRequest) -> LogQuery:
+    return LogQuery(
+        org_id=request.org_id,
+        key_id=request.key_id,
+        status=request.status,
+        route=request.route,
+        start_time=_time_from_wire(request, "start_time"),  # type: ignore[arg-type]
+        end_time=_time_from_wire(request, "end_time"),  # type: ignore[arg-type]
+        page_size=request.page_size,
+        page_token=request.page_token,
+    )
+
+
+def request_log_to_wire(entry: dict[str, Any]) -> admin_pb2.RequestLog:
+    """An entry as the data plane logged it (prism.v1.RequestLog's JSON mapping)."""
+    return json_format.ParseDict(entry, admin_pb2.RequestLog(), ignore_unknown_fields=True)
