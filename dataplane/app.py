@@ -8,15 +8,19 @@ from quart.globals import request_ctx
 
 from prism.settings import load_or_exit
 
-from .asgi import ProxyHTTPConnection, ProxyRequest
+from .asgi import REQUEST_LOG, ProxyHTTPConnection, ProxyRequest
 from .authorizer import Authorizer
 from .client_ip import ClientAddress
 from .config import Settings, load_settings
 from .errors import register_error_handlers
 from .headers import stamp
 from .health import Readiness, health_blueprint
+from .log_writer import RedisLogWriter, StdoutLines
+from .metrics import metrics_blueprint
+from .metrics import observe as count_request
 from .proxy import proxy_blueprint
 from .records import Recorder
+from .request_log import Observer, RequestLog, read_caller_headers
 from .routes import CONVERTERS, UPLOAD_BODY_LIMIT
 from .upstream import Upstream
 
@@ -36,11 +40,25 @@ def create_app(settings: Settings) -> Quart:
     upstream = Upstream(settings.upstream_timeout)
     readiness = Readiness(authorizer, settings.redis_url)
 
-    app.register_blueprint(
-        proxy_blueprint(authorizer, upstream, recorder, ClientAddress(settings.trusted_proxies))
+    client_address = ClientAddress(settings.trusted_proxies)
+    # Each request's log entry is handed to every observer once the request is over; they
+    # must not block (request_log.py). Observers appended here later are called too.
+    log_writer = RedisLogWriter(
+        settings.redis_url, settings.log_max_records, settings.log_retention_hours
     )
+    stdout_lines = StdoutLines()
+    observers: list[Observer] = [log_writer.submit, stdout_lines.submit, count_request]
+    app.extensions[REQUEST_LOG] = RequestLog(observers, client_address)
+
+    app.register_blueprint(proxy_blueprint(authorizer, upstream, recorder, client_address))
     app.register_blueprint(health_blueprint(readiness))
+    app.register_blueprint(metrics_blueprint())
     register_error_handlers(app)
+
+    @app.before_request
+    async def read_caller_headers_first() -> None:
+        request: ProxyRequest = request_ctx.request  # type: ignore[assignment]
+        read_caller_headers(request.log_facts, request.trace, request.headers)
 
     @app.after_request
     async def add_prism_headers(response: Response) -> Response:
@@ -51,6 +69,8 @@ def create_app(settings: Settings) -> Quart:
         await authorizer.open()
         await upstream.open()
         await readiness.open()
+        stdout_lines.open()
+        await log_writer.open()
 
     @app.after_serving
     async def close_clients() -> None:
@@ -59,6 +79,9 @@ def create_app(settings: Settings) -> Quart:
         await recorder.close()
         await authorizer.close()
         await readiness.close()
+        # Last: every request is over, so every entry is buffered.
+        await log_writer.close()
+        stdout_lines.close()
 
     return app
 

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prism.v1 import authorizer_pb2, authorizer_pb2_grpc
 
 from .errors import control_plane_unavailable
+from .metrics import timed_check
 
 log = logging.getLogger("prism.dataplane")
 
@@ -39,16 +40,24 @@ class Authorizer:
 
     async def check(self, request: authorizer_pb2.CheckRequest) -> authorizer_pb2.CheckResponse:
         try:
-            return await self._check(request, timeout=self._deadline)
+            with timed_check():
+                return await self._check(request, timeout=self._deadline)
         except grpc.RpcError as error:
             _warn("Check", request.request_id, error, "answering 503")
             raise control_plane_unavailable() from None
 
-    async def record(self, request: authorizer_pb2.RecordRequest) -> None:
+    async def record(
+        self, request: authorizer_pb2.RecordRequest
+    ) -> authorizer_pb2.RecordResponse | None:
+        """The control plane's answer (the runs' charges); None when it failed."""
         try:
-            await self._record(request, timeout=self._deadline)
+            reply: authorizer_pb2.RecordResponse = await self._record(
+                request, timeout=self._deadline
+            )
         except grpc.RpcError as error:
             _warn("Record", request.request_id, error, "not recorded")
+            return None
+        return reply
 
     async def filter_owned(self, org_id: str, ids: list[str]) -> list[str]:
         """The ids of `ids` the org owns, in their order."""

@@ -25,6 +25,9 @@ class Settings:
     upstream_timeout: float
     # Peers whose X-Forwarded-For is believed (see client_ip.py).
     trusted_proxies: tuple[Network, ...]
+    # The request log keeps about this many newest entries, none older than this many hours.
+    log_max_records: int
+    log_retention_hours: float
 
 
 def load_settings() -> Settings:
@@ -47,12 +50,22 @@ def load_settings() -> Settings:
             "PRISM_UPSTREAM_TIMEOUT", env("PRISM_UPSTREAM_TIMEOUT", "600")
         ),
         trusted_proxies=_networks("PRISM_TRUSTED_PROXIES", env("PRISM_TRUSTED_PROXIES", "")),
+        log_max_records=_whole("PRISM_LOG_MAX_RECORDS", env("PRISM_LOG_MAX_RECORDS", "1000000")),
+        log_retention_hours=positive_number(
+            "PRISM_LOG_RETENTION_HOURS", env("PRISM_LOG_RETENTION_HOURS", "168")
+        ),
     )
 
 
 def _workers(name: str, value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigError(f"{name}={value!r} is not a whole number of processes (1 or more)")
+    return int(value)
+
+
+def _whole(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name}={value!r} is not a whole number (1 or more)")
     return int(value)
 
 

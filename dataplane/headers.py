@@ -5,7 +5,13 @@ Every response, gateway errors included, carries:
 - `x-prism-trace-id`: the caller's own (its request header), or one generated per request;
 - `x-prism-latency-ms`: time spent in the gateway until the response headers go out;
 - `x-prism-upstream-latency-ms`: time spent waiting on the upstream (0 if nothing was forwarded);
-- `x-prism-provider`: the upstream that answered, or `prism` when the gateway answered itself.
+- `x-prism-provider`: the upstream that answered, or `prism` when the gateway answered itself;
+- `x-prism-cost` (every response but event streams): the USD charged for the runs the response
+  carries, with 6 decimals (`0.000000` when none: the gateway's own errors, most routes), as
+  the control plane charged each run when first seen; `x-prism-model-used`: their models,
+  distinct, comma-separated, in the order shown (absent when the response carries no run).
+  An event stream's headers go out before its run ends, so it carries both instead as SSE
+  comment lines after its last event (`: x-prism-cost 0.001234`), which SSE clients ignore.
 
 Every response to a request Check answered (forwarded, denied, or a gateway error after it)
 also carries the client's rate-limit status, named and formatted as OpenAI sends its own:
@@ -49,12 +55,21 @@ _NOT_RELAYED_STREAMED = HOP_BY_HOP | {b"date"}
 _UPSTREAM_RATE_LIMITS = b"x-ratelimit-"
 
 GATEWAY_PROVIDER = "prism"
+EVENT_STREAM = "text/event-stream"
 
 
 class Trace:
     """What the gateway measured about one request, stamped on its response."""
 
-    __slots__ = ("limits", "provider", "request_id", "started", "trace_id", "upstream_seconds")
+    __slots__ = (
+        "charges",
+        "limits",
+        "provider",
+        "request_id",
+        "started",
+        "trace_id",
+        "upstream_seconds",
+    )
 
     def __init__(self) -> None:
         self.request_id = "req_" + os.urandom(16).hex()
@@ -65,6 +80,8 @@ class Trace:
         self.provider = GATEWAY_PROVIDER
         # The rate-limit headers from Check's answer; none before it.
         self.limits: list[tuple[str, str]] = []
+        # The charges of the runs the response carries, from every Record's answer.
+        self.charges: list[authorizer_pb2.RunCharge] = []
 
 
 def stamp(response: Response, trace: Trace) -> Response:
@@ -76,7 +93,29 @@ def stamp(response: Response, trace: Trace) -> Response:
     headers["x-prism-provider"] = trace.provider
     for name, value in trace.limits:
         headers[name] = value
+    if response.mimetype != EVENT_STREAM:
+        headers["x-prism-cost"] = cost_usd(trace.charges)
+        if models := models_used(trace.charges):
+            headers["x-prism-model-used"] = models
     return response
+
+
+def cost_usd(charges: Iterable[authorizer_pb2.RunCharge]) -> str:
+    """The charges' sum in USD with 6 decimals, exact: `0.001234`."""
+    micros = sum(charge.cost_micros for charge in charges)
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def models_used(charges: Iterable[authorizer_pb2.RunCharge]) -> str:
+    return ", ".join(dict.fromkeys(charge.model for charge in charges if charge.model))
+
+
+def stream_trailer(trace: Trace) -> bytes:
+    """The SSE comment lines ending a relayed event stream: its cost and models."""
+    lines = f": x-prism-cost {cost_usd(trace.charges)}\n"
+    if models := models_used(trace.charges):
+        lines += f": x-prism-model-used {models}\n"
+    return lines.encode() + b"\n"
 
 
 def rate_limit_headers(decision: authorizer_pb2.CheckResponse) -> list[tuple[str, str]]:

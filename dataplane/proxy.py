@@ -70,26 +70,32 @@ class _Proxy:
         if request.method != route.method:
             # werkzeug adds HEAD to every GET rule; OpenAI's API has no HEAD operations.
             raise unknown_url(request.method, request.path)
+        logged = request.log_facts
+        logged.route = route.check_name
 
         content: bytes | AsyncIterable[bytes] | None = None
         if route.body is BodyKind.JSON:
             request.body.limit(JSON_BODY_LIMIT)
             content = await request.body.read(request.body_timeout)
+            logged.request_bytes = content
         elif route.body is BodyKind.MULTIPART:
             if (request.content_length or 0) > UPLOAD_BODY_LIMIT:
                 raise body_too_large(UPLOAD_BODY_LIMIT)
             content = request.body.chunks(request.body_timeout)
+            logged.upload_content_type = request.headers.get("content-type", "")
         facts = request_facts(
             route, path_parameters, content if isinstance(content, bytes) else b""
         )
+        logged.model = facts.models[0] if facts.models else ""
 
         peer = (request.scope.get("client") or ("",))[0]
+        logged.client_ip = self._client_address.resolve(
+            peer, request.headers.getlist("x-forwarded-for")
+        )
         decision = await self._authorizer.check(
             authorizer_pb2.CheckRequest(
                 api_key=_bearer_token(request.headers.get("authorization", "")),
-                client_ip=self._client_address.resolve(
-                    peer, request.headers.getlist("x-forwarded-for")
-                ),
+                client_ip=logged.client_ip,
                 method=route.method,
                 route=route.check_name,
                 models=facts.models,
@@ -100,10 +106,11 @@ class _Proxy:
             )
         )
         request.trace.limits = rate_limit_headers(decision)
+        logged.checked(decision)
         if not decision.allowed:
             return denial_response(decision.denial)
         request.trace.provider = decision.upstream.provider
-        record = self._recorder.start(route, request.trace.request_id, decision)
+        record = self._recorder.start(route, request.trace, decision)
         request.on_response_over = record.over
         try:
             if route.check_name not in OWNED_LISTINGS:

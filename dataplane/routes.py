@@ -91,6 +91,8 @@ class Route:
     deletes: bool = False
     # Its responses hold run objects, whose usage counts once a run has ended.
     shows_runs: bool = False
+    # Its responses hold run steps, whose tool calls are charged once a step has completed.
+    shows_steps: bool = False
     # What the control plane's Check receives as `route`.
     check_name: str = field(init=False)
     # The same path in werkzeug's syntax, for the URL map.
@@ -109,7 +111,7 @@ class Route:
     @property
     def observed(self) -> bool:
         """Whether the gateway reads this route's responses for the control plane's Record."""
-        return bool(self.creates) or self.deletes or self.shows_runs
+        return bool(self.creates) or self.deletes or self.shows_runs or self.shows_steps
 
 
 _JSON = BodyKind.JSON
@@ -194,8 +196,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}", "getRun", shows_runs=True),
     Route("POST", "/v1/threads/{thread_id}/runs/{run_id}", "modifyRun", _JSON, shows_runs=True),
     Route("POST", "/v1/threads/{thread_id}/runs/{run_id}/cancel", "cancelRun", shows_runs=True),
-    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps", "listRunSteps"),
-    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}", "getRunStep"),
+    Route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps", "listRunSteps", shows_steps=True),
+    Route(
+        "GET",
+        "/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}",
+        "getRunStep",
+        shows_steps=True,
+    ),
     Route(
         "POST",
         "/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
