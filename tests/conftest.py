@@ -51,6 +51,8 @@ class ControlPlane:
     addr: str
     admin_token: str
     process: stack.Process
+    # http://host:port/metrics
+    metrics_url: str
 
 
 @dataclass
@@ -113,13 +115,19 @@ def start_controlplane(
         settings = {
             "REDIS_URL": redis_url,
             "PRISM_GRPC_LISTEN": addr,
+            "PRISM_METRICS_LISTEN": f"127.0.0.1:{stack.free_port()}",
             "PRISM_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(16),
             "PRISM_UPSTREAM_URL": fake_upstream.url,
             "PRISM_UPSTREAM_API_KEY": fake_upstream.api_key,
+            # The sweeper's fetches would show among the fake upstream's requests (and
+            # settle its runs) in the middle of other tests; the tests of the sweeper set
+            # their own.
+            "PRISM_SWEEP_AFTER_SECONDS": "86400",
         } | env
         process = stack.start_controlplane(settings, logs, name=f"controlplane-{len(started)}")
         started.append(process)
-        return ControlPlane(addr, settings["PRISM_ADMIN_TOKEN"], process)
+        metrics_url = f"http://{settings['PRISM_METRICS_LISTEN']}/metrics"
+        return ControlPlane(addr, settings["PRISM_ADMIN_TOKEN"], process, metrics_url)
 
     yield start
     for process in started:

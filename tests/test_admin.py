@@ -81,6 +81,8 @@ def redis_dump(redis_url: str) -> str:
                 parts.extend(client.smembers(name))
             elif kind == "list":
                 parts.extend(client.lrange(name, 0, -1))
+            elif kind == "stream":
+                parts.extend(f"{id_} {fields}" for id_, fields in client.xrange(name))
             else:
                 pytest.fail(f"Redis key {name!r} has an unexpected type {kind!r}")
     return "\n".join(parts)

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,10 @@ def test_reflection_lists_and_describes_the_services(controlplane: ControlPlane)
         "RevokeKey",
         "RotateKey",
         "SetUpstreamCredential",
+        "SetModelPrice",
+        "ListModelPrices",
+        "SetToolFees",
+        "GetUsage",
     ):
         assert f"rpc {rpc} (" in described.stdout
 
@@ -291,3 +296,105 @@ def test_set_upstream_credential_needs_a_master_key_and_is_never_shown(
     assert reply["has_upstream_credential"] is True
     assert fetched["has_upstream_credential"] is True
     assert "sk-own-upstream-key" not in json.dumps(reply) + json.dumps(fetched)
+
+
+def test_prices_and_usage_as_the_readme_sets_and_reads_them(
+    controlplane: ControlPlane, dataplane: DataPlane
+) -> None:
+    price = call(
+        controlplane,
+        "prism.v1.Admin/SetModelPrice",
+        {
+            "model": "grpcurl-model",
+            "input_usd_per_million": 2.5,
+            "cached_input_usd_per_million": 1.25,
+            "output_usd_per_million": 10,
+        },
+    )
+    listed = call(controlplane, "prism.v1.Admin/ListModelPrices", {})
+    fees = call(
+        controlplane,
+        "prism.v1.Admin/SetToolFees",
+        {
+            "file_search_usd_per_thousand_calls": 2.5,
+            "vector_store_usd_per_gb_day": 0.1,
+            "code_interpreter_usd_per_session": 0.03,
+        },
+    )
+    org = call(controlplane, "prism.v1.Admin/CreateOrg", {"org": {"display_name": "Usage"}})
+    issued = call(controlplane, "prism.v1.Admin/CreateKey", {"key": {"org_id": org["id"]}})
+    sdk = openai.OpenAI(base_url=dataplane.url, api_key=issued["secret"], max_retries=0)
+    sdk.beta.assistants.create(model="grpcurl-model")
+    usage = call(
+        controlplane,
+        "prism.v1.Admin/GetUsage",
+        {"org_id": org["id"], "group_by": ["USAGE_GROUPING_DAY", "USAGE_GROUPING_MODEL"]},
+    )
+    bad = grpcurl(
+        controlplane.addr,
+        "prism.v1.Admin/SetModelPrice",
+        data=json.dumps({"model": "grpcurl-model", "input_usd_per_million": -1}),
+        token=controlplane.admin_token,
+    )
+
+    assert price == {
+        "model": "grpcurl-model",
+        "input_usd_per_million": 2.5,
+        "cached_input_usd_per_million": 1.25,
+        "output_usd_per_million": 10,
+        "custom": True,
+    }
+    assert price in listed["prices"]
+    assert listed["tool_fees"] == fees
+    (row,) = usage["rows"]
+    assert (row["model"], row["requests"]) == ("grpcurl-model", "1")
+    assert usage["total"]["requests"] == "1"
+    refused(bad, "InvalidArgument", "input_usd_per_million must be a finite amount")
+
+
+def test_request_logs_as_the_readme_reads_them(
+    controlplane: ControlPlane, dataplane: DataPlane
+) -> None:
+    org = call(controlplane, "prism.v1.Admin/CreateOrg", {"org": {"display_name": "Logs"}})
+    updated = call(
+        controlplane,
+        "prism.v1.Admin/UpdateOrg",
+        {
+            "org": {
+                "id": org["id"],
+                "request_logging": {"bodies": "BODY_LOGGING_FULL", "max_body_bytes": 65536},
+            },
+            "update_mask": {"paths": ["request_logging"]},
+        },
+    )
+    issued = call(controlplane, "prism.v1.Admin/CreateKey", {"key": {"org_id": org["id"]}})
+    sdk = openai.OpenAI(base_url=dataplane.url, api_key=issued["secret"], max_retries=0)
+    thread = sdk.beta.threads.create()
+    with pytest.raises(openai.NotFoundError) as missing:
+        sdk.beta.threads.runs.create(thread_id="thread_missing", assistant_id="asst_missing")
+    request_id = missing.value.response.headers["x-prism-request-id"]
+    query = {
+        "org_id": org["id"],
+        "status": 404,
+        "route": "POST /v1/threads/{thread_id}/runs",
+        "start_time": "2020-01-01T00:00:00Z",
+        "page_size": 100,
+    }
+    deadline = time.monotonic() + 15
+    while not (listed := call(controlplane, "prism.v1.Admin/ListRequestLogs", query)):
+        assert time.monotonic() < deadline, "the request was not logged"
+        time.sleep(0.1)
+    got = call(controlplane, "prism.v1.Admin/GetRequestLog", {"request_id": request_id})
+    gone = grpcurl(
+        controlplane.addr,
+        "prism.v1.Admin/GetRequestLog",
+        data=json.dumps({"request_id": "req_never"}),
+        token=controlplane.admin_token,
+    )
+
+    assert updated["request_logging"] == {"bodies": "BODY_LOGGING_FULL", "max_body_bytes": "65536"}
+    assert [entry["request_id"] for entry in listed["logs"]] == [request_id]
+    assert got == listed["logs"][0]
+    assert (got["status"], got["key_id"]) == (404, issued["key"]["id"])
+    assert "thread_missing" in got["path"] and thread.id not in got["path"]
+    refused(gone, "NotFound", "req_never")

@@ -39,12 +39,18 @@ def main() -> None:
         grpc_listen = env("PRISM_GRPC_LISTEN", "127.0.0.1:50051")
         controlplane_addr = env("PRISM_CONTROLPLANE_ADDR", grpc_listen)
         http_listen = env("PRISM_HTTP_LISTEN", "127.0.0.1:8080")
-        shared = {"REDIS_URL": redis_address}
+        metrics_listen = env("PRISM_METRICS_LISTEN", "127.0.0.1:9464")
+        # The developer's other PRISM_* settings (workers, limits, logs...) reach both planes;
+        # the ones decided here take precedence.
+        shared = {
+            name: value for name, value in os.environ.items() if name.startswith("PRISM_")
+        } | {"REDIS_URL": redis_address}
         processes.append(
             stack.start_controlplane(
                 shared
                 | {
                     "PRISM_GRPC_LISTEN": grpc_listen,
+                    "PRISM_METRICS_LISTEN": metrics_listen,
                     "PRISM_ADMIN_TOKEN": admin_token,
                     "PRISM_UPSTREAM_URL": upstream_url,
                     "PRISM_UPSTREAM_API_KEY": upstream_key,
@@ -63,7 +69,7 @@ def main() -> None:
                 logs,
             )
         )
-        _print_banner(http_listen, grpc_listen, admin_token, upstream_url, logs)
+        _print_banner(http_listen, grpc_listen, metrics_listen, admin_token, upstream_url, logs)
         _wait_while_running(processes)
     except (ConfigError, stack.StartError) as error:
         print(f"prism run: {error}", file=sys.stderr)
@@ -117,7 +123,9 @@ def _upstream(logs: Path, processes: list[stack.Process]) -> tuple[str, str]:
     return f"http://127.0.0.1:{port}/v1", key
 
 
-def _print_banner(http: str, grpc_addr: str, token: str, upstream: str, logs: Path) -> None:
+def _print_banner(
+    http: str, grpc_addr: str, metrics: str, token: str, upstream: str, logs: Path
+) -> None:
     auth = f"-rpc-header 'authorization: Bearer {token}'"
     grpcurl = ".venv/bin/grpcurl -plaintext"
     print(
@@ -125,6 +133,8 @@ def _print_banner(http: str, grpc_addr: str, token: str, upstream: str, logs: Pa
 Prism is running.
   data plane     http://{http}/v1   (OpenAI(base_url=..., api_key="sk-prism-..."))
   control plane  {grpc_addr}   (gRPC; reflection on)
+  metrics        http://{http}/metrics   (data plane)
+                 http://{metrics}/metrics   (control plane)
   upstream       {upstream}
   admin token    {token}
   logs           {logs}

@@ -19,19 +19,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 
-# Variables a developer's shell may carry that must not leak into a stack we start.
-_PRISM_VARIABLES = (
-    "REDIS_URL",
-    "OPENAI_API_KEY",
-    "PRISM_UPSTREAM_URL",
-    "PRISM_UPSTREAM_API_KEY",
-    "PRISM_GRPC_LISTEN",
-    "PRISM_CONTROLPLANE_ADDR",
-    "PRISM_HTTP_LISTEN",
-    "PRISM_ADMIN_TOKEN",
-    "PRISM_CHECK_DEADLINE_MS",
-    "PRISM_UPSTREAM_TIMEOUT",
-)
+# Variables a developer's shell may carry that must not leak into a stack we start: every
+# PRISM_* setting, and these.
+_OTHER_SETTINGS = ("REDIS_URL", "OPENAI_API_KEY", "PROMETHEUS_MULTIPROC_DIR")
 
 
 class StartError(RuntimeError):
@@ -73,7 +63,11 @@ def free_port() -> int:
 
 
 def clean_environment(overrides: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _PRISM_VARIABLES}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PRISM_") and k not in _OTHER_SETTINGS
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(overrides)
     return env
@@ -137,7 +131,10 @@ def start_redis(port: int, data_dir: Path, log_dir: Path, *, persistent: bool = 
 def start_controlplane(
     env: Mapping[str, str], log_dir: Path, name: str = "controlplane"
 ) -> Process:
-    """env must carry REDIS_URL, PRISM_GRPC_LISTEN, PRISM_ADMIN_TOKEN and the upstream."""
+    """env must carry REDIS_URL, PRISM_GRPC_LISTEN, PRISM_ADMIN_TOKEN and the upstream; a free
+    PRISM_METRICS_LISTEN is picked unless given, so control planes started together never
+    share the default."""
+    env = {"PRISM_METRICS_LISTEN": f"127.0.0.1:{free_port()}"} | dict(env)
     process = spawn(name, [sys.executable, "-m", "controlplane"], clean_environment(env), log_dir)
     wait_until_ready(process, _port_of(env["PRISM_GRPC_LISTEN"]))
     return process

@@ -123,13 +123,18 @@ def _searchable_files(state: Store, run: Run) -> list[str]:
 
 def usage(state: Store, run: Run, reply_text: str) -> JSON:
     """Words stand in for tokens: the prompt is the instructions and the thread so far,
-    the completion is the reply."""
+    the completion is the reply. A run whose metadata sets `cached_tokens` reports that many
+    of its prompt tokens (at most all) read from the prompt cache."""
     prompt = word_count(run.obj["instructions"]) + sum(
         word_count(message_text(m)) for m in state.messages[run.obj["thread_id"]].values()
     )
     completion = word_count(reply_text)
-    return {
+    usage: JSON = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    cached = str(run.obj["metadata"].get("cached_tokens", ""))
+    if cached.isdigit():
+        usage["prompt_token_details"] = {"cached_tokens": min(int(cached), prompt)}
+    return usage
