@@ -28,6 +28,7 @@ from controlplane.policy import Denial
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, RequestLogging, now
 from controlplane.store import ChargeFacts, Recorded, Store
+from prism.runs import EndedRun
 
 log = logging.getLogger("prism.controlplane")
 
@@ -105,19 +106,6 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class RunSeen:
-    """A run seen ended with usage."""
-
-    run_id: str
-    thread_id: str
-    model: str
-    total_tokens: int
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-
-
-@dataclass(frozen=True)
 class StepSeen:
     """A run step seen completed with tool calls."""
 
@@ -136,7 +124,7 @@ class RecordInput:
     # (id, kind, model, thread): model only for assistants, thread for runs and messages.
     objects: Sequence[tuple[str, str, str, str]]
     deleted_ids: Sequence[str]
-    runs: Sequence[RunSeen]
+    runs: Sequence[EndedRun]
     finished: bool
     steps: Sequence[StepSeen] = ()
 
@@ -379,7 +367,7 @@ def _status(outcome: Outcome | None) -> RateStatus | None:
     return RateStatus(outcome.counter.limit, outcome.remaining, outcome.reset_ms)
 
 
-def _run_charge(run: RunSeen, facts: ChargeFacts, key_id: str) -> RunCharge:
+def _run_charge(run: EndedRun, facts: ChargeFacts, key_id: str) -> RunCharge:
     """The run priced now, charged to the key that created it, else to key_id."""
     price = pricing.price_of(run.model, facts.prices)
     return RunCharge(

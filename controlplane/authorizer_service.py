@@ -14,12 +14,12 @@ from controlplane.authorizer import (
     ObjectRef,
     RateStatus,
     RecordInput,
-    RunSeen,
     StepSeen,
 )
 from controlplane.metrics import CHECK_DECISIONS, CHECK_SECONDS
 from controlplane.statuses import aborts_on_domain_error
 from controlplane.wire import request_logging_to_wire
+from prism.runs import EndedRun
 from prism.v1 import authorizer_pb2, authorizer_pb2_grpc
 
 _KIND_PREFIX = "OBJECT_KIND_"
@@ -74,7 +74,7 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
                 ],
                 deleted_ids=request.deleted_ids,
                 runs=[
-                    RunSeen(
+                    EndedRun(
                         run_id=run.run_id,
                         thread_id=run.thread_id,
                         model=run.model,

@@ -16,7 +16,7 @@ import time
 
 import httpx
 
-from controlplane.authorizer import Authorizer, RecordInput, RunSeen
+from controlplane.authorizer import Authorizer, RecordInput
 from controlplane.errors import DomainError, NotFound
 from controlplane.store import Store
 from prism import runs
@@ -126,17 +126,7 @@ class Sweeper:
                 key_id=key_id,
                 objects=(),
                 deleted_ids=(),
-                runs=[
-                    RunSeen(
-                        run_id=ended.run_id,
-                        thread_id=ended.thread_id,
-                        model=ended.model,
-                        total_tokens=ended.total_tokens,
-                        prompt_tokens=ended.prompt_tokens,
-                        cached_tokens=ended.cached_tokens,
-                        completion_tokens=ended.completion_tokens,
-                    )
-                ],
+                runs=[ended],
                 finished=False,
             ),
             source=SOURCE,
