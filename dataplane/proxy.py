@@ -71,7 +71,6 @@ class _Proxy:
             # werkzeug adds HEAD to every GET rule; OpenAI's API has no HEAD operations.
             raise unknown_url(request.method, request.path)
         logged = request.log_facts
-        logged.route = route.check_name
 
         content: bytes | AsyncIterable[bytes] | None = None
         if route.body is BodyKind.JSON:

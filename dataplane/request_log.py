@@ -32,6 +32,7 @@ from .client_ip import ClientAddress
 from .errors import INVALID_REQUEST, GatewayError
 from .headers import Trace
 from .redaction import redact_text, redact_value
+from .routes import ROUTES_BY_OPERATION
 
 log = logging.getLogger("prism.dataplane")
 
@@ -197,8 +198,6 @@ class LogFacts:
 
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     metadata: dict[str, Any] = field(default_factory=dict)
-    # Set by the proxy once the URL matched a route of the table.
-    route: str = ""
     client_ip: str = ""
     # The model the request named, when no run told a better one.
     model: str = ""
@@ -357,7 +356,7 @@ class RequestLog:
             key_display_prefix=principal.key_display_prefix,
             client_ip=client_ip,
             method=request.method,
-            route=facts.route or _own_route(request),
+            route=_route(request),
             path=redact_text(request.path, secrets),
             status=facts.status or CLIENT_CLOSED_REQUEST,
             latency_ms=latency_ms,
@@ -377,12 +376,16 @@ class RequestLog:
         )
 
 
-def _own_route(request: Any) -> str:
-    """The route of a URL the gateway serves itself (`GET /healthz`); the proxy names its
-    own routes (LogFacts.route), and a URL no route matched has none."""
+def _route(request: Any) -> str:
+    """The template of the route the URL matched (`POST /v1/threads/{thread_id}/runs`, `GET
+    /healthz`), whether or not the request got as far as its handler; "" when none did."""
     rule = request.url_rule
-    if rule is None or request.blueprint == "proxy" or request.method not in rule.methods:
+    if rule is None or request.method not in rule.methods:
         return ""
+    if request.blueprint == "proxy":
+        route = ROUTES_BY_OPERATION[request.endpoint.removeprefix("proxy.")]
+        # werkzeug matches HEAD to GET rules; the proxy answers it as an unknown URL.
+        return route.check_name if request.method == route.method else ""
     return f"{request.method} {rule.rule}"
 
 

@@ -257,3 +257,5 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("POST", "/v1/vector_stores/{vector_store_id}/search", "searchVectorStore", _JSON),
 )
+# The table by operation id, which is each route's endpoint name in the URL map.
+ROUTES_BY_OPERATION: dict[str, Route] = {route.operation_id: route for route in ROUTES}

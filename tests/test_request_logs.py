@@ -221,6 +221,7 @@ def test_malformed_metadata_is_refused(
     # Refused, and logged as such.
     (entry,) = logged(admin, request_id_of(refused.value))
     assert (entry.status, entry.error_code) == (400, "invalid_header")
+    assert entry.route == "GET /v1/assistants"
 
 
 def test_bodies_are_not_logged_by_default(
