@@ -29,6 +29,8 @@ class Settings:
     # long ago.
     sweep_interval_seconds: float
     sweep_after_seconds: float
+    # Each sweep also charges orgs' vector-store storage, once per org and UTC day.
+    charge_vector_storage: bool
     # Where /metrics is served over HTTP (metrics_server.py).
     metrics_host: str
     metrics_port: int
@@ -57,6 +59,9 @@ class Settings:
             ),
             sweep_after_seconds=positive_number(
                 "PRISM_SWEEP_AFTER_SECONDS", env("PRISM_SWEEP_AFTER_SECONDS", "60")
+            ),
+            charge_vector_storage=boolean(
+                "PRISM_CHARGE_VECTOR_STORAGE", env("PRISM_CHARGE_VECTOR_STORAGE", "true")
             ),
             metrics_host=metrics_host,
             metrics_port=metrics_port,

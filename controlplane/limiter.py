@@ -165,11 +165,11 @@ def budgets(key: KeyRecord, org: OrgRecord, at: datetime) -> list[Budget]:
     return found
 
 
-def spend_counters(org_id: str, key_id: str, at: datetime) -> list[tuple[str, int | None]]:
+def spend_counters(org_id: str, key_id: str | None, at: datetime) -> list[tuple[str, int | None]]:
     """Every spend counter a charge at `at` adds to, with its time to live in seconds
-    (None: kept)."""
+    (None: kept); the org's only when no key made the charge (key_id None)."""
     found = []
-    for owner_name in (f"key:{key_id}", "org"):
+    for owner_name in ([f"key:{key_id}"] if key_id is not None else []) + ["org"]:
         for period in ("daily", "monthly", "total"):
             name = _spend_period(period, at)
             ttl = _SPEND_TTL_SECONDS.get(name.split(":")[0])

@@ -20,6 +20,11 @@ _SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 # Tool fees are charged under these model names in usage.
 FILE_SEARCH = "file_search"
 CODE_INTERPRETER = "code_interpreter"
+VECTOR_STORE_STORAGE = "vector_store_storage"
+# An org's first GB of vector-store storage is free. OpenAI bills decimal GB (10^9 bytes),
+# as it counts `usage_bytes`.
+FREE_STORAGE_BYTES = 1_000_000_000
+BYTES_PER_GB = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,13 @@ def file_search_cost(fees: ToolFees, calls: int) -> int:
 
 def code_interpreter_cost(fees: ToolFees) -> int:
     return _micros(fees.code_interpreter_per_session * MICRO_USD)
+
+
+def storage_cost(fees: ToolFees, usage_bytes: int) -> int:
+    """A day of an org's vector-store storage in micro-USD: its GB past the first, at the
+    per-GB-day fee."""
+    billed = max(usage_bytes - FREE_STORAGE_BYTES, 0)
+    return _micros(fees.vector_store_per_gb_day * MICRO_USD * billed / BYTES_PER_GB)
 
 
 def _micros(exact: Decimal) -> int:

@@ -44,7 +44,11 @@ async def build(
     authorizer = Authorizer(store, upstream, sealer, fail_open=settings.ratelimit_fail_open)
     authorizer_pb2_grpc.add_AuthorizerServicer_to_server(AuthorizerService(authorizer), server)
     sweeper = Sweeper(
-        authorizer, store, settings.sweep_interval_seconds, settings.sweep_after_seconds
+        authorizer,
+        store,
+        settings.sweep_interval_seconds,
+        settings.sweep_after_seconds,
+        charge_storage=settings.charge_vector_storage,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

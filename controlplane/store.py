@@ -31,6 +31,7 @@ from controlplane.errors import (
 from controlplane.limiter import Budget, Counter
 from controlplane.pricing import (
     BUILT_IN_TOOL_FEES,
+    VECTOR_STORE_STORAGE,
     Price,
     RunCharge,
     StepCharge,
@@ -50,6 +51,7 @@ _VERIFY = (_LUA / "verify.lua").read_text()
 _VERIFY_ALONE = "#!lua flags=no-writes\n" + _VERIFY + "return cjson.encode({outcome = 'ok'})\n"
 _CHECK = _VERIFY + (_LUA / "check.lua").read_text()
 _RECORD = (_LUA / "record.lua").read_text()
+_STORAGE_FEE = (_LUA / "storage_fee.lua").read_text()
 # Runs' hashes (their creator and charge) and steps' markers are kept this long: a run
 # shown again within it is not charged again, and no run created longer ago is charged.
 RUN_MEMORY_MS = (CHARGE_WINDOW_SECONDS + 2 * 86_400) * 1000
@@ -61,6 +63,15 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
 end
 return 0
 """
+# Drops a storage-fee claim only if it is still the caller's.
+_RELEASE_CLAIM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# A day's storage-fee mark outlives the day, so no control plane charges it again.
+_STORAGE_CHARGED_SECONDS = 2 * 86_400
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,8 @@ class Store:
         self._verify = client.register_script(_VERIFY_ALONE)
         self._check = client.register_script(_CHECK)
         self._record = client.register_script(_RECORD)
+        self._storage_fee = client.register_script(_STORAGE_FEE)
+        self._release_claim = client.register_script(_RELEASE_CLAIM)
 
     @property
     def client(self) -> redis.Redis:
@@ -394,6 +407,68 @@ class Store:
     @_unavailable_on_connection_error
     async def forget_pending(self, org_id: str, run_id: str) -> None:
         await self._redis.zrem(redis_keys.pending_runs(org_id), run_id)
+
+    # Vector-store storage fees
+
+    @_unavailable_on_connection_error
+    async def claim_storage_fees(
+        self, org_ids: Sequence[str], day: str, token: str, for_ms: int
+    ) -> list[str]:
+        """The orgs whose storage of the day this caller now holds for for_ms (at most one
+        caller does), of those not charged for it yet."""
+        claimed: list[str] = []
+        for start in range(0, len(org_ids), 1000):
+            batch = org_ids[start : start + 1000]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for org_id in batch:
+                    pipe.set(redis_keys.storage_fee(org_id, day), token, nx=True, px=for_ms)
+                answers = await pipe.execute()
+            claimed += [org_id for org_id, won in zip(batch, answers, strict=True) if won]
+        return claimed
+
+    @_unavailable_on_connection_error
+    async def release_storage_fee(self, org_id: str, day: str, token: str) -> None:
+        """Gives up the claim, so that a later sweep (here or elsewhere) retries the day."""
+        await self._release_claim(keys=[redis_keys.storage_fee(org_id, day)], args=[token])
+
+    @_unavailable_on_connection_error
+    async def vector_store_ids(self, org_id: str) -> list[str]:
+        """The vector stores the org created through the gateway and has not deleted. The
+        objects hash holds every kind of object, so it is scanned, not read at once."""
+        return [
+            object_id
+            async for object_id, kind in self._redis.hscan_iter(
+                redis_keys.objects(org_id), count=1000
+            )
+            if kind == "vector_store"
+        ]
+
+    @_unavailable_on_connection_error
+    async def forget_object(self, org_id: str, object_id: str) -> None:
+        await self._redis.hdel(redis_keys.objects(org_id), object_id)
+
+    @_unavailable_on_connection_error
+    async def charge_storage_fee(
+        self, org_id: str, at: datetime, token: str, cost_micros: int
+    ) -> bool:
+        """Runs lua/storage_fee.lua: the day's storage charged to the org (its spend and
+        usage, under no key), if the caller still holds the day's claim; whether it did."""
+        counters = limiter.spend_counters(org_id, None, at)
+        day = usage.day_of(at)
+        spec = {
+            "token": token,
+            "cost": cost_micros,
+            "field": usage.field_name("", VECTOR_STORE_STORAGE, "cost"),
+            "charged_ttl": _STORAGE_CHARGED_SECONDS,
+            "usage_ttl": usage.RETENTION_SECONDS,
+            "spend_ttls": [ttl or -1 for _, ttl in counters],
+        }
+        keys = [
+            redis_keys.storage_fee(org_id, day),
+            redis_keys.usage(org_id, day),
+            *(name for name, _ in counters),
+        ]
+        return bool(await self._storage_fee(keys=keys, args=[json.dumps(spec)]))
 
     # Orgs
 

@@ -8,16 +8,22 @@ the org's own credential (else the gateway's), and charges a run that has ended 
 same path as a response (Authorizer.record, source `sweeper`), to the key that created it.
 A run the upstream no longer knows (404), one that ended without usage, and one still not
 ended after MAX_AGE are given up; any other failure is retried on a later sweep.
+
+After each sweep, StorageFees charges each org's vector-store storage once per UTC day
+(PRISM_CHARGE_VECTOR_STORAGE; see its docstring).
 """
 
 import asyncio
 import logging
+import secrets
 import time
 
 import httpx
 
-from controlplane.authorizer import Authorizer, RecordInput
+from controlplane import metrics, pricing, usage
+from controlplane.authorizer import Authorizer, RecordInput, Upstream
 from controlplane.errors import DomainError, NotFound
+from controlplane.records import now
 from controlplane.store import Store
 from prism import runs
 
@@ -30,11 +36,20 @@ _PER_ORG = 100
 _CONCURRENT_FETCHES = 8
 _FETCH_TIMEOUT_SECONDS = 10.0
 SOURCE = "sweeper"
+# A day's storage claim outlives any org's fetches; it only matters when its control plane
+# stops mid-charge (a failure releases it at once), and the day is then retried after it.
+_STORAGE_CLAIM_MS = 10 * 60 * 1000
 
 
 class Sweeper:
     def __init__(
-        self, authorizer: Authorizer, store: Store, interval_seconds: float, after_seconds: float
+        self,
+        authorizer: Authorizer,
+        store: Store,
+        interval_seconds: float,
+        after_seconds: float,
+        *,
+        charge_storage: bool,
     ) -> None:
         self._authorizer = authorizer
         self._store = store
@@ -43,6 +58,7 @@ class Sweeper:
         # A claim lasts one interval: the next sweep (here or elsewhere) may retry the run.
         self._claim_ms = max(int(interval_seconds * 1000), 1000)
         self._client = httpx.AsyncClient(timeout=_FETCH_TIMEOUT_SECONDS)
+        self._storage = StorageFees(authorizer, store, self._client) if charge_storage else None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -62,6 +78,11 @@ class Sweeper:
             except Exception:
                 # One failed sweep (Redis gone a moment) must not end the sweeping.
                 log.exception("sweep failed; the next one is in %ss", self._interval)
+            if self._storage is not None:
+                try:
+                    await self._storage.charge_due()
+                except Exception:
+                    log.exception("charging storage failed; tried again in %ss", self._interval)
 
     async def sweep(self) -> None:
         now_ms = time.time() * 1000
@@ -94,13 +115,7 @@ class Sweeper:
             await self._store.forget_pending(org_id, run_id)
             return
         try:
-            response = await self._client.get(
-                f"{upstream.base_url}/threads/{thread_id}/runs/{run_id}",
-                headers={
-                    "Authorization": f"Bearer {upstream.api_key}",
-                    "OpenAI-Beta": "assistants=v2",
-                },
-            )
+            response = await _get(self._client, upstream, f"/threads/{thread_id}/runs/{run_id}")
         except httpx.HTTPError as error:
             log.warning("sweeper: fetching run %s failed, retried later: %s", run_id, error)
             return
@@ -131,3 +146,106 @@ class Sweeper:
             ),
             source=SOURCE,
         )
+
+
+class StorageFees:
+    """Charges each org's vector-store storage once per UTC day.
+
+    OpenAI bills the `usage_bytes` of an org's vector stores per GB-day past the first GB,
+    in decimal GB (10^9 bytes). The first sweep of a UTC day on any control plane claims
+    each org's day (SET NX PX with a random token on prism.redis_keys.storage_fee), fetches
+    every vector store the gateway saw the org create and not delete (with the org's own
+    credential, else the gateway's), sums their usage_bytes and charges the GB past the
+    first at the per-GB-day tool fee, for the current day, as measured then: a store
+    created later in the day is charged from the next day on, one deleted later that day is
+    charged for it. lua/storage_fee.lua charges only while the caller's token is still the
+    claim, and marks the day charged, so an org's day is charged once however many control
+    planes sweep, even when a claim expires mid-fetch. The charge goes to the org's spend
+    (its budgets) and usage under the model `vector_store_storage` and no key: the gateway
+    does not record which key created a store, and the storage is the org's. An org at or
+    under the free GB is charged nothing and gets no usage row.
+
+    A store the upstream answers 404 for is forgotten (no longer the org's); an expired one
+    holds no data and costs nothing. Any other failure releases the org's claim, so the
+    next sweep tries the day again.
+    """
+
+    def __init__(self, authorizer: Authorizer, store: Store, client: httpx.AsyncClient) -> None:
+        self._authorizer = authorizer
+        self._store = store
+        self._client = client
+
+    async def charge_due(self) -> None:
+        """Charges every org whose storage of today nobody has charged or claimed."""
+        at = now()
+        day = usage.day_of(at)
+        token = secrets.token_hex(16)
+        claimed = await self._store.claim_storage_fees(
+            await self._store.org_ids(), day, token, _STORAGE_CLAIM_MS
+        )
+        if not claimed:
+            return
+        fees = await self._store.tool_fees()
+        limit = asyncio.Semaphore(_CONCURRENT_FETCHES)
+
+        async def one(org_id: str) -> None:
+            try:
+                try:
+                    stored = await self._stored_bytes(org_id, limit)
+                except (DomainError, _FetchFailed) as error:
+                    log.warning("storage of org %s on %s retried later: %s", org_id, day, error)
+                    await self._store.release_storage_fee(org_id, day, token)
+                    return
+                cost = pricing.storage_cost(fees, stored)
+                if await self._store.charge_storage_fee(org_id, at, token, cost) and cost:
+                    metrics.COST_USD.labels(pricing.VECTOR_STORE_STORAGE).inc(
+                        cost / pricing.MICRO_USD
+                    )
+            except DomainError as error:
+                # Redis gone: the claim expires and a later sweep charges the day.
+                log.warning("storage of org %s on %s not charged: %s", org_id, day, error)
+
+        await asyncio.gather(*(one(org_id) for org_id in claimed))
+
+    async def _stored_bytes(self, org_id: str, limit: asyncio.Semaphore) -> int:
+        store_ids = await self._store.vector_store_ids(org_id)
+        if not store_ids:
+            return 0
+        upstream = await self._authorizer.upstream_of(org_id)
+
+        async def size(store_id: str) -> int:
+            async with limit:
+                return await self._size(org_id, upstream, store_id)
+
+        return sum(await asyncio.gather(*(size(store_id) for store_id in store_ids)))
+
+    async def _size(self, org_id: str, upstream: Upstream, store_id: str) -> int:
+        try:
+            response = await _get(self._client, upstream, f"/vector_stores/{store_id}")
+        except httpx.HTTPError as error:
+            raise _FetchFailed(f"fetching vector store {store_id} failed: {error}") from None
+        if response.status_code == 404:
+            await self._store.forget_object(org_id, store_id)
+            return 0
+        if response.status_code != 200:
+            raise _FetchFailed(f"upstream answered {response.status_code} for {store_id}")
+        try:
+            document = response.json()
+            stored = document["usage_bytes"]
+        except (ValueError, TypeError, KeyError):
+            raise _FetchFailed(f"upstream sent no usage_bytes for {store_id}") from None
+        if not isinstance(stored, int) or isinstance(stored, bool) or stored < 0:
+            raise _FetchFailed(f"upstream sent usage_bytes {stored!r} for {store_id}")
+        return 0 if document.get("status") == "expired" else stored
+
+
+class _FetchFailed(Exception):
+    """The upstream did not tell a vector store's size; the day is retried."""
+
+
+async def _get(client: httpx.AsyncClient, upstream: Upstream, path: str) -> httpx.Response:
+    """GET an Assistants object upstream with the credential given."""
+    return await client.get(
+        upstream.base_url + path,
+        headers={"Authorization": f"Bearer {upstream.api_key}", "OpenAI-Beta": "assistants=v2"},
+    )

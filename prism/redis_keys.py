@@ -85,6 +85,12 @@ def sweep_claim(org_id: str, run_id: str) -> str:
     return _tagged(org_id) + f"sweep-claim:{run_id}"
 
 
+def storage_fee(org_id: str, day: str) -> str:
+    """The org's vector-store storage of a UTC day (`2026-11-24`): a random token while one
+    control plane holds the claim to charge it (SET NX PX), then `charged` once it has."""
+    return _tagged(org_id) + f"storage-fee:{day}"
+
+
 def step_charged(org_id: str, step_id: str) -> str:
     """Set once a run step's tool calls have been charged."""
     return _tagged(org_id) + f"step:{step_id}"
