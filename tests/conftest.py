@@ -123,6 +123,9 @@ def start_controlplane(
             # settle its runs) in the middle of other tests; the tests of the sweeper set
             # their own.
             "PRISM_SWEEP_AFTER_SECONDS": "86400",
+            # Likewise its fetches of every org's vector stores; test_storage_fees.py
+            # turns it on.
+            "PRISM_CHARGE_VECTOR_STORAGE": "false",
         } | env
         process = stack.start_controlplane(settings, logs, name=f"controlplane-{len(started)}")
         started.append(process)

@@ -142,6 +142,25 @@ def test_decide_and_record_run_on_a_cluster(cluster_url: str) -> None:
     assert owned_after_delete == []
 
 
+async def _charge_storage(url: str) -> tuple[bool, str | None, str | None]:
+    org_id, at = "cluster-storage-org", datetime.now(UTC)
+    day = at.strftime("%Y-%m-%d")
+    client = redis.asyncio.Redis.from_url(url, decode_responses=True)
+    async with client:
+        store = Store(client)
+        assert await store.claim_storage_fees([org_id], day, "token-1", 60_000) == [org_id]
+        await store.release_storage_fee(org_id, day, "token-1")
+        assert await store.claim_storage_fees([org_id], day, "token-2", 60_000) == [org_id]
+        charged = await store.charge_storage_fee(org_id, at, "token-2", 150_000)
+        mark = await client.get(redis_keys.storage_fee(org_id, day))
+        spent = await client.get(redis_keys.spend(org_id, "org", "total"))
+    return charged, mark, spent
+
+
+def test_the_storage_fee_claim_and_charge_run_on_a_cluster(cluster_url: str) -> None:
+    assert asyncio.run(_charge_storage(cluster_url)) == (True, "charged", "150000")
+
+
 def test_the_cluster_refuses_a_script_whose_keys_span_slots(cluster_url: str) -> None:
     """The control for the test above: were any key untagged, the script would fail."""
     client = redis.Redis.from_url(cluster_url)
