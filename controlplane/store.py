@@ -414,17 +414,13 @@ class Store:
     async def claim_storage_fees(
         self, org_ids: Sequence[str], day: str, token: str, for_ms: int
     ) -> list[str]:
-        """The orgs whose storage of the day this caller now holds for for_ms (at most one
-        caller does), of those not charged for it yet."""
-        claimed: list[str] = []
-        for start in range(0, len(org_ids), 1000):
-            batch = org_ids[start : start + 1000]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for org_id in batch:
-                    pipe.set(redis_keys.storage_fee(org_id, day), token, nx=True, px=for_ms)
-                answers = await pipe.execute()
-            claimed += [org_id for org_id, won in zip(batch, answers, strict=True) if won]
-        return claimed
+        """Of the orgs given (in one pipelined round trip), those whose storage of the day
+        this caller now holds for for_ms: at most one caller does, and none once charged."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for org_id in org_ids:
+                pipe.set(redis_keys.storage_fee(org_id, day), token, nx=True, px=for_ms)
+            answers = await pipe.execute()
+        return [org_id for org_id, won in zip(org_ids, answers, strict=True) if won]
 
     @_unavailable_on_connection_error
     async def release_storage_fee(self, org_id: str, day: str, token: str) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import secrets
 import time
+from datetime import datetime
 
 import httpx
 
@@ -39,6 +40,8 @@ SOURCE = "sweeper"
 # A day's storage claim outlives any org's fetches; it only matters when its control plane
 # stops mid-charge (a failure releases it at once), and the day is then retried after it.
 _STORAGE_CLAIM_MS = 10 * 60 * 1000
+# Orgs whose storage is claimed with one pipelined round trip.
+_STORAGE_BATCH = 100
 
 
 class Sweeper:
@@ -180,38 +183,45 @@ class StorageFees:
         at = now()
         day = usage.day_of(at)
         token = secrets.token_hex(16)
-        claimed = await self._store.claim_storage_fees(
-            await self._store.org_ids(), day, token, _STORAGE_CLAIM_MS
-        )
-        if not claimed:
-            return
+        org_ids = await self._store.org_ids()
         fees = await self._store.tool_fees()
-        limit = asyncio.Semaphore(_CONCURRENT_FETCHES)
+        # Orgs, like their stores' fetches, a few at a time: all at once would take every
+        # connection of the Redis pool that Check needs too. They are claimed a batch at a
+        # time, so no claim waits long enough to expire before its org's turn.
+        orgs = asyncio.Semaphore(_CONCURRENT_FETCHES)
 
         async def one(org_id: str) -> None:
+            async with orgs:
+                await self._charge(org_id, day, at, token, fees)
+
+        for start in range(0, len(org_ids), _STORAGE_BATCH):
+            batch = org_ids[start : start + _STORAGE_BATCH]
+            claimed = await self._store.claim_storage_fees(batch, day, token, _STORAGE_CLAIM_MS)
+            await asyncio.gather(*(one(org_id) for org_id in claimed))
+
+    async def _charge(
+        self, org_id: str, day: str, at: datetime, token: str, fees: pricing.ToolFees
+    ) -> None:
+        try:
             try:
-                try:
-                    stored = await self._stored_bytes(org_id, limit)
-                except (DomainError, _FetchFailed) as error:
-                    log.warning("storage of org %s on %s retried later: %s", org_id, day, error)
-                    await self._store.release_storage_fee(org_id, day, token)
-                    return
-                cost = pricing.storage_cost(fees, stored)
-                if await self._store.charge_storage_fee(org_id, at, token, cost) and cost:
-                    metrics.COST_USD.labels(pricing.VECTOR_STORE_STORAGE).inc(
-                        cost / pricing.MICRO_USD
-                    )
-            except DomainError as error:
-                # Redis gone: the claim expires and a later sweep charges the day.
-                log.warning("storage of org %s on %s not charged: %s", org_id, day, error)
+                stored = await self._stored_bytes(org_id)
+            except (DomainError, _FetchFailed) as error:
+                log.warning("storage of org %s on %s retried later: %s", org_id, day, error)
+                await self._store.release_storage_fee(org_id, day, token)
+                return
+            cost = pricing.storage_cost(fees, stored)
+            if await self._store.charge_storage_fee(org_id, at, token, cost) and cost:
+                metrics.COST_USD.labels(pricing.VECTOR_STORE_STORAGE).inc(cost / pricing.MICRO_USD)
+        except DomainError as error:
+            # Redis gone: the claim expires and a later sweep charges the day.
+            log.warning("storage of org %s on %s not charged: %s", org_id, day, error)
 
-        await asyncio.gather(*(one(org_id) for org_id in claimed))
-
-    async def _stored_bytes(self, org_id: str, limit: asyncio.Semaphore) -> int:
+    async def _stored_bytes(self, org_id: str) -> int:
         store_ids = await self._store.vector_store_ids(org_id)
         if not store_ids:
             return 0
         upstream = await self._authorizer.upstream_of(org_id)
+        limit = asyncio.Semaphore(_CONCURRENT_FETCHES)
 
         async def size(store_id: str) -> int:
             async with limit:
