@@ -18,7 +18,9 @@ import grpc
 import httpx
 import openai
 import pytest
+import redis
 
+from prism import redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tools import stack
 
@@ -236,6 +238,19 @@ def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
     fake_upstream.clear_faults()
     yield fake_upstream
     fake_upstream.clear_faults()
+
+
+@pytest.fixture
+def spend(redis_url: str) -> Iterator[Callable[[str, str], int]]:
+    """`spend(org_id, owner)`: the all-time spend (micro-USD) budgets see for `owner` (`org`,
+    `key:<id>`)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def read(org_id: str, owner: str) -> int:
+        return int(client.get(redis_keys.spend(org_id, owner, "total")) or 0)
+
+    yield read
+    client.close()
 
 
 Check = Callable[..., authorizer_pb2.CheckResponse]

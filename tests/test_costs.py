@@ -14,10 +14,8 @@ import grpc
 import httpx
 import openai
 import pytest
-import redis
 from openai.types.beta.threads import Run
 
-from prism import redis_keys
 from prism.v1 import admin_pb2, authorizer_pb2, authorizer_pb2_grpc
 from tests.conftest import AdminClient, ControlPlane, DataPlane, IssueKey, Sdk
 
@@ -51,18 +49,6 @@ def run_micros(run: Run, price: tuple[str, str, str]) -> int:
 
 def usage_of(admin: AdminClient, **query: object) -> admin_pb2.GetUsageResponse:
     return admin.GetUsage(admin_pb2.GetUsageRequest(**query))
-
-
-@pytest.fixture
-def spend(redis_url: str) -> Iterator[Callable[[str, str], int]]:
-    """The all-time spend (micro-USD) that budgets see for `owner` (`org`, `key:<id>`)."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-
-    def read(org_id: str, owner: str) -> int:
-        return int(client.get(redis_keys.spend(org_id, owner, "total")) or 0)
-
-    yield read
-    client.close()
 
 
 def _thread(client: openai.OpenAI, model: str, question: str = "How much is this run") -> tuple:

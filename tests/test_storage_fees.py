@@ -11,10 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import httpx
 import openai
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from prism import redis_keys
 from prism.v1 import admin_pb2
 from tests.conftest import AdminClient, ControlPlane, FakeUpstream, IssueKey, Sdk
 
@@ -50,18 +48,6 @@ def start_sweeping(
     yield start
     for controlplane in started:
         controlplane.process.stop()
-
-
-@pytest.fixture
-def spend(redis_url: str) -> Iterator[Callable[[str, str], int]]:
-    """The all-time spend (micro-USD) budgets see for `owner` (`org`, `key:<id>`)."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-
-    def read(org_id: str, owner: str) -> int:
-        return int(client.get(redis_keys.spend(org_id, owner, "total")) or 0)
-
-    yield read
-    client.close()
 
 
 def storage_rows(admin: AdminClient, org_id: str) -> list[admin_pb2.UsageRow]:
