@@ -1,9 +1,13 @@
 """Retrieval for vector stores: files parse to their text, chunk by the spec's static
 strategy, and rank lexically with BM25 so that a question finds the chunk answering it."""
 
+import asyncio
 import itertools
 import json
+import socket
+from collections.abc import Iterator, Sequence
 
+import httpx
 import pytest
 
 from engine.retrieval.bm25 import Index
@@ -15,8 +19,10 @@ from engine.retrieval.chunking import (
     count_tokens,
     token_spans,
 )
+from engine.retrieval.embeddings import EmbeddingsEndpoint, EmbeddingsError, embed
 from engine.retrieval.errors import FileError, InvalidFile, ParamError, UnsupportedFile
 from engine.retrieval.parse import parse
+from tests.fake_embeddings import FakeEmbeddings
 
 
 def make_pdf(pages: list[str]) -> bytes:
@@ -464,3 +470,118 @@ def test_every_ranker_of_the_spec_is_accepted() -> None:
         assert index.search("refund", ranker=ranker, max_num_results=50)[0].file_id == (
             "file-refunds"
         )
+
+
+# Embeddings and hybrid ranking
+
+
+@pytest.fixture
+def embeddings() -> Iterator[FakeEmbeddings]:
+    with FakeEmbeddings() as server:
+        yield server
+
+
+def run_embed(
+    endpoint: EmbeddingsEndpoint, texts: Sequence[str], batch_size: int = 64
+) -> list[list[float]]:
+    async def call() -> list[list[float]]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await embed(client, endpoint, texts, batch_size)
+
+    return asyncio.run(call())
+
+
+def endpoint_of(server: FakeEmbeddings) -> EmbeddingsEndpoint:
+    return EmbeddingsEndpoint(server.url, "fake-embed-1", server.api_key)
+
+
+def test_embeddings_come_back_in_order_in_batches(embeddings: FakeEmbeddings) -> None:
+    texts = ["my car", "a refund", "the dog", "rain", "car and dog"]
+    vectors = run_embed(endpoint_of(embeddings), texts, batch_size=2)
+    assert vectors == [
+        [1, 0, 0, 0, 0.1],
+        [0, 1, 0, 0, 0.1],
+        [0, 0, 1, 0, 0.1],
+        [0, 0, 0, 1, 0.1],
+        [1, 0, 1, 0, 0.1],
+    ]
+    assert [len(request["body"]["input"]) for request in embeddings.requests] == [2, 2, 1]
+    assert {request["body"]["model"] for request in embeddings.requests} == {"fake-embed-1"}
+    assert run_embed(endpoint_of(embeddings), []) == []
+
+
+def test_embeddings_errors_are_clear_and_keep_the_key_secret(
+    embeddings: FakeEmbeddings,
+) -> None:
+    wrong_key = EmbeddingsEndpoint(embeddings.url, "fake-embed-1", "sk-wrong-secret")
+    with pytest.raises(EmbeddingsError) as raised:
+        run_embed(wrong_key, ["car"])
+    assert "answered 401" in str(raised.value)
+    assert "sk-wrong-secret" not in str(raised.value)
+    assert "sk-wrong-secret" not in repr(wrong_key)
+
+    embeddings.fail_status = 503
+    with pytest.raises(EmbeddingsError, match="answered 503"):
+        run_embed(endpoint_of(embeddings), ["car"])
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    nowhere = EmbeddingsEndpoint(f"http://127.0.0.1:{port}/v1", "fake-embed-1")
+    with pytest.raises(EmbeddingsError, match="unreachable"):
+        run_embed(nowhere, ["car"])
+
+
+GARAGE = {
+    "file-garage": "Bring the sedan in for new tyres every autumn.",
+    "file-pets": "A puppy needs walks twice a day.",
+    "file-money": "Refunds are paid back within five days.",
+}
+
+
+def hybrid_index(server: FakeEmbeddings) -> Index:
+    index = Index()
+    for file_id, text in GARAGE.items():
+        chunks = chunk(text)
+        index.add_file(file_id, chunks, run_embed(endpoint_of(server), [c.text for c in chunks]))
+    return index
+
+
+def test_hybrid_search_finds_a_chunk_saying_it_in_other_words(
+    embeddings: FakeEmbeddings,
+) -> None:
+    index = hybrid_index(embeddings)
+    question = "How do I maintain my automobile?"
+    assert index.search(question) == []
+    [query_vector] = run_embed(endpoint_of(embeddings), [question])
+    results = index.search(question, query_vector=query_vector)
+    assert results[0].file_id == "file-garage"
+    assert all(0 <= result.score <= 1 for result in results)
+    # Semantic similarity alone is at most half the score; sharing words adds the rest.
+    assert results[0].score <= 0.5
+    [days_vector] = run_embed(endpoint_of(embeddings), ["refund days"])
+    both = index.search("refund days", query_vector=days_vector)
+    assert both[0].file_id == "file-money" and both[0].score > 0.5
+    assert index.search(question, query_vector=query_vector, score_threshold=0.4) == results[:1]
+
+
+def test_hybrid_state_round_trips_to_identical_results(embeddings: FakeEmbeddings) -> None:
+    index = hybrid_index(embeddings)
+    index.add_file("file-plain", chunk("Dogs and cars, without embeddings."))
+    restored = Index.from_dict(json.loads(json.dumps(index.to_dict())))
+    for question in ["walk the dog", "car tyres", "money back"]:
+        [vector] = run_embed(endpoint_of(embeddings), [question])
+        assert restored.search(question, query_vector=vector) == index.search(
+            question, query_vector=vector
+        )
+
+
+def test_mismatched_embeddings_are_refused() -> None:
+    index = Index()
+    with pytest.raises(ValueError, match="2 embeddings given for 1 chunks"):
+        index.add_file("file-a", chunk("car"), [[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="non-zero"):
+        index.add_file("file-a", chunk("car"), [[0.0, 0.0]])
+    index.add_file("file-a", chunk("car"), [[1.0, 0.0]])
+    with pytest.raises(ValueError, match="3 dimensions, file file-a's embeddings have 2"):
+        index.search("car", query_vector=[1.0, 0.0, 0.0])

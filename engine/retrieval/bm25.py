@@ -12,6 +12,12 @@ thus the share of the ideal match a chunk attains: independent of the other resu
 `score_threshold` means the same in every search, and 0 for a chunk sharing no term.
 Ties are ordered by file id, then chunk position, so equal inputs give equal outputs.
 
+Hybrid: chunks may carry embeddings (see embeddings.py). A search given the query's
+embedding scores every chunk of the searched files as the mean of its BM25 share and its
+cosine similarity to the query (a negative cosine counts as 0), so a chunk that says the
+same thing in other words is found, and the score stays in 0..1. A chunk without an
+embedding gets only its BM25 half.
+
 State: `to_dict()` / `Index.from_dict()` round-trip through plain JSON-able data (the
 chunks; term statistics are rebuilt on load), and files are added and removed one at a
 time without rebuilding the rest.
@@ -73,6 +79,8 @@ class _Entry:
     chunk: Chunk
     length: int
     frequencies: Counter[str]
+    # Unit length, so cosine similarity is a dot product.
+    vector: tuple[float, ...] | None
 
 
 class Index:
@@ -88,13 +96,28 @@ class Index:
     def chunk_count(self) -> int:
         return self._chunk_count
 
-    def add_file(self, file_id: str, chunks: Iterable[Chunk]) -> None:
-        """Index `chunks` as the file's content, replacing any it had."""
+    def add_file(
+        self,
+        file_id: str,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]] | None = None,
+    ) -> None:
+        """Index `chunks` as the file's content, replacing any it had; `vectors`, when
+        given, are the chunks' embeddings, one per chunk."""
+        if vectors is not None and len(vectors) != len(chunks):
+            raise ValueError(f"{len(vectors)} embeddings given for {len(chunks)} chunks.")
+        units = None if vectors is None else [_unit(vector) for vector in vectors]
+        self._add(file_id, chunks, units)
+
+    def _add(
+        self, file_id: str, chunks: Sequence[Chunk], units: Sequence[tuple[float, ...]] | None
+    ) -> None:
         self.remove_file(file_id)
         entries = []
         for position, item in enumerate(chunks):
             item_terms = terms(item.text)
-            entry = _Entry(item, len(item_terms), Counter(item_terms))
+            vector = None if units is None else units[position]
+            entry = _Entry(item, len(item_terms), Counter(item_terms), vector)
             entries.append(entry)
             for term in entry.frequencies:
                 self._postings.setdefault(term, set()).add((file_id, position))
@@ -125,22 +148,30 @@ class Index:
         ranker: str = "auto",
         score_threshold: float = 0.0,
         file_ids: Iterable[str] | None = None,
+        query_vector: Sequence[float] | None = None,
     ) -> list[SearchResult]:
         """The best chunks for `query` (a string, or several whose terms are pooled), at
         most `max_num_results`, each scoring at least `score_threshold` and above 0, from
-        the files in `file_ids` when given. Raises ParamError for out-of-range options."""
+        the files in `file_ids` when given; hybrid when `query_vector` (the query's
+        embedding) is given. Raises ParamError for out-of-range options."""
         query_terms = _query_terms(query)
         _check_options(max_num_results, ranker, score_threshold)
-        if not self._chunk_count or not query_terms:
+        if not self._chunk_count or not (query_terms or query_vector):
             return []
         allowed = None if file_ids is None else set(file_ids)
         weights = Counter(query_terms)
         idfs = {term: self._idf(term) for term in sorted(weights)}
         best_possible = sum(weights[term] * idfs[term] * (K1 + 1) for term in idfs)
         average_length = self._total_length / self._chunk_count
+        unit_query = None if query_vector is None else _unit(query_vector)
         candidates: set[tuple[str, int]] = set()
-        for term in idfs:
-            candidates |= self._postings.get(term, set())
+        if unit_query is None:
+            for term in idfs:
+                candidates |= self._postings.get(term, set())
+        else:
+            # Meaning can match without a shared word: every chunk is a candidate.
+            for file_id, entries in self._files.items():
+                candidates.update((file_id, position) for position in range(len(entries)))
         results = []
         for file_id, position in candidates:
             if allowed is not None and file_id not in allowed:
@@ -152,7 +183,9 @@ class Index:
                 if frequency:
                     norm = K1 * (1 - B + B * entry.length / average_length)
                     raw += weights[term] * idf * frequency * (K1 + 1) / (frequency + norm)
-            score = min(1.0, raw / best_possible)
+            score = min(1.0, raw / best_possible) if best_possible else 0.0
+            if unit_query is not None:
+                score = (score + _cosine(unit_query, entry.vector, file_id)) / 2
             if score > 0 and score >= score_threshold:
                 results.append(SearchResult(file_id, entry.chunk, score))
         results.sort(key=lambda result: (-result.score, result.file_id, result.chunk.index))
@@ -166,7 +199,7 @@ class Index:
         return {
             "version": _STATE_VERSION,
             "files": {
-                file_id: [entry.chunk.to_dict() for entry in entries]
+                file_id: [_entry_state(entry) for entry in entries]
                 for file_id, entries in sorted(self._files.items())
             },
         }
@@ -176,9 +209,40 @@ class Index:
         if state.get("version") != _STATE_VERSION:
             raise ValueError(f"Unknown index state version {state.get('version')!r}.")
         index = cls()
-        for file_id, chunks in state["files"].items():
-            index.add_file(file_id, (Chunk.from_dict(item) for item in chunks))
+        for file_id, items in state["files"].items():
+            chunks = [Chunk.from_dict(item) for item in items]
+            has_vectors = bool(items) and all("vector" in item for item in items)
+            # Stored vectors are already unit length: normalising again could move their
+            # last digits and so the scores.
+            units = [tuple(item["vector"]) for item in items] if has_vectors else None
+            index._add(file_id, chunks, units)
         return index
+
+
+def _entry_state(entry: _Entry) -> dict[str, Any]:
+    state = entry.chunk.to_dict()
+    if entry.vector is not None:
+        state["vector"] = list(entry.vector)
+    return state
+
+
+def _unit(vector: Sequence[float]) -> tuple[float, ...]:
+    length = math.sqrt(sum(x * x for x in vector))
+    if not vector or not length:
+        raise ValueError("An embedding must have at least one non-zero component.")
+    return tuple(x / length for x in vector)
+
+
+def _cosine(query: tuple[float, ...], vector: tuple[float, ...] | None, file_id: str) -> float:
+    if vector is None:
+        return 0.0
+    if len(vector) != len(query):
+        raise ValueError(
+            f"The query embedding has {len(query)} dimensions, file {file_id}'s "
+            f"embeddings have {len(vector)}: were they made by another model?"
+        )
+    # Clamped: rounding can take the dot product of two unit vectors just past 1.
+    return min(1.0, max(0.0, sum(a * b for a, b in zip(query, vector, strict=True))))
 
 
 def _query_terms(query: str | Sequence[str]) -> list[str]:
