@@ -6,7 +6,7 @@ no network). So tokens here are a deterministic approximation of a BPE tokenizer
 of letters is one token per 8 letters (common words are one token, long ones several),
 digits go in groups of up to 3 (as cl100k does), each CJK character and each other
 non-space character (punctuation, symbols) is a token, and whitespace belongs to no
-token. On English prose this lands within roughly 20% of cl100k's counts.
+token. Counts are therefore close to, not equal to, OpenAI's for the same text.
 
 Chunking: a chunk is a window of at most `max_chunk_size_tokens` tokens, and each window
 starts `max_chunk_size_tokens - chunk_overlap_tokens` tokens after the previous one, so
