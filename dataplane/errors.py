@@ -1,23 +1,20 @@
-"""THE one builder of OpenAI-style error responses, and the app's error handlers.
+"""The gateway's OpenAI-style error responses (bodies from prism/openai_errors.py), and the
+app's error handlers.
 
-Every error the gateway itself makes has OpenAI's shape,
-`{"error": {"message", "type", "param", "code"}}`, so the official SDK raises the exception a
-caller expects for the status (NotFoundError, BadRequestError, InternalServerError, ...).
+Every error the gateway itself makes has OpenAI's shape, so the official SDK raises the
+exception a caller expects for the status (NotFoundError, BadRequestError, ...).
 Upstream errors are not built here: they pass through unchanged.
 """
 
-import json
 import logging
 
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
+from prism.openai_errors import INVALID_REQUEST, SERVER_ERROR, error_json, unknown_url_message
 from prism.v1 import authorizer_pb2
 
 log = logging.getLogger("prism.dataplane")
-
-INVALID_REQUEST = "invalid_request_error"
-SERVER_ERROR = "server_error"
 
 
 def error_response(
@@ -28,9 +25,11 @@ def error_response(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return Response(
-        json.dumps(body), status=status, headers=headers, content_type="application/json"
+        error_json(message, type_, code, param),
+        status=status,
+        headers=headers,
+        content_type="application/json",
     )
 
 
@@ -61,7 +60,7 @@ class GatewayError(Exception):
 
 
 def unknown_url(method: str, path: str) -> GatewayError:
-    return GatewayError(404, f"Invalid URL ({method} {path})", INVALID_REQUEST, "unknown_url")
+    return GatewayError(404, unknown_url_message(method, path), INVALID_REQUEST, "unknown_url")
 
 
 def body_too_large(limit: int) -> GatewayError:

@@ -137,3 +137,48 @@ REQUEST_LOG = PREFIX + "request-log:" + _REQUEST_LOG_TAG
 def request_log_id(request_id: str) -> str:
     """The stream entry id of a request's log entry; expires with the log's retention."""
     return f"{PREFIX}request-log-id:{_REQUEST_LOG_TAG}:{request_id}"
+
+
+# The Assistants engine (engine/store.py). Objects are JSON strings; each listing is a sorted
+# set of ids scored by ENGINE_SEQUENCE, so list order is creation order across processes.
+# A thread and everything in it share the thread id as hash tag: one Cluster slot.
+ENGINE_PREFIX = PREFIX + "engine:"
+# Counter scoring every engine index entry.
+ENGINE_SEQUENCE = ENGINE_PREFIX + "sequence"
+# Sorted sets of every assistant id and every file id.
+ENGINE_ASSISTANTS = ENGINE_PREFIX + "assistants"
+ENGINE_FILES = ENGINE_PREFIX + "files"
+
+
+def engine_object(object_id: str) -> str:
+    """An assistant's or a file's JSON record (ids carry their kind's prefix)."""
+    return f"{ENGINE_PREFIX}object:{object_id}"
+
+
+def engine_files_by_purpose(purpose: str) -> str:
+    """Sorted set of the ids of the files with that purpose."""
+    return f"{ENGINE_PREFIX}files:{purpose}"
+
+
+def _engine_thread(thread_id: str) -> str:
+    return f"{ENGINE_PREFIX}{{{thread_id}}}:"
+
+
+def engine_thread(thread_id: str) -> str:
+    """The thread's JSON record."""
+    return _engine_thread(thread_id) + "thread"
+
+
+def engine_message(thread_id: str, message_id: str) -> str:
+    """A message's JSON record."""
+    return _engine_thread(thread_id) + f"message:{message_id}"
+
+
+def engine_thread_messages(thread_id: str) -> str:
+    """Sorted set of the thread's message ids."""
+    return _engine_thread(thread_id) + "messages"
+
+
+def engine_run_messages(thread_id: str, run_id: str) -> str:
+    """Sorted set of the ids of the thread's messages a run created."""
+    return _engine_thread(thread_id) + f"run-messages:{run_id}"

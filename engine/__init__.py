@@ -1,0 +1,1 @@
+"""The Assistants engine: serves the Assistants API itself, its state in Redis."""

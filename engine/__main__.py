@@ -1,0 +1,61 @@
+"""`python -m engine`: serves the Assistants engine on PRISM_ENGINE_LISTEN until SIGINT or
+SIGTERM, in this one process.
+
+The listening socket is bound here and handed to Hypercorn by file descriptor, as the data
+plane does: a taken port is then one clear line instead of a traceback.
+"""
+
+import logging
+import socket
+import sys
+
+from hypercorn.config import Config
+from hypercorn.run import run
+
+from prism.settings import load_or_exit
+
+from .config import Settings, load_settings
+
+
+def _listen(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((settings.http_host, settings.http_port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _hypercorn_config(listener: socket.socket) -> Config:
+    config = Config()
+    # Hypercorn owns the socket from here on.
+    config.bind = [f"fd://{listener.detach()}"]
+    config.application_path = "engine.app:worker_app()"
+    config.worker_class = "uvloop"
+    # 0: served in this process.
+    config.workers = 0
+    config.include_server_header = False
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+def main() -> None:
+    settings = load_or_exit("engine", load_settings)
+    try:
+        listener = _listen(settings)
+    except OSError as error:  # the port is taken or the address is not ours
+        print(
+            f"prism engine: cannot listen on PRISM_ENGINE_LISTEN={settings.http_host}:"
+            f"{settings.http_port}: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    sys.exit(run(_hypercorn_config(listener)))
+
+
+if __name__ == "__main__":
+    main()

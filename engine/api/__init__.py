@@ -1,0 +1,1 @@
+"""The engine's HTTP operations, a blueprint per resource."""

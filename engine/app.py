@@ -1,0 +1,92 @@
+"""The engine's Quart application: `create_app(settings)` wires the parts together, and
+`worker_app()` is what the server process loads (see __main__.py)."""
+
+import json
+import logging
+
+from quart import Quart, Response, request
+from redis.asyncio import Redis
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from prism.openai_errors import SERVER_ERROR, error_json
+from prism.settings import load_or_exit
+
+from .api import assistants, files, messages, threads
+from .api.fields import STORE
+from .auth import check_bearer
+from .config import Settings, load_settings
+from .errors import ApiError, body_too_large, unknown_url
+from .store import Store
+
+log = logging.getLogger("prism.engine")
+
+
+def create_app(settings: Settings) -> Quart:
+    app = Quart("engine", static_folder=None)
+    # The largest body any route takes (an upload); JSON routes lower it per request.
+    app.config["MAX_CONTENT_LENGTH"] = files.UPLOAD_BODY_LIMIT
+    # `//` in a path is an unknown URL, not a redirect.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    app.extensions[STORE] = Store(redis, settings.data_dir)
+
+    for blueprint in (assistants.bp, threads.bp, messages.bp, files.bp):
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    async def authenticate() -> None:
+        denied = check_bearer(request.headers.get("Authorization"), settings.api_key)
+        if denied is not None:
+            raise denied
+
+    register_error_handlers(app)
+
+    @app.after_serving
+    async def close_redis() -> None:
+        await redis.aclose()
+
+    return app
+
+
+def _response(status: int, body: str) -> Response:
+    return Response(body, status=status, content_type="application/json")
+
+
+def _api_error(error: ApiError) -> Response:
+    return _response(error.status, json.dumps(error.body))
+
+
+def _http_exception(error: HTTPException) -> Response:
+    if error.code in (404, 405):
+        # A wrong method on a known path is an unknown URL too, as on OpenAI's API.
+        return _api_error(unknown_url(request.method, request.path))
+    if isinstance(error, RequestEntityTooLarge):
+        limit = request.max_content_length or files.UPLOAD_BODY_LIMIT
+        return _api_error(body_too_large(limit))
+    return _api_error(ApiError(error.code or 400, error.description or "Bad request."))
+
+
+def _unexpected(error: Exception) -> Response:
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=error)
+    return _response(
+        500,
+        error_json(
+            "The engine failed to handle the request. Please retry; if it persists, see the "
+            "engine's log.",
+            SERVER_ERROR,
+            "internal_error",
+        ),
+    )
+
+
+def register_error_handlers(app: Quart) -> None:
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_exception)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def worker_app() -> Quart:
+    """The app of one server process, with its settings read and its log set up."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(load_or_exit("engine", load_settings))

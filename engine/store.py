@@ -1,0 +1,234 @@
+"""The engine's state in Redis: every object as a JSON string, and one sorted set per listing.
+
+Index entries are scored by one shared counter (redis_keys.ENGINE_SEQUENCE), so a listing's
+order is creation order whichever engine process created the objects, and every score is
+unique, which keeps `after`/`before` cursors exact. Key names are in prism/redis_keys.py; a
+thread's keys share its hash tag, so writing a thread with its messages is one transaction.
+File bytes are not here: they are files under the data directory (`file_path`).
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from prism import redis_keys as keys
+
+from .pagination import PageRequest, invalid_cursor
+
+JSON = dict[str, Any]
+
+
+class Store:
+    def __init__(self, redis: Redis, data_dir: Path) -> None:
+        self._redis = redis
+        self.data_dir = data_dir
+
+    # Assistants
+
+    async def create_assistant(self, assistant: JSON) -> None:
+        score = await self._scores(1)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.engine_object(assistant["id"]), json.dumps(assistant))
+            pipe.zadd(keys.ENGINE_ASSISTANTS, {assistant["id"]: score})
+            await pipe.execute()
+
+    async def put_assistant(self, assistant: JSON) -> None:
+        await self._redis.set(keys.engine_object(assistant["id"]), json.dumps(assistant))
+
+    async def get_assistant(self, assistant_id: str) -> JSON | None:
+        return await self._get(keys.engine_object(assistant_id), "assistant")
+
+    async def delete_assistant(self, assistant_id: str) -> bool:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.engine_object(assistant_id))
+            pipe.zrem(keys.ENGINE_ASSISTANTS, assistant_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def list_assistants(self, page: PageRequest) -> tuple[list[JSON], bool]:
+        ids, has_more = await self._page_ids(keys.ENGINE_ASSISTANTS, page)
+        return await self._many([keys.engine_object(i) for i in ids]), has_more
+
+    # Threads and their messages
+
+    async def create_thread(self, thread: JSON, messages: list[JSON]) -> None:
+        """The thread and its first messages (in this order), all at once."""
+        first = await self._scores(len(messages) + 1)
+        thread_id = thread["id"]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.engine_thread(thread_id), json.dumps(thread))
+            for offset, message in enumerate(messages, start=1):
+                self._queue_message(pipe, message, first + offset)
+            await pipe.execute()
+
+    async def put_thread(self, thread: JSON) -> None:
+        await self._redis.set(keys.engine_thread(thread["id"]), json.dumps(thread))
+
+    async def get_thread(self, thread_id: str) -> JSON | None:
+        return await self._get(keys.engine_thread(thread_id), "thread")
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """The thread, its messages and their indexes."""
+        index = keys.engine_thread_messages(thread_id)
+        message_ids = await self._redis.zrange(index, 0, -1)
+        message_keys = [keys.engine_message(thread_id, i) for i in message_ids]
+        run_ids = {m["run_id"] for m in await self._many(message_keys) if m.get("run_id")}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.engine_thread(thread_id))
+            pipe.delete(
+                index, *message_keys, *(keys.engine_run_messages(thread_id, r) for r in run_ids)
+            )
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def add_message(self, message: JSON) -> None:
+        """A new message at the end of its thread (and of its run's messages, if a run's)."""
+        score = await self._scores(1)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            self._queue_message(pipe, message, score)
+            await pipe.execute()
+
+    async def put_message(self, message: JSON) -> None:
+        """Saves a change to a message that add_message stored."""
+        key = keys.engine_message(message["thread_id"], message["id"])
+        await self._redis.set(key, json.dumps(message))
+
+    async def get_message(self, thread_id: str, message_id: str) -> JSON | None:
+        return await self._get(keys.engine_message(thread_id, message_id), "message")
+
+    async def delete_message(self, thread_id: str, message_id: str) -> bool:
+        message = await self.get_message(thread_id, message_id)
+        if message is None:
+            return False
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.engine_message(thread_id, message_id))
+            pipe.zrem(keys.engine_thread_messages(thread_id), message_id)
+            if message.get("run_id"):
+                pipe.zrem(keys.engine_run_messages(thread_id, message["run_id"]), message_id)
+            await pipe.execute()
+        return True
+
+    async def list_messages(
+        self, thread_id: str, page: PageRequest, run_id: str | None = None
+    ) -> tuple[list[JSON], bool]:
+        index = (
+            keys.engine_run_messages(thread_id, run_id)
+            if run_id
+            else keys.engine_thread_messages(thread_id)
+        )
+        ids, has_more = await self._page_ids(index, page)
+        return await self._many([keys.engine_message(thread_id, i) for i in ids]), has_more
+
+    async def thread_messages(self, thread_id: str) -> list[JSON]:
+        """Every message of the thread, oldest first: what a run sends the model."""
+        ids = await self._redis.zrange(keys.engine_thread_messages(thread_id), 0, -1)
+        return await self._many([keys.engine_message(thread_id, i) for i in ids])
+
+    # Files (the records; the bytes are at file_path)
+
+    def file_path(self, file_id: str) -> Path:
+        return self.data_dir / file_id
+
+    async def add_file(self, file: JSON) -> None:
+        score = await self._scores(1)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.engine_object(file["id"]), json.dumps(file))
+            pipe.zadd(keys.ENGINE_FILES, {file["id"]: score})
+            pipe.zadd(keys.engine_files_by_purpose(file["purpose"]), {file["id"]: score})
+            await pipe.execute()
+
+    async def get_file(self, file_id: str) -> JSON | None:
+        return await self._get(keys.engine_object(file_id), "file")
+
+    async def delete_file(self, file_id: str) -> bool:
+        """The record, then the bytes."""
+        file = await self.get_file(file_id)
+        if file is None:
+            return False
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.engine_object(file_id))
+            pipe.zrem(keys.ENGINE_FILES, file_id)
+            pipe.zrem(keys.engine_files_by_purpose(file["purpose"]), file_id)
+            await pipe.execute()
+        self.file_path(file_id).unlink(missing_ok=True)
+        return True
+
+    async def list_files(
+        self, page: PageRequest, purpose: str | None = None
+    ) -> tuple[list[JSON], bool]:
+        index = keys.engine_files_by_purpose(purpose) if purpose else keys.ENGINE_FILES
+        ids, has_more = await self._page_ids(index, page)
+        return await self._many([keys.engine_object(i) for i in ids]), has_more
+
+    # Shared
+
+    async def _scores(self, count: int) -> int:
+        """The first of `count` fresh index scores."""
+        last = await self._redis.incrby(keys.ENGINE_SEQUENCE, count)
+        return last - count + 1
+
+    def _queue_message(self, pipe: Any, message: JSON, score: int) -> None:
+        thread_id, message_id = message["thread_id"], message["id"]
+        pipe.set(keys.engine_message(thread_id, message_id), json.dumps(message))
+        pipe.zadd(keys.engine_thread_messages(thread_id), {message_id: score})
+        if message.get("run_id"):
+            pipe.zadd(keys.engine_run_messages(thread_id, message["run_id"]), {message_id: score})
+
+    async def _get(self, key: str, kind: str) -> JSON | None:
+        raw = await self._redis.get(key)
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        # Ids are client input: `GET /assistants/file-…` must not answer a file.
+        return record if record.get("object", "").startswith(_OBJECTS[kind]) else None
+
+    async def _many(self, object_keys: list[str]) -> list[JSON]:
+        """The records in this order; one deleted meanwhile is left out."""
+        if not object_keys:
+            return []
+        return [json.loads(raw) for raw in await self._redis.mget(object_keys) if raw is not None]
+
+    async def _page_ids(self, index: str, page: PageRequest) -> tuple[list[str], bool]:
+        """One page of the index's ids in the page's order, and whether more follow."""
+        after = await self._cursor_score(index, page.after, "after")
+        before = await self._cursor_score(index, page.before, "before")
+        # Exclusive bounds in ascending score order.
+        low, high = (after, before) if page.order == "asc" else (before, after)
+        minimum = f"({low}" if low is not None else "-inf"
+        maximum = f"({high}" if high is not None else "+inf"
+        # Only `before`: the page is the `limit` objects just before it, so walk back from it.
+        from_start = page.before is None or page.after is not None
+        ascending = (page.order == "asc") == from_start
+        count = page.limit + 1
+        if ascending:
+            ids = await self._redis.zrange(
+                index, minimum, maximum, byscore=True, offset=0, num=count
+            )
+        else:
+            ids = await self._redis.zrange(
+                index, maximum, minimum, byscore=True, desc=True, offset=0, num=count
+            )
+        has_more = len(ids) > page.limit
+        ids = ids[: page.limit]
+        if not from_start:
+            ids.reverse()
+        return ids, has_more
+
+    async def _cursor_score(self, index: str, cursor: str | None, param: str) -> int | None:
+        if cursor is None:
+            return None
+        score = await self._redis.zscore(index, cursor)
+        if score is None:
+            raise invalid_cursor(param, cursor)
+        return int(score)
+
+
+# The `object` value (or its start) of each kind's records.
+_OBJECTS = {
+    "assistant": "assistant",
+    "thread": "thread",
+    "message": "thread.message",
+    "file": "file",
+}
