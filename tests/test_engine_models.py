@@ -315,6 +315,21 @@ def test_no_failover_once_output_started(tmp_path: Path) -> None:
     with_fakes(2, test)
 
 
+def test_an_error_event_in_the_stream_fails_over_only_before_output(tmp_path: Path) -> None:
+    async def test(primary: FakeChat, backup: FakeChat, url: str, backup_url: str) -> None:
+        client = ChatClient(two_routes(tmp_path, url, backup_url))
+        primary.script.append(Reply(stream_error="overloaded"))
+        events = await collect(client, ask("hello"))
+        assert finished(events).provider.route == "backup"
+        primary.script.append(Reply(text=["Partial"], stream_error="overloaded"))
+        with pytest.raises(ModelError, match="mid-answer: error in stream: overloaded"):
+            await collect(client, ask("hello"))
+        await client.aclose()
+        assert len(backup.received) == 1
+
+    with_fakes(2, test)
+
+
 def test_exhausted_fallbacks_raise_the_last_failure(tmp_path: Path) -> None:
     async def test(primary: FakeChat, backup: FakeChat, url: str, backup_url: str) -> None:
         primary.script.append(Failure(502))

@@ -1,29 +1,21 @@
-"""The engine's token count: words and punctuation marks. Not any model's tokenizer, but
-deterministic and close enough for max_prompt_tokens budgets and the offline model's usage."""
+"""Token counts for prompts and the offline model, with the tokenizer retrieval uses for
+chunk sizes (engine/retrieval/chunking.py), so the engine counts one way everywhere."""
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-# A token with the whitespace before it, so the pieces of a text concatenate back to it.
-_PIECE = re.compile(r"\s*(?:\w+|[^\w\s])")
-
-
-def count_tokens(text: str) -> int:
-    return len(_TOKEN.findall(text))
+from engine.retrieval.chunking import count_tokens, token_spans
 
 
 def split_tokens(text: str) -> list[str]:
-    """The text cut into token-sized pieces whose concatenation is the text itself."""
-    pieces = _PIECE.findall(text)
-    tail = text[sum(len(piece) for piece in pieces) :]
-    if tail:
-        if pieces:
-            pieces[-1] += tail
-        else:
-            pieces.append(tail)
-    return pieces
+    """The text cut into token-sized pieces (each token with the whitespace before it)
+    whose concatenation is the text itself."""
+    ends = [end for _start, end in token_spans(text)]
+    if not ends:
+        return [text] if text else []
+    ends[-1] = len(text)  # trailing whitespace rides on the last piece
+    starts = [0, *ends[:-1]]
+    return [text[start:end] for start, end in zip(starts, ends, strict=True)]
 
 
 def message_text(message: Mapping[str, Any]) -> str:

@@ -14,7 +14,8 @@ class Reply:
     """A streamed completion: `text` pieces as content deltas, then `tool_calls` fragments
     (each a raw delta `tool_calls` list, one chunk apiece), the finish_reason chunk, the
     usage chunk when asked for, and [DONE]. `delay` goes before every chunk; `cut_after`
-    drops the connection after that many chunks."""
+    drops the connection after that many chunks; `stream_error` ends the stream after the
+    text with an error event, as providers do when they fail mid-generation."""
 
     text: list[str] = field(default_factory=list)
     tool_calls: list[list[dict[str, Any]]] = field(default_factory=list)
@@ -22,6 +23,7 @@ class Reply:
     usage: dict[str, Any] | None = None
     delay: float = 0.0
     cut_after: int | None = None
+    stream_error: str | None = None
 
 
 @dataclass
@@ -103,6 +105,8 @@ class FakeChat:
 
         events: list[dict[str, Any] | str] = [chunk({"role": "assistant", "content": ""})]
         events += [chunk({"content": piece}) for piece in reply.text]
+        if reply.stream_error is not None:
+            events.append({"error": {"message": reply.stream_error, "type": "server_error"}})
         events += [chunk({"tool_calls": fragments}) for fragments in reply.tool_calls]
         events.append(chunk({}, reply.finish_reason))
         if (request.get("stream_options") or {}).get("include_usage"):
