@@ -1,6 +1,6 @@
 """The engine's settings, read once from the environment at start."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prism.settings import ConfigError, env, host_port, redis_url
@@ -12,31 +12,31 @@ class Settings:
     http_host: str
     http_port: int
     # The bearer key every request must present; the gateway holds it as its upstream key.
-    api_key: str
+    # Out of repr, so a settings dump never logs it.
+    api_key: str = field(repr=False)
     redis_url: str
     # Uploaded files' bytes live here, one file per id.
     data_dir: Path
-
-    def __repr__(self) -> str:
-        # The key never reaches a log line through a settings dump.
-        return (
-            f"Settings(http_host={self.http_host!r}, http_port={self.http_port}, "
-            f"redis_url={self.redis_url!r}, data_dir={str(self.data_dir)!r})"
-        )
 
 
 def load_settings() -> Settings:
     http_host, http_port = host_port(
         "PRISM_ENGINE_LISTEN", env("PRISM_ENGINE_LISTEN", "127.0.0.1:8090")
     )
-    default_redis = env("REDIS_URL", "redis://127.0.0.1:6379/0")
     return Settings(
         http_host=http_host,
         http_port=http_port,
         api_key=env("PRISM_ENGINE_API_KEY"),
-        redis_url=redis_url("PRISM_ENGINE_REDIS_URL", env("PRISM_ENGINE_REDIS_URL", default_redis)),
+        redis_url=_redis_url(),
         data_dir=_data_dir(env("PRISM_ENGINE_DATA_DIR", ".prism/engine-data")),
     )
+
+
+def _redis_url() -> str:
+    """PRISM_ENGINE_REDIS_URL, else REDIS_URL; a bad value is reported by its own name."""
+    if env("PRISM_ENGINE_REDIS_URL", "") != "":
+        return redis_url("PRISM_ENGINE_REDIS_URL", env("PRISM_ENGINE_REDIS_URL"))
+    return redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 
 def _data_dir(value: str) -> Path:

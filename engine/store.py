@@ -182,7 +182,7 @@ class Store:
             return None
         record = json.loads(raw)
         # Ids are client input: `GET /assistants/file-…` must not answer a file.
-        return record if record.get("object", "").startswith(_OBJECTS[kind]) else None
+        return record if record.get("object") == _OBJECTS[kind] else None
 
     async def _many(self, object_keys: list[str]) -> list[JSON]:
         """The records in this order; one deleted meanwhile is left out."""
@@ -225,7 +225,7 @@ class Store:
         return int(score)
 
 
-# The `object` value (or its start) of each kind's records.
+# The `object` value of each kind's records.
 _OBJECTS = {
     "assistant": "assistant",
     "thread": "thread",

@@ -132,6 +132,30 @@ def test_assistant_create_retrieve_modify_list_delete(client: openai.OpenAI) -> 
     assert created["id"] not in [a.id for a in client.beta.assistants.list(limit=100)]
 
 
+def test_assistant_keeps_reasoning_effort_for_runs_but_answers_the_spec_object(
+    client: openai.OpenAI, redis_url: str
+) -> None:
+    raw = client.beta.assistants.with_raw_response.create(model="o3-mini", reasoning_effort="low")
+    answered = checked("AssistantObject", raw)
+    assert "reasoning_effort" not in answered
+
+    async def record() -> dict[str, Any] | None:
+        redis = Redis.from_url(redis_url, decode_responses=True)
+        found = await Store(redis, Path(".")).get_assistant(answered["id"])
+        await redis.aclose()
+        return found
+
+    stored = asyncio.run(record())
+    assert stored is not None and stored["reasoning_effort"] == "low"
+
+
+def test_an_id_of_another_kind_is_not_found(client: openai.OpenAI) -> None:
+    file = client.files.create(file=("a.txt", b"a"), purpose="assistants")
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.beta.assistants.retrieve(file.id)
+    assert caught.value.body["message"] == f"No assistant found with id '{file.id}'."
+
+
 # Threads and messages
 
 
@@ -417,6 +441,20 @@ def test_malformed_json_is_400(http: httpx.Client) -> None:
     assert "could not parse the JSON body" in error["message"]
 
 
+def test_json_body_over_8_mib_is_413_even_when_chunked(http: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "m", "instructions": "'
+        for _ in range(9):
+            yield b"x" * (1024 * 1024)
+        yield b'"}'
+
+    response = http.post(
+        "/v1/assistants", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "request_too_large"
+
+
 def test_wrong_or_missing_key_is_401(engine: Engine) -> None:
     with (
         openai.OpenAI(base_url=engine.url + "/v1", api_key="sk-wrong", max_retries=0) as sdk,
@@ -430,6 +468,8 @@ def test_wrong_or_missing_key_is_401(engine: Engine) -> None:
     error = error_of(response)
     assert error["code"] == "invalid_api_key"
     assert "You didn't provide an API key" in error["message"]
+    log = engine.process.log()
+    assert engine.api_key not in log and "sk-wrong" not in log
 
 
 @pytest.mark.parametrize(
@@ -526,11 +566,29 @@ def test_missing_api_key_stops_the_start_with_one_line() -> None:
     assert_one_clear_line(result, "engine", 2, "PRISM_ENGINE_API_KEY is not set")
 
 
-def test_bad_listen_stops_the_start_with_one_line() -> None:
-    result = start_and_fail(
-        "engine", {"PRISM_ENGINE_LISTEN": "nowhere", "PRISM_ENGINE_API_KEY": "k"}
-    )
-    assert_one_clear_line(result, "engine", 2, "PRISM_ENGINE_LISTEN")
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("PRISM_ENGINE_LISTEN", "nowhere"),
+        ("PRISM_ENGINE_REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("PRISM_ENGINE_DATA_DIR", "{file}/data"),
+    ],
+)
+def test_a_bad_setting_stops_the_start_with_one_line(
+    setting: str, value: str, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    settings = {"PRISM_ENGINE_API_KEY": "k", setting: value.format(file=a_file)}
+    result = start_and_fail("engine", settings)
+    assert_one_clear_line(result, "engine", 2, setting)
+
+
+def test_a_taken_port_stops_the_start_with_one_line(engine: Engine) -> None:
+    listen = engine.url.removeprefix("http://")
+    result = start_and_fail("engine", {"PRISM_ENGINE_LISTEN": listen, "PRISM_ENGINE_API_KEY": "k"})
+    assert_one_clear_line(result, "engine", 1, "cannot listen")
 
 
 # Through the gateway

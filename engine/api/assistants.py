@@ -49,6 +49,12 @@ def _read(body: Fields, *, creating: bool) -> dict[str, Any]:
     return {k: v for k, v in read.items() if creating or k in body.data}
 
 
+def _public(assistant: JSON) -> JSON:
+    """The AssistantObject answered: the record without what only runs read
+    (`reasoning_effort`, which the spec's object does not carry)."""
+    return {k: v for k, v in assistant.items() if k != "reasoning_effort"}
+
+
 async def _assistant(assistant_id: str) -> JSON:
     assistant = await store().get_assistant(assistant_id)
     if assistant is None:
@@ -76,18 +82,18 @@ async def create() -> JSON:
         "reasoning_effort": read["reasoning_effort"],
     }
     await store().create_assistant(assistant)
-    return assistant
+    return _public(assistant)
 
 
 @bp.get("")
 async def list_assistants() -> JSON:
     data, has_more = await store().list_assistants(parse_page(request.args))
-    return list_body(data, has_more)
+    return list_body([_public(a) for a in data], has_more)
 
 
 @bp.get("/<assistant_id>")
 async def retrieve(assistant_id: str) -> JSON:
-    return await _assistant(assistant_id)
+    return _public(await _assistant(assistant_id))
 
 
 @bp.post("/<assistant_id>")
@@ -107,7 +113,7 @@ async def modify(assistant_id: str) -> JSON:
             continue  # an assistant always has a model
         assistant[name] = defaults.get(name) if value is None else value
     await store().put_assistant(assistant)
-    return assistant
+    return _public(assistant)
 
 
 @bp.delete("/<assistant_id>")

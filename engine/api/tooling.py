@@ -75,7 +75,9 @@ def _tool(tool: Fields) -> dict[str, Any]:
     parameters = function.object("parameters")
     described["parameters"] = parameters.data if parameters is not None else {}
     strict = function.data.get("strict")
-    described["strict"] = bool(expect(strict, bool, function.param("strict"))) if strict else False
+    described["strict"] = (
+        False if strict is None else expect(strict, bool, function.param("strict"))
+    )
     return {"type": kind, "function": described}
 
 
