@@ -27,7 +27,6 @@ def create_app(settings: Settings) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = files.UPLOAD_BODY_LIMIT
     # `//` in a path is an unknown URL, not a redirect.
     app.url_map.merge_slashes = False
-    app.url_map.strict_slashes = False
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     app.extensions[STORE] = Store(redis, settings.data_dir)
 

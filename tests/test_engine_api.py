@@ -479,6 +479,7 @@ def test_wrong_or_missing_key_is_401(engine: Engine) -> None:
         ("POST", "/v1/threads/thread_abc/runs"),
         ("GET", "/v1/nothing"),
         ("PUT", "/v1/assistants"),
+        ("GET", "/v1/assistants/"),
     ],
 )
 def test_unregistered_routes_are_404_unknown_url(
