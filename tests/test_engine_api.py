@@ -523,6 +523,50 @@ def test_file_upload_and_download_byte_identical(client: openai.OpenAI) -> None:
         client.files.content(file["id"])
 
 
+def _peak_memory_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def test_a_large_file_streams_through_without_being_held(
+    engine: Engine, http: httpx.Client
+) -> None:
+    """64 MiB up and down: the engine's peak memory grows by far less than the file."""
+    size, block = 64 * 1024 * 1024, os.urandom(1024 * 1024)
+    before = _peak_memory_mib(engine.process.pid)
+
+    def body() -> Iterator[bytes]:
+        yield (
+            b'--xyz\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+            b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n"
+        )
+        for _ in range(size // len(block)):
+            yield block
+        yield b"\r\n--xyz--\r\n"
+
+    response = http.post(
+        "/v1/files",
+        content=body(),
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    file = response.json()
+    assert file["bytes"] == size
+    expected, received = hashlib.sha256(), hashlib.sha256()
+    for _ in range(size // len(block)):
+        expected.update(block)
+    with http.stream("GET", f"/v1/files/{file['id']}/content", timeout=120) as download:
+        for chunk in download.iter_bytes():
+            received.update(chunk)
+    assert received.hexdigest() == expected.hexdigest()
+    assert _peak_memory_mib(engine.process.pid) - before < 32
+    http.delete(f"/v1/files/{file['id']}")
+
+
 def test_file_list_filters_by_purpose(client: openai.OpenAI) -> None:
     mine = client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch")
     other = client.files.create(file=("b.txt", b"b"), purpose="user_data")
