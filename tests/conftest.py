@@ -160,6 +160,30 @@ def start_dataplane(redis_url: str, logs: Path) -> Iterator[Callable[..., DataPl
         process.stop()
 
 
+@dataclass
+class Engine:
+    # http://host:port, without /v1
+    url: str
+    api_key: str
+    process: stack.Process
+
+
+@pytest.fixture(scope="session")
+def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
+    """The Assistants engine on the shared Redis, with its own data directory."""
+    port = stack.free_port()
+    api_key = "sk-engine-" + secrets.token_urlsafe(24)
+    settings = {
+        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{port}",
+        "PRISM_ENGINE_API_KEY": api_key,
+        "PRISM_ENGINE_REDIS_URL": redis_url,
+        "PRISM_ENGINE_DATA_DIR": str(workdir / "engine-data"),
+    }
+    process = stack.start_engine(settings, logs)
+    yield Engine(f"http://127.0.0.1:{port}", api_key, process)
+    process.stop()
+
+
 @pytest.fixture(scope="session")
 def controlplane(start_controlplane: Callable[..., ControlPlane]) -> ControlPlane:
     return start_controlplane()

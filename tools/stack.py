@@ -147,6 +147,14 @@ def start_dataplane(env: Mapping[str, str], log_dir: Path, name: str = "dataplan
     return process
 
 
+def start_engine(env: Mapping[str, str], log_dir: Path, name: str = "engine") -> Process:
+    """env must carry PRISM_ENGINE_LISTEN, PRISM_ENGINE_API_KEY and PRISM_ENGINE_REDIS_URL
+    (or REDIS_URL)."""
+    process = spawn(name, [sys.executable, "-m", "engine"], clean_environment(env), log_dir)
+    wait_until_ready(process, _port_of(env["PRISM_ENGINE_LISTEN"]))
+    return process
+
+
 def start_fake_upstream(
     port: int, api_key: str, data_dir: Path, log_dir: Path, *, latency_ms: int = 0
 ) -> Process:
