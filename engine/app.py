@@ -11,11 +11,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from prism.openai_errors import SERVER_ERROR, error_json
 from prism.settings import load_or_exit
 
-from .api import assistants, files, messages, threads
+from .api import assistants, files, messages, runs, threads
 from .api.fields import STORE
 from .auth import check_bearer
 from .config import Settings, load_settings
 from .errors import ApiError, body_too_large, unknown_url
+from .models.chat import ChatClient
+from .runs.queue import RunQueue
+from .runs.worker import RunWorkers
 from .store import Store
 
 log = logging.getLogger("prism.engine")
@@ -28,9 +31,14 @@ def create_app(settings: Settings) -> Quart:
     # `//` in a path is an unknown URL, not a redirect.
     app.url_map.merge_slashes = False
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
-    app.extensions[STORE] = Store(redis, settings.data_dir)
+    store = Store(redis, settings.data_dir)
+    queue = RunQueue(redis, settings.run_lease_seconds)
+    app.extensions[STORE] = store
+    app.extensions[runs.QUEUE] = queue
+    chat = ChatClient(settings.models)
+    workers = RunWorkers(store, queue, chat, settings.run_workers)
 
-    for blueprint in (assistants.bp, threads.bp, messages.bp, files.bp):
+    for blueprint in (assistants.bp, threads.bp, messages.bp, files.bp, runs.bp):
         app.register_blueprint(blueprint)
 
     @app.before_request
@@ -41,8 +49,14 @@ def create_app(settings: Settings) -> Quart:
 
     register_error_handlers(app)
 
+    @app.before_serving
+    async def start_workers() -> None:
+        workers.start()
+
     @app.after_serving
-    async def close_redis() -> None:
+    async def close() -> None:
+        await workers.stop()
+        await chat.aclose()
         await redis.aclose()
 
     return app

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from prism.settings import ConfigError, env, host_port, redis_url
 
+from .models.routing import Router, RoutingConfigError, router_from_env
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -17,6 +19,12 @@ class Settings:
     redis_url: str
     # Uploaded files' bytes live here, one file per id.
     data_dir: Path
+    # Which provider serves each model (PRISM_ENGINE_MODELS); offline when unset.
+    models: Router
+    # Run workers in this process, and how long a claimed run stays leased without a renewal
+    # before another process takes it over.
+    run_workers: int
+    run_lease_seconds: float
 
 
 def load_settings() -> Settings:
@@ -29,7 +37,28 @@ def load_settings() -> Settings:
         api_key=env("PRISM_ENGINE_API_KEY"),
         redis_url=_redis_url(),
         data_dir=_data_dir(env("PRISM_ENGINE_DATA_DIR", ".prism/engine-data")),
+        models=_models(),
+        run_workers=max(1, int(_positive("PRISM_ENGINE_RUN_WORKERS", "4"))),
+        run_lease_seconds=_positive("PRISM_ENGINE_RUN_LEASE_SECONDS", "15"),
     )
+
+
+def _models() -> Router:
+    try:
+        return router_from_env()
+    except (RoutingConfigError, OSError) as error:
+        raise ConfigError(f"PRISM_ENGINE_MODELS: {error}") from None
+
+
+def _positive(name: str, default: str) -> float:
+    raw = env(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{name}={raw!r} must be above 0")
+    return value
 
 
 def _redis_url() -> str:

@@ -8,10 +8,12 @@ File bytes are not here: they are files under the data directory (`file_path`).
 """
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from prism import redis_keys as keys
 
@@ -126,6 +128,103 @@ class Store:
         ids = await self._redis.zrange(keys.engine_thread_messages(thread_id), 0, -1)
         return await self._many([keys.engine_message(thread_id, i) for i in ids])
 
+    # Runs and their steps
+
+    async def create_run(self, run: JSON, state: JSON, messages: Sequence[JSON] = ()) -> str | None:
+        """The run, as its thread's active run, with the additional messages it adds to the
+        thread; or, when another run of the thread has not ended, that run's id."""
+        thread_id, run_id = run["thread_id"], run["id"]
+        active_key = keys.engine_active_run(thread_id)
+        first = await self._scores(len(messages) + 1)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(active_key)
+                    active = await pipe.get(active_key)
+                    if active is not None:
+                        return active
+                    pipe.multi()
+                    pipe.set(keys.engine_run(thread_id, run_id), json.dumps(run))
+                    pipe.set(keys.engine_run_state(thread_id, run_id), json.dumps(state))
+                    pipe.zadd(keys.engine_thread_runs(thread_id), {run_id: first})
+                    pipe.set(active_key, run_id)
+                    for offset, message in enumerate(messages, start=1):
+                        self._queue_message(pipe, message, first + offset)
+                    await pipe.execute()
+                    return None
+                except WatchError:
+                    continue
+
+    async def get_run(self, thread_id: str, run_id: str) -> JSON | None:
+        return await self._get(keys.engine_run(thread_id, run_id), "run")
+
+    async def get_run_state(self, thread_id: str, run_id: str) -> JSON:
+        raw = await self._redis.get(keys.engine_run_state(thread_id, run_id))
+        return json.loads(raw) if raw else {}
+
+    async def list_runs(self, thread_id: str, page: PageRequest) -> tuple[list[JSON], bool]:
+        ids, has_more = await self._page_ids(keys.engine_thread_runs(thread_id), page)
+        return await self._many([keys.engine_run(thread_id, i) for i in ids]), has_more
+
+    async def update_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        change: Callable[[JSON], JSON | None],
+        *,
+        state: JSON | None = None,
+        messages: Sequence[JSON] = (),
+        new_steps: Sequence[JSON] = (),
+        changed_steps: Sequence[JSON] = (),
+    ) -> JSON | None:
+        """Applies `change` to the stored run and saves it with the other writes, all at
+        once, unless the run changed meanwhile (then `change` sees the new run). `new_steps`
+        are added to the run's steps; `changed_steps` are saved over stored ones. `change`
+        returns None to leave the run as it is; update_run then returns None too. A run
+        reaching a terminal status stops being its thread's active run."""
+        run_key = keys.engine_run(thread_id, run_id)
+        fresh = len(messages) + len(new_steps)
+        first = await self._scores(fresh) if fresh else 0
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(run_key)
+                    raw = await pipe.get(run_key)
+                    if raw is None:
+                        return None
+                    run = change(json.loads(raw))
+                    if run is None:
+                        await pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    pipe.set(run_key, json.dumps(run))
+                    if state is not None:
+                        pipe.set(keys.engine_run_state(thread_id, run_id), json.dumps(state))
+                    score = first
+                    for message in messages:
+                        self._queue_message(pipe, message, score)
+                        score += 1
+                    for step in [*new_steps, *changed_steps]:
+                        pipe.set(keys.engine_step(thread_id, step["id"]), json.dumps(step))
+                    for step in new_steps:
+                        pipe.zadd(keys.engine_run_steps(thread_id, run_id), {step["id"]: score})
+                        score += 1
+                    if run["status"] in TERMINAL_STATUSES:
+                        pipe.delete(keys.engine_active_run(thread_id))
+                    await pipe.execute()
+                    return run
+                except WatchError:
+                    continue
+
+    async def get_step(self, thread_id: str, step_id: str) -> JSON | None:
+        return await self._get(keys.engine_step(thread_id, step_id), "step")
+
+    async def list_steps(
+        self, thread_id: str, run_id: str, page: PageRequest
+    ) -> tuple[list[JSON], bool]:
+        ids, has_more = await self._page_ids(keys.engine_run_steps(thread_id, run_id), page)
+        return await self._many([keys.engine_step(thread_id, i) for i in ids]), has_more
+
     # Files (the records; the bytes are at file_path)
 
     def file_path(self, file_id: str) -> Path:
@@ -231,4 +330,9 @@ _OBJECTS = {
     "thread": "thread",
     "message": "thread.message",
     "file": "file",
+    "run": "thread.run",
+    "step": "thread.run.step",
 }
+
+# A run in one of these has ended: its thread may start another.
+TERMINAL_STATUSES = frozenset(("completed", "failed", "cancelled", "expired", "incomplete"))

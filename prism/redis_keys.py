@@ -182,3 +182,43 @@ def engine_thread_messages(thread_id: str) -> str:
 def engine_run_messages(thread_id: str, run_id: str) -> str:
     """Sorted set of the ids of the thread's messages a run created."""
     return _engine_thread(thread_id) + f"run-messages:{run_id}"
+
+
+def engine_run(thread_id: str, run_id: str) -> str:
+    """A run's JSON record (the spec's Run object)."""
+    return _engine_thread(thread_id) + f"run:{run_id}"
+
+
+def engine_run_state(thread_id: str, run_id: str) -> str:
+    """What a run's worker keeps between turns and is not in the Run object: its tool turns,
+    its usage so far and its additional_instructions."""
+    return _engine_thread(thread_id) + f"run-state:{run_id}"
+
+
+def engine_thread_runs(thread_id: str) -> str:
+    """Sorted set of the thread's run ids."""
+    return _engine_thread(thread_id) + "runs"
+
+
+def engine_active_run(thread_id: str) -> str:
+    """The id of the thread's one run that has not ended, if any."""
+    return _engine_thread(thread_id) + "active-run"
+
+
+def engine_step(thread_id: str, step_id: str) -> str:
+    """A run step's JSON record."""
+    return _engine_thread(thread_id) + f"step:{step_id}"
+
+
+def engine_run_steps(thread_id: str, run_id: str) -> str:
+    """Sorted set of a run's step ids."""
+    return _engine_thread(thread_id) + f"run-steps:{run_id}"
+
+
+# The run queue (engine/runs/queue.py): a list of `thread_id/run_id` entries waiting for a
+# worker and a sorted set of the claimed ones scored by their lease's end (ms). One hash tag,
+# so claiming (pop + lease) is one script on one Cluster slot.
+ENGINE_RUN_QUEUE = ENGINE_PREFIX + "{run-queue}:waiting"
+ENGINE_RUN_LEASES = ENGINE_PREFIX + "{run-queue}:leases"
+# Hash of entry -> how many times a worker claimed it, to end a run that kills its workers.
+ENGINE_RUN_CLAIMS = ENGINE_PREFIX + "{run-queue}:claims"

@@ -12,7 +12,26 @@ SPEC = Path(__file__).resolve().parents[2] / "shared" / "openai-assistants-opena
 
 @cache
 def _components() -> dict[str, Any]:
-    return yaml.safe_load(SPEC.read_text())["components"]
+    return _with_nulls(yaml.safe_load(SPEC.read_text())["components"])
+
+
+def _with_nulls(node: Any) -> Any:
+    """OpenAPI 3.0's `nullable: true` (which the spec uses, alone or as an `allOf` member
+    beside a `$ref`) as JSON Schema says it: the schema or null. JSON Schema validators
+    ignore `nullable`, and would reject the nulls the spec allows (a run's
+    `required_action`, say)."""
+    if isinstance(node, list):
+        return [_with_nulls(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _with_nulls(value) for key, value in node.items()}
+    members = node.get("allOf")
+    if isinstance(members, list) and {"nullable": True} in members:
+        rest = [member for member in members if member != {"nullable": True}]
+        node = {**node, "allOf": rest, "nullable": True}
+    if node.pop("nullable", False) is True:
+        return {"anyOf": [node, {"type": "null"}]}
+    return node
 
 
 @cache

@@ -476,7 +476,7 @@ def test_wrong_or_missing_key_is_401(engine: Engine) -> None:
     ("method", "path"),
     [
         ("GET", "/v1/vector_stores"),
-        ("POST", "/v1/threads/thread_abc/runs"),
+        ("POST", "/v1/vector_stores/vs_abc/files"),
         ("GET", "/v1/nothing"),
         ("PUT", "/v1/assistants"),
         ("GET", "/v1/assistants/"),

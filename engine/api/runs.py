@@ -1,0 +1,335 @@
+"""Runs and run steps: create (on a thread, or with a new thread), list, retrieve, modify,
+cancel, submit_tool_outputs; list and retrieve steps. Creating a run queues it; the workers
+(engine/runs/worker.py) execute it."""
+
+from quart import Blueprint, current_app, request
+
+from ..errors import ApiError, not_found
+from ..ids import RUN, THREAD, new_id, now
+from ..pagination import list_body, parse_page
+from ..runs import lifecycle
+from ..runs.queue import RunQueue
+from ..store import JSON
+from .fields import Fields, expect, invalid_value, json_body, store
+from .messages import MESSAGE_FIELDS, new_message
+from .tooling import response_format, tool_resources, tools
+
+QUEUE = "engine.run_queue"
+# How long a run may take before it expires, as on OpenAI.
+RUN_LIFETIME_SECONDS = 600
+
+bp = Blueprint("runs", __name__, url_prefix="/v1/threads")
+
+_RUN_FIELDS = (
+    "assistant_id",
+    "model",
+    "instructions",
+    "tools",
+    "metadata",
+    "temperature",
+    "top_p",
+    "stream",
+    "max_prompt_tokens",
+    "max_completion_tokens",
+    "truncation_strategy",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+)
+_CREATE_FIELDS = (
+    *_RUN_FIELDS,
+    "additional_instructions",
+    "additional_messages",
+    "reasoning_effort",
+)
+_THREAD_AND_RUN_FIELDS = (*_RUN_FIELDS, "thread", "tool_resources")
+
+
+def queue() -> RunQueue:
+    return current_app.extensions[QUEUE]
+
+
+def _no_stream(body: Fields) -> None:
+    if body.data.get("stream") is not None and expect(body.data["stream"], bool, "stream"):
+        raise ApiError(
+            400,
+            "Streaming runs ('stream': true) are not supported by this engine yet; create the "
+            "run without 'stream' and poll it.",
+            param="stream",
+            code="unsupported_value",
+        )
+
+
+def _max_tokens(body: Fields, name: str) -> int | None:
+    value = body.data.get(name)
+    if value is None:
+        return None
+    expect(value, int, name)
+    if value < 256:
+        raise ApiError(
+            400,
+            f"Invalid '{name}': integer must be at least 256, but got {value} instead.",
+            param=name,
+            code="invalid_value",
+        )
+    return int(value)
+
+
+def _truncation(body: Fields) -> JSON:
+    strategy = body.object("truncation_strategy")
+    if strategy is None:
+        return {"type": "auto", "last_messages": None}
+    strategy.only(("type", "last_messages"))
+    kind = strategy.required_string("type", choices=("auto", "last_messages"))
+    last = strategy.data.get("last_messages")
+    if last is not None:
+        expect(last, int, strategy.param("last_messages"))
+        if last < 1:
+            raise ApiError(
+                400,
+                f"Invalid '{strategy.param('last_messages')}': integer must be at least 1, "
+                f"but got {last} instead.",
+                param=strategy.param("last_messages"),
+                code="invalid_value",
+            )
+    return {"type": kind, "last_messages": last}
+
+
+def _tool_choice(body: Fields) -> str | JSON:
+    value = body.data.get("tool_choice")
+    if value is None:
+        return "auto"
+    if isinstance(value, str):
+        if value not in ("none", "auto", "required"):
+            raise invalid_value("tool_choice", value, ("none", "auto", "required"))
+        return value
+    choice = Fields.of(value, "tool_choice")
+    kind = choice.required_string("type", choices=("function", "code_interpreter", "file_search"))
+    if kind != "function":
+        choice.only(("type",))
+        return {"type": kind}
+    choice.only(("type", "function"))
+    function = choice.object("function")
+    if function is None:
+        raise ApiError(
+            400,
+            "Missing required parameter: 'tool_choice.function'.",
+            param="tool_choice.function",
+            code="missing_required_parameter",
+        )
+    function.only(("name",))
+    return {"type": "function", "function": {"name": function.required_string("name")}}
+
+
+async def _new_run(body: Fields, thread_id: str) -> tuple[JSON, JSON]:
+    """The run object (queued) and its worker state, from the body and the assistant."""
+    assistant_id = body.required_string("assistant_id")
+    model = body.string("model")
+    instructions = body.string("instructions", max_length=256_000)
+    run_tools = tools(body)
+    metadata = body.metadata()
+    temperature = body.number("temperature", minimum=0, maximum=2)
+    top_p = body.number("top_p", minimum=0, maximum=1)
+    max_prompt = _max_tokens(body, "max_prompt_tokens")
+    max_completion = _max_tokens(body, "max_completion_tokens")
+    truncation = _truncation(body)
+    choice = _tool_choice(body)
+    parallel = body.data.get("parallel_tool_calls")
+    if parallel is not None:
+        expect(parallel, bool, "parallel_tool_calls")
+    fmt = response_format(body)
+    additional = body.string("additional_instructions")
+    assistant = await store().get_assistant(assistant_id)
+    if assistant is None:
+        raise not_found("assistant", assistant_id)
+    created = now()
+    run = {
+        "id": new_id(RUN),
+        "object": "thread.run",
+        "created_at": created,
+        "thread_id": thread_id,
+        "assistant_id": assistant_id,
+        "status": "queued",
+        "required_action": None,
+        "last_error": None,
+        "expires_at": created + RUN_LIFETIME_SECONDS,
+        "started_at": None,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": None,
+        "incomplete_details": None,
+        "model": model or assistant["model"],
+        "instructions": instructions
+        if instructions is not None
+        else assistant["instructions"] or "",
+        "tools": run_tools if run_tools is not None else assistant["tools"],
+        "metadata": metadata or {},
+        "usage": None,
+        "temperature": temperature if temperature is not None else assistant.get("temperature"),
+        "top_p": top_p if top_p is not None else assistant.get("top_p"),
+        "max_prompt_tokens": max_prompt,
+        "max_completion_tokens": max_completion,
+        "truncation_strategy": truncation,
+        "tool_choice": choice,
+        "parallel_tool_calls": True if parallel is None else parallel,
+        "response_format": fmt if fmt is not None else assistant.get("response_format", "auto"),
+    }
+    state = {"additional_instructions": additional, "turns": [], "usage": None}
+    return run, state
+
+
+async def _start(run: JSON, state: JSON, messages: list[JSON]) -> JSON:
+    active = await store().create_run(run, state, messages)
+    if active is not None:
+        raise ApiError(400, f"Thread {run['thread_id']} already has an active run {active}.")
+    await queue().push(run["thread_id"], run["id"])
+    return run
+
+
+async def _thread_exists(thread_id: str) -> None:
+    if await store().get_thread(thread_id) is None:
+        raise not_found("thread", thread_id)
+
+
+async def _run(thread_id: str, run_id: str) -> JSON:
+    await _thread_exists(thread_id)
+    run = await store().get_run(thread_id, run_id)
+    if run is None:
+        raise not_found("run", run_id)
+    if lifecycle.is_past_expiry(run):
+        # A run waiting for tool outputs (or never picked up) past its expires_at ends here;
+        # one in progress is ended by its worker.
+        expired = await store().update_run(thread_id, run_id, lifecycle.expire_waiting)
+        run = expired or await store().get_run(thread_id, run_id) or run
+    return run
+
+
+@bp.post("/<thread_id>/runs")
+async def create(thread_id: str) -> JSON:
+    body = await json_body(_CREATE_FIELDS)
+    _no_stream(body)
+    body.string("reasoning_effort", choices=("low", "medium", "high"))
+    additional = [
+        new_message(item.only(MESSAGE_FIELDS), thread_id)
+        for item in body.items("additional_messages", max_items=32) or []
+    ]
+    await _thread_exists(thread_id)
+    run, state = await _new_run(body, thread_id)
+    return await _start(run, state, additional)
+
+
+@bp.post("/runs")
+async def create_thread_and_run() -> JSON:
+    body = await json_body(_THREAD_AND_RUN_FIELDS)
+    _no_stream(body)
+    thread_body = body.object("thread") or Fields({}, "thread")
+    thread_body.only(("messages", "tool_resources", "metadata"))
+    thread = {
+        "id": new_id(THREAD),
+        "object": "thread",
+        "created_at": now(),
+        "tool_resources": tool_resources(thread_body) or tool_resources(body) or {},
+        "metadata": thread_body.metadata() or {},
+    }
+    messages = [
+        new_message(item.only(MESSAGE_FIELDS), thread["id"])
+        for item in thread_body.items("messages", max_items=32) or []
+    ]
+    run, state = await _new_run(body, thread["id"])
+    await store().create_thread(thread, messages)
+    return await _start(run, state, [])
+
+
+@bp.get("/<thread_id>/runs")
+async def list_runs(thread_id: str) -> JSON:
+    page = parse_page(request.args)
+    await _thread_exists(thread_id)
+    data, has_more = await store().list_runs(thread_id, page)
+    return list_body(data, has_more)
+
+
+@bp.get("/<thread_id>/runs/<run_id>")
+async def retrieve(thread_id: str, run_id: str) -> JSON:
+    return await _run(thread_id, run_id)
+
+
+@bp.post("/<thread_id>/runs/<run_id>")
+async def modify(thread_id: str, run_id: str) -> JSON:
+    body = await json_body(("metadata",))
+    metadata = body.metadata()
+    run = await _run(thread_id, run_id)
+    if not body.has("metadata"):
+        return run
+
+    def set_metadata(current: JSON) -> JSON:
+        current["metadata"] = metadata or {}
+        return current
+
+    return await store().update_run(thread_id, run_id, set_metadata) or run
+
+
+@bp.post("/<thread_id>/runs/<run_id>/cancel")
+async def cancel(thread_id: str, run_id: str) -> JSON:
+    await json_body(())
+    run = await _run(thread_id, run_id)
+    if run["status"] in lifecycle.TERMINAL or run["status"] == "cancelling":
+        raise ApiError(400, f"Cannot cancel run with status '{run['status']}'.")
+    cancelled = await store().update_run(thread_id, run_id, lifecycle.cancel)
+    if cancelled is None:
+        # It ended between the read and the write.
+        latest = await _run(thread_id, run_id)
+        raise ApiError(400, f"Cannot cancel run with status '{latest['status']}'.")
+    return cancelled
+
+
+@bp.post("/<thread_id>/runs/<run_id>/submit_tool_outputs")
+async def submit_tool_outputs(thread_id: str, run_id: str) -> JSON:
+    body = await json_body(("tool_outputs", "stream"))
+    _no_stream(body)
+    outputs: list[dict[str, str]] = []
+    for item in body.items("tool_outputs", required=True) or []:
+        item.only(("tool_call_id", "output"))
+        outputs.append(
+            {"tool_call_id": item.required_string("tool_call_id"), "output": item.string("output")}
+        )
+    run = await _run(thread_id, run_id)
+    if run["status"] != "requires_action":
+        raise ApiError(400, f'Runs in status "{run["status"]}" do not accept tool outputs.')
+    expected = [call["id"] for call in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
+    given = [output["tool_call_id"] for output in outputs]
+    if sorted(expected) != sorted(given):
+        raise ApiError(
+            400,
+            f"Expected tool outputs for call_ids {expected}, got {given}.",
+            param="tool_outputs",
+        )
+    state = await store().get_run_state(thread_id, run_id)
+    turn = state["turns"][-1]
+    turn["outputs"] = [{**o, "output": o["output"] or ""} for o in outputs]
+    step = await store().get_step(thread_id, turn["step_id"])
+    changed = [lifecycle.complete_tool_step(step, turn)] if step is not None else []
+    resumed = await store().update_run(
+        thread_id, run_id, lifecycle.resume, state=state, changed_steps=changed
+    )
+    if resumed is None:
+        latest = await _run(thread_id, run_id)
+        raise ApiError(400, f'Runs in status "{latest["status"]}" do not accept tool outputs.')
+    await queue().push(thread_id, run_id)
+    return resumed
+
+
+@bp.get("/<thread_id>/runs/<run_id>/steps")
+async def list_steps(thread_id: str, run_id: str) -> JSON:
+    page = parse_page(request.args)
+    await _run(thread_id, run_id)
+    data, has_more = await store().list_steps(thread_id, run_id, page)
+    return list_body(data, has_more)
+
+
+@bp.get("/<thread_id>/runs/<run_id>/steps/<step_id>")
+async def retrieve_step(thread_id: str, run_id: str, step_id: str) -> JSON:
+    await _run(thread_id, run_id)
+    step = await store().get_step(thread_id, step_id)
+    if step is None or step["run_id"] != run_id:
+        raise not_found("run step", step_id)
+    return step

@@ -1,0 +1,1 @@
+"""Runs: their objects, the queue in Redis and the workers that execute them."""

@@ -1,0 +1,276 @@
+"""The workers of one engine process: each claims a run from the queue, keeps its lease alive
+while it works, and takes the run one model turn further: to `completed` (with the assistant's
+message and a message_creation step), `requires_action` (with a tool_calls step), or
+`failed` / `incomplete` / `expired` / `cancelled`.
+
+A run found `in_progress` when claimed is one whose worker died: it is worked on again from
+its last stored state (nothing of an unfinished turn was stored), until MAX_CLAIMS claims.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from ..ids import MESSAGE, new_id, now
+from ..models.chat import ChatClient
+from ..models.prompt import (
+    FunctionTool,
+    Message,
+    NamedFunction,
+    PromptInput,
+    PromptTooLongError,
+    ToolChoice,
+    ToolOutput,
+    ToolTurn,
+    Truncation,
+    build_request,
+)
+from ..models.routing import NoRouteError
+from ..models.types import Finished, ModelError, TextDelta, ToolCall
+from ..store import JSON, Store
+from . import lifecycle
+from .queue import MAX_CLAIMS, Claim, RunQueue
+
+log = logging.getLogger("engine.runs")
+
+# How long an idle worker waits before asking the queue again.
+_IDLE_POLL_SECONDS = 0.1
+
+
+class RunWorkers:
+    def __init__(self, store: Store, queue: RunQueue, chat: ChatClient, count: int) -> None:
+        self._store = store
+        self._queue = queue
+        self._chat = chat
+        self._count = count
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._loop()) for _ in range(self._count)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._queue.requeue_expired()
+                claim = await self._queue.claim()
+                if claim is None:
+                    await asyncio.sleep(_IDLE_POLL_SECONDS)
+                    continue
+                await self._work(claim)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis gone for a moment, say: the lease runs out and the run comes back.
+                log.exception("run worker error; carrying on")
+                await asyncio.sleep(1)
+
+    async def _work(self, claim: Claim) -> None:
+        thread_id, run_id = claim.thread_id, claim.run_id
+        run = await self._store.get_run(thread_id, run_id)
+        if run is None or run["status"] not in ("queued", "in_progress", "cancelling"):
+            await self._queue.release(claim)
+            return
+        if claim.given_up:
+            message = (
+                f"The run's worker stopped {MAX_CLAIMS} times before finishing it; it was given up."
+            )
+            await self._store.update_run(
+                thread_id, run_id, lifecycle.fail_any("server_error", message)
+            )
+        elif run["status"] == "cancelling":
+            await self._store.update_run(thread_id, run_id, lifecycle.finish_cancel)
+        elif run["expires_at"] is not None and now() >= run["expires_at"]:
+            await self._store.update_run(thread_id, run_id, lifecycle.expire_in_progress)
+        else:
+            if claim.claims > 1:
+                log.warning("run %s: picked up again after its worker stopped", run_id)
+            await self._supervised(claim)
+        await self._queue.release(claim)
+
+    async def _supervised(self, claim: Claim) -> None:
+        """The model turn, with the lease renewed beside it; a cancel or a lost lease stops
+        the turn, and the run's expiry ends it."""
+        turn = asyncio.create_task(self._turn(claim.thread_id, claim.run_id))
+        interval = min(self._queue.lease_seconds / 3, 1.0)
+        while not turn.done():
+            await asyncio.wait([turn], timeout=interval)
+            if turn.done():
+                break
+            if not await self._queue.renew(claim):
+                log.warning("run %s: lease lost; another worker takes it over", claim.run_id)
+                turn.cancel()
+                break
+            run = await self._store.get_run(claim.thread_id, claim.run_id)
+            if run is None:
+                turn.cancel()
+            elif run["status"] == "cancelling":
+                turn.cancel()
+                await self._store.update_run(claim.thread_id, claim.run_id, lifecycle.finish_cancel)
+            elif run["expires_at"] is not None and now() >= run["expires_at"]:
+                turn.cancel()
+                await self._store.update_run(
+                    claim.thread_id, claim.run_id, lifecycle.expire_in_progress
+                )
+        with contextlib.suppress(asyncio.CancelledError):
+            await turn
+
+    async def _turn(self, thread_id: str, run_id: str) -> None:
+        run = await self._store.update_run(thread_id, run_id, lifecycle.start)
+        if run is None:
+            return
+        state = await self._store.get_run_state(thread_id, run_id)
+        try:
+            request = build_request(await self._prompt(run, state))
+        except PromptTooLongError as error:
+            await self._end(run, lifecycle.incomplete(error.incomplete_reason, state["usage"]))
+            return
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        finished: Finished | None = None
+        try:
+            async for event in self._chat.complete(request):
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                elif isinstance(event, ToolCall):
+                    calls.append(event)
+                else:
+                    finished = event
+        except ModelError as error:
+            await self._end(run, lifecycle.fail(error.code, error.message, state["usage"]))
+            return
+        except NoRouteError as error:
+            await self._end(run, lifecycle.fail("invalid_prompt", str(error), state["usage"]))
+            return
+        assert finished is not None  # complete() always ends with Finished
+        usage = lifecycle.add_usage(state["usage"], finished.usage)
+        if calls:
+            step = lifecycle.tool_calls_step(run, calls, finished.provider)
+            state["usage"] = usage
+            state["turns"].append(
+                {
+                    "calls": [
+                        {"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls
+                    ],
+                    "text": "".join(text),
+                    "outputs": [],
+                    "step_id": step["id"],
+                    "usage": lifecycle.usage_json(finished.usage) if finished.usage else None,
+                }
+            )
+            await self._end(run, lifecycle.require_action(calls), state=state, new_steps=[step])
+            return
+        cut = finished.finish_reason == "length"
+        message = self._message(run, "".join(text), incomplete=cut)
+        step = lifecycle.message_creation_step(
+            run, message["id"], finished.usage, finished.provider, "completed"
+        )
+        change = lifecycle.incomplete("max_completion_tokens", usage) if cut else None
+        await self._end(
+            run,
+            change or lifecycle.complete(usage),
+            messages=[message],
+            new_steps=[step],
+        )
+
+    async def _end(
+        self,
+        run: JSON,
+        change: lifecycle.Change,
+        *,
+        state: JSON | None = None,
+        messages: Sequence[JSON] = (),
+        new_steps: Sequence[JSON] = (),
+    ) -> None:
+        """Applies the turn's outcome; a run cancelled meanwhile is cancelled instead, and
+        the turn's writes are dropped."""
+        done = await self._store.update_run(
+            run["thread_id"],
+            run["id"],
+            change,
+            state=state,
+            messages=messages,
+            new_steps=new_steps,
+        )
+        if done is None:
+            await self._store.update_run(run["thread_id"], run["id"], lifecycle.finish_cancel)
+
+    async def _prompt(self, run: JSON, state: JSON) -> PromptInput:
+        messages = await self._store.thread_messages(run["thread_id"])
+        truncation = run["truncation_strategy"]
+        return PromptInput(
+            model=run["model"],
+            instructions=run["instructions"],
+            additional_instructions=state.get("additional_instructions"),
+            messages=[
+                Message(m["role"], _text(m)) for m in messages if m["role"] in ("user", "assistant")
+            ],
+            tool_turns=[_tool_turn(turn) for turn in state["turns"]],
+            tools=[
+                FunctionTool(
+                    name=tool["function"]["name"],
+                    description=tool["function"].get("description"),
+                    parameters=tool["function"].get("parameters"),
+                    strict=tool["function"].get("strict"),
+                )
+                for tool in run["tools"]
+                if tool["type"] == "function"
+            ],
+            tool_choice=_tool_choice(run["tool_choice"]),
+            parallel_tool_calls=run["parallel_tool_calls"],
+            temperature=run["temperature"],
+            top_p=run["top_p"],
+            response_format=run["response_format"],
+            max_prompt_tokens=run["max_prompt_tokens"],
+            max_completion_tokens=run["max_completion_tokens"],
+            truncation=Truncation(truncation["type"], truncation.get("last_messages")),
+        )
+
+    def _message(self, run: JSON, text: str, *, incomplete: bool) -> JSON:
+        created = now()
+        return {
+            "id": new_id(MESSAGE),
+            "object": "thread.message",
+            "created_at": created,
+            "thread_id": run["thread_id"],
+            "status": "incomplete" if incomplete else "completed",
+            "incomplete_details": {"reason": "max_tokens"} if incomplete else None,
+            "completed_at": None if incomplete else created,
+            "incomplete_at": created if incomplete else None,
+            "role": "assistant",
+            "content": [{"type": "text", "text": {"value": text, "annotations": []}}],
+            "assistant_id": run["assistant_id"],
+            "run_id": run["id"],
+            "attachments": [],
+            "metadata": {},
+        }
+
+
+def _text(message: JSON) -> str:
+    return "\n".join(
+        part["text"]["value"] for part in message["content"] if part.get("type") == "text"
+    )
+
+
+def _tool_turn(turn: JSON) -> ToolTurn:
+    return ToolTurn(
+        calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in turn["calls"]),
+        outputs=tuple(ToolOutput(o["tool_call_id"], o["output"]) for o in turn["outputs"]),
+        text=turn["text"],
+    )
+
+
+def _tool_choice(choice: str | JSON) -> ToolChoice | None:
+    if isinstance(choice, str):
+        return choice  # type: ignore[return-value]
+    if choice.get("type") == "function":
+        return NamedFunction(choice["function"]["name"])
+    # file_search and code_interpreter are not run by this engine yet: the model chooses.
+    return "auto"

@@ -1,0 +1,412 @@
+"""The engine's runs and run steps, through the official OpenAI SDK pointed at the engine (and
+once through the gateway): the offline model answering a tutor's thread, function tools
+through requires_action, one active run per thread, cancel, a failing provider, and a run
+whose engine was killed mid-run ended by another engine."""
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import ControlPlane, DataPlane, Engine, IssueKey
+from tests.fake_chat.server import FakeChat, Reply, refused_url
+from tests.openapi_schemas import validate
+from tools import stack
+
+POLL_MS = 50
+WEATHER_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather forecast for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.fixture
+def client(engine: Engine) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=engine.url + "/v1", api_key=engine.api_key, max_retries=0) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def http(engine: Engine) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {engine.api_key}"}
+    with httpx.Client(base_url=engine.url, headers=headers, timeout=30) as plain:
+        yield plain
+
+
+def checked(schema: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate(schema, body)
+    return body
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}
+    return body["error"]
+
+
+def test_tutor_answers_through_create_and_poll(client: openai.OpenAI, http: httpx.Client) -> None:
+    tutor = client.beta.assistants.create(
+        model="gpt-4o", name="Tutor", instructions="You are a patient math tutor."
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "What is the derivative of x squared?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=tutor.id, poll_interval_ms=POLL_MS
+    )
+    assert run.status == "completed", run.last_error
+    assert run.model == "gpt-4o" and run.instructions == "You are a patient math tutor."
+    assert run.usage is not None and run.usage.prompt_tokens > 0
+    assert run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
+    assert run.started_at and run.completed_at and run.last_error is None
+
+    body = checked("RunObject", http.get(f"/v1/threads/{thread.id}/runs/{run.id}").json())
+    assert body["truncation_strategy"] == {"type": "auto", "last_messages": None}
+    assert body["tool_choice"] == "auto" and body["parallel_tool_calls"] is True
+
+    messages = client.beta.threads.messages.list(thread.id, order="asc").data
+    assert [m.role for m in messages] == ["user", "assistant"]
+    reply = messages[1]
+    assert reply.content[0].text.value == 'You asked: "What is the derivative of x squared?".'  # type: ignore[union-attr]
+    assert (reply.run_id, reply.assistant_id) == (run.id, tutor.id)
+    by_run = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    assert [m.id for m in by_run] == [reply.id]
+
+    steps_path = f"/v1/threads/{thread.id}/runs/{run.id}/steps"
+    steps = checked("ListRunStepsResponse", http.get(steps_path).json())
+    (step,) = steps["data"]
+    assert step["type"] == "message_creation" and step["status"] == "completed"
+    assert step["step_details"]["message_creation"]["message_id"] == reply.id
+    assert step["metadata"]["provider"] == "offline"
+    assert step["usage"]["total_tokens"] == run.usage.total_tokens
+    one = http.get(f"/v1/threads/{thread.id}/runs/{run.id}/steps/{step['id']}").json()
+    assert checked("RunStepObject", one) == step
+
+    runs = checked("ListRunsResponse", http.get(f"/v1/threads/{thread.id}/runs").json())
+    assert [r["id"] for r in runs["data"]] == [run.id]
+
+
+def test_create_thread_and_run_with_run_options(client: openai.OpenAI, http: httpx.Client) -> None:
+    tutor = client.beta.assistants.create(model="gpt-4o", instructions="Tutor.")
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=tutor.id,
+        thread={"messages": [{"role": "user", "content": "Why is the sky blue?"}]},
+        instructions="Answer briefly.",
+        metadata={"lesson": "physics"},
+        truncation_strategy={"type": "last_messages", "last_messages": 1},
+        poll_interval_ms=POLL_MS,
+    )
+    assert run.status == "completed"
+    assert run.instructions == "Answer briefly." and run.metadata == {"lesson": "physics"}
+    (reply,) = client.beta.threads.messages.list(run.thread_id, run_id=run.id).data
+    assert "Why is the sky blue?" in reply.content[0].text.value  # type: ignore[union-attr]
+
+    modified = http.post(
+        f"/v1/threads/{run.thread_id}/runs/{run.id}", json={"metadata": {"graded": "yes"}}
+    ).json()
+    assert checked("RunObject", modified)["metadata"] == {"graded": "yes"}
+
+
+def test_function_tool_through_requires_action(client: openai.OpenAI, http: httpx.Client) -> None:
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "What is the weather forecast in Paris?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
+    )
+    assert run.status == "requires_action"
+    checked("RunObject", http.get(f"/v1/threads/{thread.id}/runs/{run.id}").json())
+    assert run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    assert call.function.name == "get_weather" and "Paris" in call.function.arguments
+    (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert step.type == "tool_calls" and step.status == "in_progress"
+
+    # Outputs must answer exactly the calls asked for.
+    wrong = http.post(
+        f"/v1/threads/{thread.id}/runs/{run.id}/submit_tool_outputs",
+        json={"tool_outputs": [{"tool_call_id": "call_other", "output": "x"}]},
+    )
+    assert wrong.status_code == 400 and error_of(wrong)["param"] == "tool_outputs"
+
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "sunny, 24 C"}],
+        poll_interval_ms=POLL_MS,
+    )
+    assert done.status == "completed" and done.required_action is None
+    (reply,) = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    assert "get_weather returned sunny, 24 C" in reply.content[0].text.value  # type: ignore[union-attr]
+    steps = checked(
+        "ListRunStepsResponse",
+        http.get(f"/v1/threads/{thread.id}/runs/{run.id}/steps", params={"order": "asc"}).json(),
+    )["data"]
+    assert [s["type"] for s in steps] == ["tool_calls", "message_creation"]
+    assert steps[0]["status"] == "completed"
+    assert steps[0]["step_details"]["tool_calls"][0]["function"]["output"] == "sunny, 24 C"
+
+    again = http.post(
+        f"/v1/threads/{thread.id}/runs/{run.id}/submit_tool_outputs",
+        json={"tool_outputs": [{"tool_call_id": call.id, "output": "x"}]},
+    )
+    assert again.status_code == 400
+    assert error_of(again)["message"] == 'Runs in status "completed" do not accept tool outputs.'
+
+
+def test_one_active_run_per_thread_and_cancel(client: openai.OpenAI, http: httpx.Client) -> None:
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Weather forecast for Oslo please"}]
+    )
+    waiting = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
+    )
+    assert waiting.status == "requires_action"
+
+    second = http.post(f"/v1/threads/{thread.id}/runs", json={"assistant_id": assistant.id})
+    assert second.status_code == 400
+    assert error_of(second)["message"] == (
+        f"Thread {thread.id} already has an active run {waiting.id}."
+    )
+
+    cancelled = client.beta.threads.runs.cancel(waiting.id, thread_id=thread.id)
+    assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None
+    assert cancelled.required_action is None
+    again = http.post(f"/v1/threads/{thread.id}/runs/{waiting.id}/cancel")
+    assert again.status_code == 400
+    assert error_of(again)["message"] == "Cannot cancel run with status 'cancelled'."
+
+    # The thread takes a new run once the first has ended.
+    plain = client.beta.assistants.create(model="gpt-4o")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=plain.id, poll_interval_ms=POLL_MS
+    )
+    assert run.status == "completed"
+
+
+def test_invalid_run_requests(client: openai.OpenAI, http: httpx.Client) -> None:
+    tutor = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create()
+    runs = f"/v1/threads/{thread.id}/runs"
+    cases: list[tuple[str, dict[str, Any], int, str | None]] = [
+        (runs, {}, 400, "assistant_id"),
+        (runs, {"assistant_id": tutor.id, "stream": True}, 400, "stream"),
+        (
+            f"/v1/threads/{thread.id}/runs",
+            {"assistant_id": tutor.id, "max_prompt_tokens": 10},
+            400,
+            "max_prompt_tokens",
+        ),
+        (
+            f"/v1/threads/{thread.id}/runs",
+            {"assistant_id": tutor.id, "tool_choice": "sometimes"},
+            400,
+            "tool_choice",
+        ),
+        (f"/v1/threads/{thread.id}/runs", {"assistant_id": "asst_missing"}, 404, None),
+        ("/v1/threads/thread_missing/runs", {"assistant_id": tutor.id}, 404, None),
+        ("/v1/threads/runs", {"assistant_id": tutor.id, "stream": True}, 400, "stream"),
+    ]
+    for path, body, status, param in cases:
+        response = http.post(path, json=body)
+        assert response.status_code == status, (path, body, response.text)
+        assert error_of(response)["param"] == param
+    assert (
+        "not supported"
+        in error_of(
+            http.post(
+                f"/v1/threads/{thread.id}/runs", json={"assistant_id": tutor.id, "stream": True}
+            )
+        )["message"]
+    )
+    missing = http.get(f"/v1/threads/{thread.id}/runs/run_missing")
+    assert missing.status_code == 404
+    assert error_of(missing)["message"] == "No run found with id 'run_missing'."
+    # Nothing was queued by the refused requests.
+    assert http.get(f"/v1/threads/{thread.id}/runs").json()["data"] == []
+
+
+def test_gateway_runs_an_assistant_on_the_engine(
+    engine: Engine,
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+    issue_key: IssueKey,
+) -> None:
+    controlplane = start_controlplane(
+        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
+    )
+    dataplane = start_dataplane(controlplane.addr)
+    _, issued = issue_key()
+    with openai.OpenAI(base_url=dataplane.url, api_key=issued.secret, max_retries=0) as sdk:
+        tutor = sdk.beta.assistants.create(model="gpt-4o", instructions="You are a tutor.")
+        thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "What is 7 x 6?"}])
+        run = sdk.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=tutor.id, poll_interval_ms=POLL_MS
+        )
+        assert run.status == "completed"
+        (reply,) = sdk.beta.threads.messages.list(thread.id, run_id=run.id).data
+        assert reply.content[0].text.value == 'You asked: "What is 7 x 6?".'  # type: ignore[union-attr]
+        assert len(sdk.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data) == 1
+
+
+# Private engines, each on its own Redis database so that only they work on their runs.
+
+
+def _private_settings(
+    redis_url: str, database: int, workdir: Path, models: Path | None, lease: float = 15
+) -> dict[str, str]:
+    settings = {
+        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{stack.free_port()}",
+        "PRISM_ENGINE_API_KEY": "sk-engine-" + secrets.token_urlsafe(16),
+        "PRISM_ENGINE_REDIS_URL": redis_url.rpartition("/")[0] + f"/{database}",
+        "PRISM_ENGINE_DATA_DIR": str(workdir / f"engine-data-{database}"),
+        "PRISM_ENGINE_RUN_LEASE_SECONDS": str(lease),
+    }
+    if models is not None:
+        settings["PRISM_ENGINE_MODELS"] = str(models)
+    return settings
+
+
+def _async_client(settings: dict[str, str]) -> openai.AsyncOpenAI:
+    url = "http://" + settings["PRISM_ENGINE_LISTEN"] + "/v1"
+    return openai.AsyncOpenAI(base_url=url, api_key=settings["PRISM_ENGINE_API_KEY"], max_retries=0)
+
+
+def test_a_failing_provider_fails_the_run_with_last_error(
+    redis_url: str, tmp_path: Path, logs: Path
+) -> None:
+    models = tmp_path / "models.toml"
+    models.write_text(f'[models."gpt-4o"]\nbase_url = "{refused_url()}"\n')
+    settings = _private_settings(redis_url, 5, tmp_path, models)
+    process = stack.start_engine(settings, logs, name="engine-failing")
+    try:
+        url = "http://" + settings["PRISM_ENGINE_LISTEN"] + "/v1"
+        with openai.OpenAI(
+            base_url=url, api_key=settings["PRISM_ENGINE_API_KEY"], max_retries=0
+        ) as sdk:
+            tutor = sdk.beta.assistants.create(model="gpt-4o")
+            run = sdk.beta.threads.create_and_run_poll(
+                assistant_id=tutor.id,
+                thread={"messages": [{"role": "user", "content": "Hello?"}]},
+                poll_interval_ms=POLL_MS,
+            )
+            assert run.status == "failed" and run.failed_at is not None
+            assert run.last_error is not None and run.last_error.code == "server_error"
+            assert "connection error" in run.last_error.message
+            assert sdk.beta.threads.messages.list(run.thread_id, run_id=run.id).data == []
+            # The thread is free again.
+            other = sdk.beta.assistants.create(model="gpt-4o-unrouted")
+            second = sdk.beta.threads.runs.create_and_poll(
+                thread_id=run.thread_id, assistant_id=other.id, poll_interval_ms=POLL_MS
+            )
+            assert second.status == "failed"
+            assert second.last_error is not None and "gpt-4o-unrouted" in second.last_error.message
+    finally:
+        process.stop()
+
+
+async def _wait_for(
+    sdk: openai.AsyncOpenAI, thread_id: str, run_id: str, statuses: set[str], timeout: float
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = await sdk.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
+        if run.status in statuses or time.monotonic() > deadline:
+            return run
+        await asyncio.sleep(0.05)
+
+
+def test_cancel_stops_a_run_in_progress(redis_url: str, tmp_path: Path, logs: Path) -> None:
+    async def main() -> None:
+        fake = FakeChat()
+        url = await fake.start()
+        models = tmp_path / "models.toml"
+        models.write_text(f'[models."slow"]\nbase_url = "{url}"\n')
+        settings = _private_settings(redis_url, 6, tmp_path, models)
+        process = await asyncio.to_thread(stack.start_engine, settings, logs, "engine-cancel")
+        try:
+            fake.script.append(Reply(text=["never", " seen"] * 20, delay=0.5))
+            async with _async_client(settings) as sdk:
+                slow = await sdk.beta.assistants.create(model="slow")
+                run = await sdk.beta.threads.create_and_run(
+                    assistant_id=slow.id,
+                    thread={"messages": [{"role": "user", "content": "Take your time."}]},
+                )
+                started = await _wait_for(sdk, run.thread_id, run.id, {"in_progress"}, 10)
+                assert started.status == "in_progress"
+                cancelling = await sdk.beta.threads.runs.cancel(run.id, thread_id=run.thread_id)
+                assert cancelling.status == "cancelling"
+                ended = await _wait_for(sdk, run.thread_id, run.id, {"cancelled"}, 10)
+                assert ended.status == "cancelled" and ended.cancelled_at is not None
+                messages = await sdk.beta.threads.messages.list(run.thread_id, run_id=run.id)
+                assert messages.data == []
+        finally:
+            await asyncio.to_thread(process.stop)
+            await fake.close()
+
+    asyncio.run(main())
+
+
+def test_a_run_whose_engine_was_killed_is_finished_by_another(
+    redis_url: str, tmp_path: Path, logs: Path
+) -> None:
+    async def main() -> None:
+        fake = FakeChat()
+        url = await fake.start()
+        models = tmp_path / "models.toml"
+        models.write_text(f'[models."slow"]\nbase_url = "{url}"\n')
+        first = _private_settings(redis_url, 7, tmp_path, models, lease=1)
+        process = await asyncio.to_thread(stack.start_engine, first, logs, "engine-killed")
+        try:
+            # The first engine's answer never ends; the second engine's comes at once.
+            fake.script.append(Reply(text=["slow"] * 100, delay=0.5))
+            fake.script.append(Reply(text=["Recovered", " answer"]))
+            async with _async_client(first) as sdk:
+                slow = await sdk.beta.assistants.create(model="slow")
+                run = await sdk.beta.threads.create_and_run(
+                    assistant_id=slow.id,
+                    thread={"messages": [{"role": "user", "content": "Are you there?"}]},
+                )
+                started = await _wait_for(sdk, run.thread_id, run.id, {"in_progress"}, 10)
+                assert started.status == "in_progress"
+            os.kill(process.pid, signal.SIGKILL)
+            await asyncio.to_thread(process.popen.wait)
+
+            second = {**first, "PRISM_ENGINE_LISTEN": f"127.0.0.1:{stack.free_port()}"}
+            survivor = await asyncio.to_thread(stack.start_engine, second, logs, "engine-survivor")
+            try:
+                async with _async_client(second) as sdk:
+                    ended = await _wait_for(sdk, run.thread_id, run.id, {"completed"}, 15)
+                    assert ended.status == "completed", ended
+                    (reply,) = (
+                        await sdk.beta.threads.messages.list(run.thread_id, run_id=run.id)
+                    ).data
+                    assert reply.content[0].text.value == "Recovered answer"  # type: ignore[union-attr]
+                # Both engines asked the model: the second took the run over.
+                assert len(fake.received) == 2
+                assert f"run {run.id}: picked up again" in survivor.log()
+            finally:
+                await asyncio.to_thread(survivor.stop)
+        finally:
+            await asyncio.to_thread(process.stop)
+            await fake.close()
+
+    asyncio.run(main())
