@@ -72,16 +72,28 @@ class Store:
         return await self._get(keys.engine_thread(thread_id), "thread")
 
     async def delete_thread(self, thread_id: str) -> bool:
-        """The thread, its messages and their indexes."""
+        """The thread, its messages, its runs and their steps, and their indexes. A queued
+        run's worker then finds no run and drops it."""
         index = keys.engine_thread_messages(thread_id)
         message_ids = await self._redis.zrange(index, 0, -1)
         message_keys = [keys.engine_message(thread_id, i) for i in message_ids]
-        run_ids = {m["run_id"] for m in await self._many(message_keys) if m.get("run_id")}
+        runs = keys.engine_thread_runs(thread_id)
+        run_ids = set(await self._redis.zrange(runs, 0, -1))
+        run_ids |= {m["run_id"] for m in await self._many(message_keys) if m.get("run_id")}
+        run_keys = []
+        for run_id in run_ids:
+            steps = keys.engine_run_steps(thread_id, run_id)
+            step_ids = await self._redis.zrange(steps, 0, -1)
+            run_keys += [
+                keys.engine_run(thread_id, run_id),
+                keys.engine_run_state(thread_id, run_id),
+                keys.engine_run_messages(thread_id, run_id),
+                steps,
+                *(keys.engine_step(thread_id, step_id) for step_id in step_ids),
+            ]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.engine_thread(thread_id))
-            pipe.delete(
-                index, *message_keys, *(keys.engine_run_messages(thread_id, r) for r in run_ids)
-            )
+            pipe.delete(index, *message_keys, runs, keys.engine_active_run(thread_id), *run_keys)
             deleted, _ = await pipe.execute()
         return bool(deleted)
 
@@ -154,6 +166,10 @@ class Store:
                     return None
                 except WatchError:
                     continue
+
+    async def active_run(self, thread_id: str) -> str | None:
+        """The id of the thread's run that has not ended, if any."""
+        return await self._redis.get(keys.engine_active_run(thread_id))
 
     async def get_run(self, thread_id: str, run_id: str) -> JSON | None:
         return await self._get(keys.engine_run(thread_id, run_id), "run")

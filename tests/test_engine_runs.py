@@ -15,8 +15,16 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from redis.asyncio import Redis
 
-from tests.conftest import ControlPlane, DataPlane, Engine, IssueKey
+from tests.conftest import (
+    ControlPlane,
+    DataPlane,
+    Engine,
+    IssueKey,
+    assert_one_clear_line,
+    start_and_fail,
+)
 from tests.fake_chat.server import FakeChat, Reply, refused_url
 from tests.openapi_schemas import validate
 from tools import stack
@@ -187,6 +195,14 @@ def test_one_active_run_per_thread_and_cancel(client: openai.OpenAI, http: httpx
         f"Thread {thread.id} already has an active run {waiting.id}."
     )
 
+    blocked = http.post(
+        f"/v1/threads/{thread.id}/messages", json={"role": "user", "content": "And Bergen?"}
+    )
+    assert blocked.status_code == 400
+    assert error_of(blocked)["message"] == (
+        f"Can't add messages to {thread.id} while a run {waiting.id} is active."
+    )
+
     cancelled = client.beta.threads.runs.cancel(waiting.id, thread_id=thread.id)
     assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None
     assert cancelled.required_action is None
@@ -265,6 +281,46 @@ def test_gateway_runs_an_assistant_on_the_engine(
         (reply,) = sdk.beta.threads.messages.list(thread.id, run_id=run.id).data
         assert reply.content[0].text.value == 'You asked: "What is 7 x 6?".'  # type: ignore[union-attr]
         assert len(sdk.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data) == 1
+
+
+def test_deleting_a_thread_deletes_its_runs(
+    client: openai.OpenAI, http: httpx.Client, redis_url: str
+) -> None:
+    tutor = client.beta.assistants.create(model="gpt-4o")
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=tutor.id,
+        thread={"messages": [{"role": "user", "content": "Hi"}]},
+        poll_interval_ms=POLL_MS,
+    )
+    assert run.status == "completed"
+    client.beta.threads.delete(run.thread_id)
+    assert http.get(f"/v1/threads/{run.thread_id}/runs/{run.id}").status_code == 404
+
+    async def leftovers() -> list[str]:
+        async with Redis.from_url(redis_url, decode_responses=True) as redis:
+            return [key async for key in redis.scan_iter(f"*{run.thread_id}*")]
+
+    assert asyncio.run(leftovers()) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("PRISM_ENGINE_MODELS", "{missing}"),
+        ("PRISM_ENGINE_MODELS", "{bad}"),
+        ("PRISM_ENGINE_RUN_WORKERS", "0"),
+        ("PRISM_ENGINE_RUN_LEASE_SECONDS", "soon"),
+    ],
+)
+def test_a_bad_run_setting_stops_the_start_with_one_line(
+    setting: str, value: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[models."gpt-4o"]\nbase_url = 12\n')
+    missing = tmp_path / "missing.toml"
+    settings = {"PRISM_ENGINE_API_KEY": "k", setting: value.format(bad=bad, missing=missing)}
+    result = start_and_fail("engine", settings)
+    assert_one_clear_line(result, "engine", 2, setting)
 
 
 # Private engines, each on its own Redis database so that only they work on their runs.

@@ -121,6 +121,10 @@ async def create(thread_id: str) -> JSON:
     body = await json_body(MESSAGE_FIELDS)
     await _thread_exists(thread_id)
     message = new_message(body, thread_id)
+    active = await store().active_run(thread_id)
+    if active is not None:
+        # The run's prompt is the thread as it was; OpenAI refuses the message likewise.
+        raise ApiError(400, f"Can't add messages to {thread_id} while a run {active} is active.")
     await store().add_message(message)
     return message
 

@@ -10,6 +10,7 @@ its last stored state (nothing of an unfinished turn was stored), until MAX_CLAI
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from ..ids import MESSAGE, new_id, now
@@ -36,6 +37,7 @@ log = logging.getLogger("engine.runs")
 
 # How long an idle worker waits before asking the queue again.
 _IDLE_POLL_SECONDS = 0.1
+_REQUEUE_EVERY_SECONDS = 1.0
 
 
 class RunWorkers:
@@ -45,6 +47,7 @@ class RunWorkers:
         self._chat = chat
         self._count = count
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_requeue = 0.0
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._loop()) for _ in range(self._count)]
@@ -59,7 +62,7 @@ class RunWorkers:
     async def _loop(self) -> None:
         while True:
             try:
-                await self._queue.requeue_expired()
+                await self._requeue_expired()
                 claim = await self._queue.claim()
                 if claim is None:
                     await asyncio.sleep(_IDLE_POLL_SECONDS)
@@ -71,6 +74,14 @@ class RunWorkers:
                 # Redis gone for a moment, say: the lease runs out and the run comes back.
                 log.exception("run worker error; carrying on")
                 await asyncio.sleep(1)
+
+    async def _requeue_expired(self) -> None:
+        """Looks for runs whose worker died, once a second or so across this process's
+        workers rather than at every poll."""
+        moment = time.monotonic()
+        if moment - self._last_requeue >= _REQUEUE_EVERY_SECONDS:
+            self._last_requeue = moment
+            await self._queue.requeue_expired()
 
     async def _work(self, claim: Claim) -> None:
         thread_id, run_id = claim.thread_id, claim.run_id
