@@ -17,6 +17,7 @@ from .auth import check_bearer
 from .config import Settings, load_settings
 from .errors import ApiError, body_too_large, unknown_url
 from .models.chat import ChatClient
+from .runs.events import RunEvents
 from .runs.queue import RunQueue
 from .runs.worker import RunWorkers
 from .store import Store
@@ -36,7 +37,9 @@ def create_app(settings: Settings) -> Quart:
     app.extensions[STORE] = store
     app.extensions[runs.QUEUE] = queue
     chat = ChatClient(settings.models)
-    workers = RunWorkers(store, queue, chat, settings.run_workers)
+    events = RunEvents(redis, store)
+    app.extensions[runs.EVENTS] = events
+    workers = RunWorkers(store, queue, chat, events, settings.run_workers)
 
     for blueprint in (assistants.bp, threads.bp, messages.bp, files.bp, runs.bp):
         app.register_blueprint(blueprint)

@@ -88,6 +88,7 @@ class Store:
                 keys.engine_run(thread_id, run_id),
                 keys.engine_run_state(thread_id, run_id),
                 keys.engine_run_messages(thread_id, run_id),
+                keys.engine_run_events(thread_id, run_id),
                 steps,
                 *(keys.engine_step(thread_id, step_id) for step_id in step_ids),
             ]

@@ -222,3 +222,9 @@ ENGINE_RUN_QUEUE = ENGINE_PREFIX + "{run-queue}:waiting"
 ENGINE_RUN_LEASES = ENGINE_PREFIX + "{run-queue}:leases"
 # Hash of entry -> how many times a worker claimed it, to end a run that kills its workers.
 ENGINE_RUN_CLAIMS = ENGINE_PREFIX + "{run-queue}:claims"
+
+
+def engine_run_events(thread_id: str, run_id: str) -> str:
+    """Stream of the run's events (`event`, `data` JSON) as its workers produce them, which
+    a streamed request relays; it expires an hour after the last event."""
+    return _engine_thread(thread_id) + f"run-events:{run_id}"

@@ -4,6 +4,7 @@ through requires_action, one active run per thread, cancel, a failing provider, 
 whose engine was killed mid-run ended by another engine."""
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -224,7 +225,7 @@ def test_invalid_run_requests(client: openai.OpenAI, http: httpx.Client) -> None
     runs = f"/v1/threads/{thread.id}/runs"
     cases: list[tuple[str, dict[str, Any], int, str | None]] = [
         (runs, {}, 400, "assistant_id"),
-        (runs, {"assistant_id": tutor.id, "stream": True}, 400, "stream"),
+        (runs, {"assistant_id": tutor.id, "stream": "yes"}, 400, "stream"),
         (
             f"/v1/threads/{thread.id}/runs",
             {"assistant_id": tutor.id, "max_prompt_tokens": 10},
@@ -239,20 +240,11 @@ def test_invalid_run_requests(client: openai.OpenAI, http: httpx.Client) -> None
         ),
         (f"/v1/threads/{thread.id}/runs", {"assistant_id": "asst_missing"}, 404, None),
         ("/v1/threads/thread_missing/runs", {"assistant_id": tutor.id}, 404, None),
-        ("/v1/threads/runs", {"assistant_id": tutor.id, "stream": True}, 400, "stream"),
     ]
     for path, body, status, param in cases:
         response = http.post(path, json=body)
         assert response.status_code == status, (path, body, response.text)
         assert error_of(response)["param"] == param
-    assert (
-        "not supported"
-        in error_of(
-            http.post(
-                f"/v1/threads/{thread.id}/runs", json={"assistant_id": tutor.id, "stream": True}
-            )
-        )["message"]
-    )
     missing = http.get(f"/v1/threads/{thread.id}/runs/run_missing")
     assert missing.status_code == 404
     assert error_of(missing)["message"] == "No run found with id 'run_missing'."
@@ -281,6 +273,117 @@ def test_gateway_runs_an_assistant_on_the_engine(
         (reply,) = sdk.beta.threads.messages.list(thread.id, run_id=run.id).data
         assert reply.content[0].text.value == 'You asked: "What is 7 x 6?".'  # type: ignore[union-attr]
         assert len(sdk.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data) == 1
+
+        # A streamed run through the gateway relays the same answer as it is produced.
+        sdk.beta.threads.messages.create(thread.id, role="user", content="And 8 x 6?")
+        recorder = Recorder()
+        with sdk.beta.threads.runs.stream(
+            thread_id=thread.id, assistant_id=tutor.id, event_handler=recorder
+        ) as stream:
+            stream.until_done()
+        assert "".join(recorder.deltas) == 'You asked: "And 8 x 6?".'
+        assert recorder.events[-1] == "thread.run.completed"
+
+
+class Recorder(openai.AssistantEventHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        self.deltas: list[str] = []
+
+    def on_event(self, event: Any) -> None:
+        self.events.append(event.event)
+
+    def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+        self.deltas.append(delta.value)
+
+
+def test_a_streamed_run_relays_the_answer(client: openai.OpenAI) -> None:
+    tutor = client.beta.assistants.create(model="gpt-4o", instructions="You are a tutor.")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Explain photosynthesis in one line"}]
+    )
+    recorder = Recorder()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=tutor.id, event_handler=recorder
+    ) as stream:
+        stream.until_done()
+        final = stream.get_final_run()
+    assert final.status == "completed" and final.usage is not None
+    (reply,) = client.beta.threads.messages.list(thread.id, run_id=final.id).data
+    text = reply.content[0].text.value  # type: ignore[union-attr]
+    assert text == 'You asked: "Explain photosynthesis in one line".'
+    assert "".join(recorder.deltas) == text and len(recorder.deltas) > 3
+    events = recorder.events
+    assert events[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
+    assert events[3:7] == [
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+    ]
+    assert events[-3:] == [
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+    ]
+    assert set(events[7:-3]) == {"thread.message.delta"}
+
+
+def _events(response: httpx.Response) -> list[tuple[str, Any]]:
+    """The (event, data) pairs of a server-sent events answer."""
+    assert response.headers["content-type"].startswith("text/event-stream")
+    pairs: list[tuple[str, Any]] = []
+    event = ""
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+            pairs.append((event, data if data == "[DONE]" else json.loads(data)))
+    return pairs
+
+
+def test_a_streamed_function_tool_with_a_new_thread(
+    client: openai.OpenAI, http: httpx.Client
+) -> None:
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    body = {
+        "assistant_id": assistant.id,
+        "stream": True,
+        "thread": {"messages": [{"role": "user", "content": "Weather forecast in Rome?"}]},
+    }
+    with http.stream("POST", "/v1/threads/runs", json=body) as response:
+        events = _events(response)
+    names = [name for name, _ in events]
+    assert names[:3] == ["thread.created", "thread.run.created", "thread.run.queued"]
+    assert names[-4:] == [
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.run.requires_action",
+        "done",
+    ]
+    validate("ThreadObject", events[0][1])
+    run = validate_run(events[-2][1])
+    (call,) = run["required_action"]["submit_tool_outputs"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+
+    recorder = Recorder()
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        run_id=run["id"],
+        thread_id=run["thread_id"],
+        tool_outputs=[{"tool_call_id": call["id"], "output": "rainy"}],
+        event_handler=recorder,
+    ) as stream:
+        stream.until_done()
+    assert recorder.events[0] == "thread.run.queued"
+    assert recorder.events[-1] == "thread.run.completed"
+    assert "".join(recorder.deltas) == "Here is what I found: get_weather returned rainy."
+
+
+def validate_run(body: Any) -> dict[str, Any]:
+    validate("RunObject", body)
+    return body
 
 
 def test_deleting_a_thread_deletes_its_runs(

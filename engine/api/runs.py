@@ -1,13 +1,20 @@
 """Runs and run steps: create (on a thread, or with a new thread), list, retrieve, modify,
 cancel, submit_tool_outputs; list and retrieve steps. Creating a run queues it; the workers
-(engine/runs/worker.py) execute it."""
+(engine/runs/worker.py) execute it. With `stream: true` the answer is the run's events as
+server-sent events (engine/runs/events.py)."""
 
-from quart import Blueprint, current_app, request
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from quart import Blueprint, Response, current_app, request
 
 from ..errors import ApiError, not_found
 from ..ids import RUN, THREAD, new_id, now
 from ..pagination import list_body, parse_page
 from ..runs import lifecycle
+from ..runs.events import RunEvents
 from ..runs.queue import RunQueue
 from ..store import JSON
 from .fields import Fields, expect, invalid_value, json_body, store
@@ -15,6 +22,8 @@ from .messages import MESSAGE_FIELDS, new_message
 from .tooling import response_format, tool_resources, tools
 
 QUEUE = "engine.run_queue"
+EVENTS = "engine.run_events"
+log = logging.getLogger("engine.runs")
 # How long a run may take before it expires, as on OpenAI.
 RUN_LIFETIME_SECONDS = 600
 
@@ -49,15 +58,49 @@ def queue() -> RunQueue:
     return current_app.extensions[QUEUE]
 
 
-def _no_stream(body: Fields) -> None:
-    if body.data.get("stream") is not None and expect(body.data["stream"], bool, "stream"):
-        raise ApiError(
-            400,
-            "Streaming runs ('stream': true) are not supported by this engine yet; create the "
-            "run without 'stream' and poll it.",
-            param="stream",
-            code="unsupported_value",
-        )
+def _streamed(body: Fields) -> bool:
+    value = body.data.get("stream")
+    return value is not None and bool(expect(value, bool, "stream"))
+
+
+def _sse(event: str, data: Any) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data)
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+def _event_stream(
+    thread_id: str, run_id: str, first: list[tuple[str, JSON]], after: str = "0"
+) -> Response:
+    """The run's events as server-sent events, from `first` to the run's end (or its
+    requires_action), then `done`. A client that goes away leaves the run running."""
+
+    # Read here: the body is sent after the request's context has gone.
+    run_events: RunEvents = current_app.extensions[EVENTS]
+
+    async def events() -> AsyncIterator[bytes]:
+        for event, data in first:
+            yield _sse(event, data)
+        try:
+            async for event, data in run_events.follow(thread_id, run_id, after):
+                yield _sse(event, data)
+        except Exception:
+            log.exception("run %s: its event stream failed", run_id)
+            error = {
+                "message": "The engine lost the run's events; the run goes on. Retrieve it "
+                "to see how it ends.",
+                "type": "server_error",
+                "param": None,
+                "code": "server_error",
+            }
+            yield _sse("error", {"error": error})
+            return
+        yield _sse("done", "[DONE]")
+
+    response = Response(events(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    # A run streams for as long as the model answers.
+    response.timeout = None
+    return response
 
 
 def _max_tokens(body: Fields, name: str) -> int | None:
@@ -205,9 +248,9 @@ async def _run(thread_id: str, run_id: str) -> JSON:
 
 
 @bp.post("/<thread_id>/runs")
-async def create(thread_id: str) -> JSON:
+async def create(thread_id: str) -> JSON | Response:
     body = await json_body(_CREATE_FIELDS)
-    _no_stream(body)
+    stream = _streamed(body)
     body.string("reasoning_effort", choices=("low", "medium", "high"))
     additional = [
         new_message(item.only(MESSAGE_FIELDS), thread_id)
@@ -215,13 +258,17 @@ async def create(thread_id: str) -> JSON:
     ]
     await _thread_exists(thread_id)
     run, state = await _new_run(body, thread_id)
-    return await _start(run, state, additional)
+    await _start(run, state, additional)
+    if stream:
+        created = [("thread.run.created", run), ("thread.run.queued", run)]
+        return _event_stream(thread_id, run["id"], created)
+    return run
 
 
 @bp.post("/runs")
-async def create_thread_and_run() -> JSON:
+async def create_thread_and_run() -> JSON | Response:
     body = await json_body(_THREAD_AND_RUN_FIELDS)
-    _no_stream(body)
+    stream = _streamed(body)
     thread_body = body.object("thread") or Fields({}, "thread")
     thread_body.only(("messages", "tool_resources", "metadata"))
     thread = {
@@ -237,7 +284,15 @@ async def create_thread_and_run() -> JSON:
     ]
     run, state = await _new_run(body, thread["id"])
     await store().create_thread(thread, messages)
-    return await _start(run, state, [])
+    await _start(run, state, [])
+    if stream:
+        created = [
+            ("thread.created", thread),
+            ("thread.run.created", run),
+            ("thread.run.queued", run),
+        ]
+        return _event_stream(thread["id"], run["id"], created)
+    return run
 
 
 @bp.get("/<thread_id>/runs")
@@ -283,9 +338,9 @@ async def cancel(thread_id: str, run_id: str) -> JSON:
 
 
 @bp.post("/<thread_id>/runs/<run_id>/submit_tool_outputs")
-async def submit_tool_outputs(thread_id: str, run_id: str) -> JSON:
+async def submit_tool_outputs(thread_id: str, run_id: str) -> JSON | Response:
     body = await json_body(("tool_outputs", "stream"))
-    _no_stream(body)
+    stream = _streamed(body)
     outputs: list[dict[str, str]] = []
     for item in body.items("tool_outputs", required=True) or []:
         item.only(("tool_call_id", "output"))
@@ -314,7 +369,12 @@ async def submit_tool_outputs(thread_id: str, run_id: str) -> JSON:
     if resumed is None:
         latest = await _run(thread_id, run_id)
         raise ApiError(400, f'Runs in status "{latest["status"]}" do not accept tool outputs.')
+    # Streams follow from here: the run's earlier events ended at its requires_action.
+    run_events: RunEvents = current_app.extensions[EVENTS]
+    after = await run_events.last_id(thread_id, run_id)
     await queue().push(thread_id, run_id)
+    if stream:
+        return _event_stream(thread_id, run_id, [("thread.run.queued", resumed)], after)
     return resumed
 
 

@@ -164,7 +164,12 @@ def add_usage(total: JSON | None, usage: Usage | None) -> JSON | None:
     )
 
 
-def _step(run: JSON, kind: str, details: JSON, provider: Provider) -> JSON:
+def _provider_metadata(provider: Provider) -> dict[str, str]:
+    # Which provider of the model's route answered: with fallbacks, not always the first.
+    return {"provider": provider.route, "provider_host": provider.host}
+
+
+def _step(run: JSON, kind: str, details: JSON, provider: Provider | None) -> JSON:
     return {
         "id": new_id(STEP),
         "object": "thread.run.step",
@@ -180,24 +185,26 @@ def _step(run: JSON, kind: str, details: JSON, provider: Provider) -> JSON:
         "cancelled_at": None,
         "failed_at": None,
         "completed_at": None,
-        # Which provider of the model's route answered: with fallbacks, not always the first.
-        "metadata": {"provider": provider.route, "provider_host": provider.host},
+        "metadata": _provider_metadata(provider) if provider is not None else {},
         "usage": None,
     }
 
 
-def message_creation_step(
-    run: JSON, message_id: str, usage: Usage | None, provider: Provider, status: str
-) -> JSON:
-    step = _step(
+def message_creation_step(run: JSON, message_id: str) -> JSON:
+    """In progress, as it is announced when the model starts answering."""
+    return _step(
         run,
         "message_creation",
         {"type": "message_creation", "message_creation": {"message_id": message_id}},
-        provider,
+        None,
     )
-    step["status"] = status
-    step["completed_at"] = now() if status == "completed" else None
+
+
+def finish_message_step(step: JSON, usage: Usage | None, provider: Provider) -> JSON:
+    step["status"] = "completed"
+    step["completed_at"] = now()
     step["usage"] = usage_json(usage) if usage is not None else None
+    step["metadata"] = _provider_metadata(provider)
     return step
 
 

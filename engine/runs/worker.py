@@ -31,6 +31,7 @@ from ..models.routing import NoRouteError
 from ..models.types import Finished, ModelError, TextDelta, ToolCall
 from ..store import JSON, Store
 from . import lifecycle
+from .events import RunEvents
 from .queue import MAX_CLAIMS, Claim, RunQueue
 
 log = logging.getLogger("engine.runs")
@@ -41,10 +42,13 @@ _REQUEUE_EVERY_SECONDS = 1.0
 
 
 class RunWorkers:
-    def __init__(self, store: Store, queue: RunQueue, chat: ChatClient, count: int) -> None:
+    def __init__(
+        self, store: Store, queue: RunQueue, chat: ChatClient, events: RunEvents, count: int
+    ) -> None:
         self._store = store
         self._queue = queue
         self._chat = chat
+        self._events = events
         self._count = count
         self._tasks: list[asyncio.Task[None]] = []
         self._last_requeue = 0.0
@@ -137,19 +141,26 @@ class RunWorkers:
         run = await self._store.update_run(thread_id, run_id, lifecycle.start)
         if run is None:
             return
+        await self._events.publish(thread_id, run_id, "thread.run.in_progress", run)
         state = await self._store.get_run_state(thread_id, run_id)
         try:
             request = build_request(await self._prompt(run, state))
         except PromptTooLongError as error:
             await self._end(run, lifecycle.incomplete(error.incomplete_reason, state["usage"]))
             return
+        # Announced when the first text arrives, stored when the answer is complete.
+        message = self._message(run)
+        step = lifecycle.message_creation_step(run, message["id"])
         text: list[str] = []
         calls: list[ToolCall] = []
         finished: Finished | None = None
         try:
             async for event in self._chat.complete(request):
                 if isinstance(event, TextDelta):
+                    if not text:
+                        await self._announce(run, step, message)
                     text.append(event.text)
+                    await self._publish(run, "thread.message.delta", _delta(message, event.text))
                 elif isinstance(event, ToolCall):
                     calls.append(event)
                 else:
@@ -163,7 +174,7 @@ class RunWorkers:
         assert finished is not None  # complete() always ends with Finished
         usage = lifecycle.add_usage(state["usage"], finished.usage)
         if calls:
-            step = lifecycle.tool_calls_step(run, calls, finished.provider)
+            tool_step = lifecycle.tool_calls_step(run, calls, finished.provider)
             state["usage"] = usage
             state["turns"].append(
                 {
@@ -172,24 +183,49 @@ class RunWorkers:
                     ],
                     "text": "".join(text),
                     "outputs": [],
-                    "step_id": step["id"],
+                    "step_id": tool_step["id"],
                     "usage": lifecycle.usage_json(finished.usage) if finished.usage else None,
                 }
             )
-            await self._end(run, lifecycle.require_action(calls), state=state, new_steps=[step])
+            await self._end(
+                run,
+                lifecycle.require_action(calls),
+                state=state,
+                new_steps=[tool_step],
+                events=[
+                    ("thread.run.step.created", tool_step),
+                    ("thread.run.step.in_progress", tool_step),
+                ],
+            )
             return
+        if not text:
+            await self._announce(run, step, message)
         cut = finished.finish_reason == "length"
-        message = self._message(run, "".join(text), incomplete=cut)
-        step = lifecycle.message_creation_step(
-            run, message["id"], finished.usage, finished.provider, "completed"
-        )
+        _finish_message(message, "".join(text), incomplete=cut)
+        lifecycle.finish_message_step(step, finished.usage, finished.provider)
         change = lifecycle.incomplete("max_completion_tokens", usage) if cut else None
         await self._end(
             run,
             change or lifecycle.complete(usage),
             messages=[message],
             new_steps=[step],
+            events=[
+                (f"thread.message.{message['status']}", message),
+                ("thread.run.step.completed", step),
+            ],
         )
+
+    async def _publish(self, run: JSON, event: str, data: JSON) -> None:
+        await self._events.publish(run["thread_id"], run["id"], event, data)
+
+    async def _announce(self, run: JSON, step: JSON, message: JSON) -> None:
+        for event, data in (
+            ("thread.run.step.created", step),
+            ("thread.run.step.in_progress", step),
+            ("thread.message.created", message),
+            ("thread.message.in_progress", message),
+        ):
+            await self._publish(run, event, data)
 
     async def _end(
         self,
@@ -199,9 +235,10 @@ class RunWorkers:
         state: JSON | None = None,
         messages: Sequence[JSON] = (),
         new_steps: Sequence[JSON] = (),
+        events: Sequence[tuple[str, JSON]] = (),
     ) -> None:
-        """Applies the turn's outcome; a run cancelled meanwhile is cancelled instead, and
-        the turn's writes are dropped."""
+        """Applies the turn's outcome and tells streams; a run cancelled meanwhile is
+        cancelled instead, and the turn's writes and events are dropped."""
         done = await self._store.update_run(
             run["thread_id"],
             run["id"],
@@ -211,7 +248,15 @@ class RunWorkers:
             new_steps=new_steps,
         )
         if done is None:
-            await self._store.update_run(run["thread_id"], run["id"], lifecycle.finish_cancel)
+            done = await self._store.update_run(
+                run["thread_id"], run["id"], lifecycle.finish_cancel
+            )
+            events = ()
+        if done is None:
+            return
+        for event, data in events:
+            await self._publish(run, event, data)
+        await self._publish(done, f"thread.run.{done['status']}", done)
 
     async def _prompt(self, run: JSON, state: JSON) -> PromptInput:
         messages = await self._store.thread_messages(run["thread_id"])
@@ -244,24 +289,44 @@ class RunWorkers:
             truncation=Truncation(truncation["type"], truncation.get("last_messages")),
         )
 
-    def _message(self, run: JSON, text: str, *, incomplete: bool) -> JSON:
-        created = now()
+    def _message(self, run: JSON) -> JSON:
         return {
             "id": new_id(MESSAGE),
             "object": "thread.message",
-            "created_at": created,
+            "created_at": now(),
             "thread_id": run["thread_id"],
-            "status": "incomplete" if incomplete else "completed",
-            "incomplete_details": {"reason": "max_tokens"} if incomplete else None,
-            "completed_at": None if incomplete else created,
-            "incomplete_at": created if incomplete else None,
+            "status": "in_progress",
+            "incomplete_details": None,
+            "completed_at": None,
+            "incomplete_at": None,
             "role": "assistant",
-            "content": [{"type": "text", "text": {"value": text, "annotations": []}}],
+            "content": [],
             "assistant_id": run["assistant_id"],
             "run_id": run["id"],
             "attachments": [],
             "metadata": {},
         }
+
+
+def _finish_message(message: JSON, text: str, *, incomplete: bool) -> None:
+    finished = now()
+    message["content"] = [{"type": "text", "text": {"value": text, "annotations": []}}]
+    if incomplete:
+        message.update(
+            status="incomplete", incomplete_details={"reason": "max_tokens"}, incomplete_at=finished
+        )
+    else:
+        message.update(status="completed", completed_at=finished)
+
+
+def _delta(message: JSON, text: str) -> JSON:
+    return {
+        "id": message["id"],
+        "object": "thread.message.delta",
+        "delta": {
+            "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]
+        },
+    }
 
 
 def _text(message: JSON) -> str:
