@@ -18,6 +18,8 @@ import openai
 import pytest
 from redis.asyncio import Redis
 
+from engine.runs.queue import MAX_CLAIMS
+from prism import redis_keys
 from tests.conftest import (
     ControlPlane,
     DataPlane,
@@ -564,6 +566,108 @@ def test_a_run_whose_engine_was_killed_is_finished_by_another(
                 assert f"run {run.id}: picked up again" in survivor.log()
             finally:
                 await asyncio.to_thread(survivor.stop)
+        finally:
+            await asyncio.to_thread(process.stop)
+            await fake.close()
+
+    asyncio.run(main())
+
+
+def test_a_run_that_keeps_killing_its_workers_ends_failed(
+    redis_url: str, tmp_path: Path, logs: Path
+) -> None:
+    async def main() -> None:
+        fake = FakeChat()
+        url = await fake.start()
+        models = tmp_path / "models.toml"
+        models.write_text(f'[models."slow"]\nbase_url = "{url}"\n')
+        first = _private_settings(redis_url, 8, tmp_path, models, lease=1)
+        process = await asyncio.to_thread(stack.start_engine, first, logs, "engine-dying")
+        try:
+            fake.script.append(Reply(text=["slow"] * 100, delay=0.5))
+            async with _async_client(first) as sdk:
+                slow = await sdk.beta.assistants.create(model="slow")
+                run = await sdk.beta.threads.create_and_run(
+                    assistant_id=slow.id,
+                    thread={"messages": [{"role": "user", "content": "Still there?"}]},
+                )
+                started = await _wait_for(sdk, run.thread_id, run.id, {"in_progress"}, 10)
+                assert started.status == "in_progress"
+            os.kill(process.pid, signal.SIGKILL)
+            await asyncio.to_thread(process.popen.wait)
+            # As if two more workers had died on this run before.
+            async with Redis.from_url(first["PRISM_ENGINE_REDIS_URL"]) as redis:
+                entry = f"{run.thread_id}/{run.id}"
+                await redis.hset(redis_keys.ENGINE_RUN_CLAIMS, entry, MAX_CLAIMS)
+
+            second = {**first, "PRISM_ENGINE_LISTEN": f"127.0.0.1:{stack.free_port()}"}
+            survivor = await asyncio.to_thread(stack.start_engine, second, logs, "engine-judge")
+            try:
+                async with _async_client(second) as sdk:
+                    ended = await _wait_for(sdk, run.thread_id, run.id, {"failed"}, 15)
+                    assert ended.status == "failed", ended
+                    assert ended.last_error is not None
+                    assert ended.last_error.code == "server_error"
+                    assert "stopped 3 times" in ended.last_error.message
+                    # The survivor gave the run up without asking the model again.
+                    assert len(fake.received) == 1
+            finally:
+                await asyncio.to_thread(survivor.stop)
+        finally:
+            await asyncio.to_thread(process.stop)
+            await fake.close()
+
+    asyncio.run(main())
+
+
+def test_run_options_reach_the_model(redis_url: str, tmp_path: Path, logs: Path) -> None:
+    async def main() -> None:
+        fake = FakeChat()
+        url = await fake.start()
+        models = tmp_path / "models.toml"
+        models.write_text(f'[models."gpt-4o"]\nbase_url = "{url}"\nmodel = "upstream-4o"\n')
+        settings = _private_settings(redis_url, 9, tmp_path, models)
+        process = await asyncio.to_thread(stack.start_engine, settings, logs, "engine-options")
+        try:
+            fake.script.append(Reply(text=["Fine", "."]))
+            async with _async_client(settings) as sdk:
+                tutor = await sdk.beta.assistants.create(
+                    model="gpt-4o", instructions="You are a tutor.", temperature=0.5
+                )
+                thread = await sdk.beta.threads.create(
+                    messages=[
+                        {"role": "user", "content": "An old question"},
+                        {"role": "user", "content": "A newer question"},
+                    ]
+                )
+                run = await sdk.beta.threads.runs.create_and_poll(
+                    thread_id=thread.id,
+                    assistant_id=tutor.id,
+                    additional_instructions="Be brief.",
+                    additional_messages=[{"role": "user", "content": "The newest question"}],
+                    truncation_strategy={"type": "last_messages", "last_messages": 2},
+                    top_p=0.9,
+                    max_completion_tokens=300,
+                    poll_interval_ms=POLL_MS,
+                )
+                assert run.status == "completed", run.last_error
+                assert (run.temperature, run.top_p) == (0.5, 0.9)
+                (received,) = fake.received
+                assert received.body["model"] == "upstream-4o"
+                assert received.body["messages"] == [
+                    {"role": "system", "content": "You are a tutor.\n\nBe brief."},
+                    {"role": "user", "content": "A newer question"},
+                    {"role": "user", "content": "The newest question"},
+                ]
+                assert received.body["temperature"] == 0.5
+                assert received.body["top_p"] == 0.9
+                assert received.body["max_completion_tokens"] == 300
+                # The additional message is in the thread now, before the reply.
+                texts = [
+                    m.content[0].text.value  # type: ignore[union-attr]
+                    for m in (await sdk.beta.threads.messages.list(thread.id, order="asc")).data
+                ]
+                assert texts[2:] == ["The newest question", "Fine."]
         finally:
             await asyncio.to_thread(process.stop)
             await fake.close()
