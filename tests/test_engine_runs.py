@@ -495,6 +495,14 @@ async def _wait_for(
         await asyncio.sleep(0.05)
 
 
+async def _until_asked(fake: FakeChat) -> None:
+    """Until the model has the run's request: the run is then mid-answer."""
+    deadline = time.monotonic() + 10
+    while not fake.received and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert fake.received, "the engine never asked the model"
+
+
 def test_cancel_stops_a_run_in_progress(redis_url: str, tmp_path: Path, logs: Path) -> None:
     async def main() -> None:
         fake = FakeChat()
@@ -548,6 +556,7 @@ def test_a_run_whose_engine_was_killed_is_finished_by_another(
                 )
                 started = await _wait_for(sdk, run.thread_id, run.id, {"in_progress"}, 10)
                 assert started.status == "in_progress"
+            await _until_asked(fake)
             os.kill(process.pid, signal.SIGKILL)
             await asyncio.to_thread(process.popen.wait)
 
@@ -593,6 +602,7 @@ def test_a_run_that_keeps_killing_its_workers_ends_failed(
                 )
                 started = await _wait_for(sdk, run.thread_id, run.id, {"in_progress"}, 10)
                 assert started.status == "in_progress"
+            await _until_asked(fake)
             os.kill(process.pid, signal.SIGKILL)
             await asyncio.to_thread(process.popen.wait)
             # As if two more workers had died on this run before.

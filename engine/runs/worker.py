@@ -97,22 +97,22 @@ class RunWorkers:
             message = (
                 f"The run's worker stopped {MAX_CLAIMS} times before finishing it; it was given up."
             )
-            await self._store.update_run(
-                thread_id, run_id, lifecycle.fail_any("server_error", message)
-            )
+            await self._conclude(thread_id, run_id, lifecycle.fail_any("server_error", message))
         elif run["status"] == "cancelling":
-            await self._store.update_run(thread_id, run_id, lifecycle.finish_cancel)
+            await self._conclude(thread_id, run_id, lifecycle.finish_cancel)
         elif run["expires_at"] is not None and now() >= run["expires_at"]:
-            await self._store.update_run(thread_id, run_id, lifecycle.expire_in_progress)
+            await self._conclude(thread_id, run_id, lifecycle.expire_in_progress)
         else:
             if claim.claims > 1:
                 log.warning("run %s: picked up again after its worker stopped", run_id)
-            await self._supervised(claim)
+            if not await self._supervised(claim):
+                # The entry is another worker's now: releasing it would drop their lease.
+                return
         await self._queue.release(claim)
 
-    async def _supervised(self, claim: Claim) -> None:
+    async def _supervised(self, claim: Claim) -> bool:
         """The model turn, with the lease renewed beside it; a cancel or a lost lease stops
-        the turn, and the run's expiry ends it."""
+        the turn, and the run's expiry ends it. False when the lease was lost."""
         turn = asyncio.create_task(self._turn(claim.thread_id, claim.run_id))
         interval = min(self._queue.lease_seconds / 3, 1.0)
         while not turn.done():
@@ -122,20 +122,21 @@ class RunWorkers:
             if not await self._queue.renew(claim):
                 log.warning("run %s: lease lost; another worker takes it over", claim.run_id)
                 turn.cancel()
-                break
+                with contextlib.suppress(asyncio.CancelledError):
+                    await turn
+                return False
             run = await self._store.get_run(claim.thread_id, claim.run_id)
             if run is None:
                 turn.cancel()
             elif run["status"] == "cancelling":
                 turn.cancel()
-                await self._store.update_run(claim.thread_id, claim.run_id, lifecycle.finish_cancel)
+                await self._conclude(claim.thread_id, claim.run_id, lifecycle.finish_cancel)
             elif run["expires_at"] is not None and now() >= run["expires_at"]:
                 turn.cancel()
-                await self._store.update_run(
-                    claim.thread_id, claim.run_id, lifecycle.expire_in_progress
-                )
+                await self._conclude(claim.thread_id, claim.run_id, lifecycle.expire_in_progress)
         with contextlib.suppress(asyncio.CancelledError):
             await turn
+        return True
 
     async def _turn(self, thread_id: str, run_id: str) -> None:
         run = await self._store.update_run(thread_id, run_id, lifecycle.start)
@@ -214,6 +215,12 @@ class RunWorkers:
                 ("thread.run.step.completed", step),
             ],
         )
+
+    async def _conclude(self, thread_id: str, run_id: str, change: lifecycle.Change) -> None:
+        """Ends the run outside a model turn, and tells its streams."""
+        done = await self._store.update_run(thread_id, run_id, change)
+        if done is not None:
+            await self._publish(done, f"thread.run.{done['status']}", done)
 
     async def _publish(self, run: JSON, event: str, data: JSON) -> None:
         await self._events.publish(run["thread_id"], run["id"], event, data)
