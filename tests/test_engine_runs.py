@@ -221,6 +221,72 @@ def test_one_active_run_per_thread_and_cancel(client: openai.OpenAI, http: httpx
     assert run.status == "completed"
 
 
+def test_token_limits_end_runs_incomplete(client: openai.OpenAI) -> None:
+    tutor = client.beta.assistants.create(model="gpt-4o")
+    long_question = "Why " + " ".join(f"word{i}" for i in range(400)) + "?"
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": long_question}])
+    cut = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=tutor.id,
+        max_completion_tokens=256,
+        poll_interval_ms=POLL_MS,
+    )
+    assert cut.status == "incomplete"
+    assert cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_completion_tokens"
+    (reply,) = client.beta.threads.messages.list(thread.id, run_id=cut.id).data
+    assert reply.status == "incomplete"
+    assert reply.content[0].text.value.startswith('You asked: "Why word0')  # type: ignore[union-attr]
+
+    unfit = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=tutor.id,
+        max_prompt_tokens=256,
+        truncation_strategy={"type": "last_messages", "last_messages": 1},
+        poll_interval_ms=POLL_MS,
+    )
+    assert unfit.status == "incomplete"
+    assert unfit.incomplete_details is not None
+    assert unfit.incomplete_details.reason == "max_prompt_tokens"
+
+
+def test_a_run_waiting_for_tool_outputs_expires(
+    client: openai.OpenAI, http: httpx.Client, redis_url: str
+) -> None:
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "Weather forecast for Lima"}]},
+        poll_interval_ms=POLL_MS,
+    )
+    assert run.status == "requires_action" and run.expires_at is not None
+    assert run.expires_at - run.created_at == 600
+
+    async def age() -> None:
+        # As if its ten minutes had passed.
+        async with Redis.from_url(redis_url, decode_responses=True) as redis:
+            key = redis_keys.engine_run(run.thread_id, run.id)
+            stored = json.loads(await redis.get(key))
+            stored["expires_at"] = stored["created_at"] - 1
+            await redis.set(key, json.dumps(stored))
+
+    asyncio.run(age())
+    expired = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+    assert expired.status == "expired" and expired.required_action is None
+    late = http.post(
+        f"/v1/threads/{run.thread_id}/runs/{run.id}/submit_tool_outputs",
+        json={"tool_outputs": [{"tool_call_id": "call_x", "output": "x"}]},
+    )
+    assert late.status_code == 400
+    assert error_of(late)["message"] == 'Runs in status "expired" do not accept tool outputs.'
+    # The thread is free again.
+    plain = client.beta.assistants.create(model="gpt-4o")
+    again = client.beta.threads.runs.create_and_poll(
+        thread_id=run.thread_id, assistant_id=plain.id, poll_interval_ms=POLL_MS
+    )
+    assert again.status == "completed"
+
+
 def test_invalid_run_requests(client: openai.OpenAI, http: httpx.Client) -> None:
     tutor = client.beta.assistants.create(model="gpt-4o")
     thread = client.beta.threads.create()
