@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from prism.openai_errors import SERVER_ERROR, error_json
 from prism.settings import load_or_exit
 
-from .api import assistants, files, messages, runs, threads
+from .api import assistants, files, messages, runs, threads, vector_stores
 from .api.fields import STORE
 from .auth import check_bearer
 from .config import Settings, load_settings
@@ -21,6 +21,7 @@ from .runs.events import RunEvents
 from .runs.queue import RunQueue
 from .runs.worker import RunWorkers
 from .store import Store
+from .vector_stores import VectorStores
 
 log = logging.getLogger("prism.engine")
 
@@ -39,9 +40,11 @@ def create_app(settings: Settings) -> Quart:
     chat = ChatClient(settings.models)
     events = RunEvents(redis, store)
     app.extensions[runs.EVENTS] = events
+    indexes = VectorStores(redis, store)
+    app.extensions[vector_stores.VECTOR_STORES] = indexes
     workers = RunWorkers(store, queue, chat, events, settings.run_workers)
 
-    for blueprint in (assistants.bp, threads.bp, messages.bp, files.bp, runs.bp):
+    for blueprint in (assistants.bp, threads.bp, messages.bp, files.bp, runs.bp, vector_stores.bp):
         app.register_blueprint(blueprint)
 
     @app.before_request
@@ -59,6 +62,7 @@ def create_app(settings: Settings) -> Quart:
     @app.after_serving
     async def close() -> None:
         await workers.stop()
+        await indexes.close()
         await chat.aclose()
         await redis.aclose()
 

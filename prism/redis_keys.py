@@ -228,3 +228,55 @@ def engine_run_events(thread_id: str, run_id: str) -> str:
     """Stream of the run's events (`event`, `data` JSON) as its workers produce them, which
     a streamed request relays; it expires an hour after the last event."""
     return _engine_thread(thread_id) + f"run-events:{run_id}"
+
+
+# Vector stores (engine/vector_stores.py). A store and everything in it share the store id as
+# hash tag, so a file's record and its chunks are written in one transaction on one slot.
+# Sorted set of every vector store id.
+ENGINE_VECTOR_STORES = ENGINE_PREFIX + "vector-stores"
+
+
+def _engine_vector_store(vector_store_id: str) -> str:
+    return f"{ENGINE_PREFIX}{{{vector_store_id}}}:"
+
+
+def engine_vector_store(vector_store_id: str) -> str:
+    """The vector store's JSON record (without file_counts and usage_bytes, which are
+    counted from its files when read)."""
+    return _engine_vector_store(vector_store_id) + "vector-store"
+
+
+def engine_vector_store_files(vector_store_id: str) -> str:
+    """Sorted set of the ids of the files in the vector store."""
+    return _engine_vector_store(vector_store_id) + "files"
+
+
+def engine_vector_store_file(vector_store_id: str, file_id: str) -> str:
+    """A vector store file's JSON record (the spec's VectorStoreFileObject)."""
+    return _engine_vector_store(vector_store_id) + f"file:{file_id}"
+
+
+def engine_vector_store_chunks(vector_store_id: str, file_id: str) -> str:
+    """JSON list of a completed file's chunks (engine.retrieval.chunking.Chunk.to_dict)."""
+    return _engine_vector_store(vector_store_id) + f"chunks:{file_id}"
+
+
+def engine_vector_store_indexing(vector_store_id: str, file_id: str) -> str:
+    """Held, with an expiry, while an engine process indexes the file: a file still
+    `in_progress` without it was left by a process that died, and is indexed again."""
+    return _engine_vector_store(vector_store_id) + f"indexing:{file_id}"
+
+
+def engine_vector_store_batch(vector_store_id: str, batch_id: str) -> str:
+    """A file batch's JSON record (without file_counts, counted from its files)."""
+    return _engine_vector_store(vector_store_id) + f"batch:{batch_id}"
+
+
+def engine_vector_store_batch_files(vector_store_id: str, batch_id: str) -> str:
+    """Sorted set of the ids of the files a batch added."""
+    return _engine_vector_store(vector_store_id) + f"batch-files:{batch_id}"
+
+
+def engine_vector_store_batches(vector_store_id: str) -> str:
+    """Sorted set of the ids of the vector store's file batches."""
+    return _engine_vector_store(vector_store_id) + "batches"
