@@ -1,6 +1,7 @@
 """The engine's vector stores, their files and file batches, and search, through the official
 OpenAI SDK pointed straight at the engine; responses checked against the shared spec."""
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -8,7 +9,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from redis import Redis
 
+from prism import redis_keys as keys
 from tests.conftest import Engine
 from tests.openapi_schemas import validate
 from tests.test_engine_retrieval import make_pdf
@@ -332,3 +335,23 @@ def test_validation_errors_and_missing_objects(client: openai.OpenAI, http: http
     # An assistant's id is not a vector store's.
     assistant = client.beta.assistants.create(model="gpt-4o").id
     assert error_of(http.get(f"/vector_stores/{assistant}"), 404)
+
+
+def test_a_file_left_in_progress_by_a_dead_process_is_indexed_again(
+    client: openai.OpenAI, http: httpx.Client, redis_url: str
+) -> None:
+    file_id = upload(client, "crane.txt", b"Cranes dance in the marshes every spring.")
+    store = client.vector_stores.create(name="Revive", file_ids=[file_id]).id
+    wait_completed(http, store)
+    # What a process that died mid-indexing leaves: the file in progress, no chunks, no lease.
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    key = keys.engine_vector_store_file(store, file_id)
+    record = json.loads(redis.get(key))
+    redis.set(key, json.dumps({**record, "status": "in_progress", "usage_bytes": 0}))
+    redis.delete(keys.engine_vector_store_chunks(store, file_id))
+    redis.close()
+
+    revived = wait_completed(http, store)
+    assert revived["file_counts"]["completed"] == 1
+    hits = http.post(f"/vector_stores/{store}/search", json={"query": "cranes dance"}).json()
+    assert hits["data"][0]["file_id"] == file_id
