@@ -475,9 +475,9 @@ def test_wrong_or_missing_key_is_401(engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/v1/vector_stores"),
-        ("POST", "/v1/vector_stores/vs_abc/files"),
         ("GET", "/v1/nothing"),
+        ("DELETE", "/v1/threads/thread_abc/runs/run_abc"),
+        ("GET", "/v1/vector_stores/vs_abc/files/file-abc/chunks"),
         ("PUT", "/v1/assistants"),
         ("GET", "/v1/assistants/"),
     ],
