@@ -3,9 +3,12 @@
 Uses the Redis REDIS_URL names, starting one (with AOF, data in .prism/redis) when none
 answers there. PRISM_MASTER_KEY, which seals orgs' upstream credentials, is made once and
 kept in .prism/master-key unless given, so sealed credentials outlive a restart.
-Forwards to PRISM_UPSTREAM_URL with PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY; with neither
-key it serves from the fake upstream of the test suite, so the README's examples work
-offline.
+Forwards to PRISM_UPSTREAM_URL with PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY. With none of
+the three it starts the Assistants engine (`python -m engine`, the built-in offline model
+unless PRISM_ENGINE_MODELS says otherwise, file bytes in .prism/engine-data) on the same
+Redis and forwards there, so the README's examples work offline; the engine's key is made
+anew each run, since only this launcher hands it out. With PRISM_UPSTREAM_URL but no key it
+forwards to the fake upstream of the test suite, as before the engine existed.
 """
 
 import base64
@@ -34,17 +37,17 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         redis_address = _ensure_redis(logs, processes)
-        upstream_url, upstream_key = _upstream(logs, processes)
+        # The developer's other PRISM_* settings (workers, limits, logs, the engine's
+        # models...) reach every process; the ones decided here take precedence.
+        shared = {
+            name: value for name, value in os.environ.items() if name.startswith("PRISM_")
+        } | {"REDIS_URL": redis_address}
+        upstream_url, upstream_key, upstream_name = _upstream(shared, logs, processes)
         admin_token = os.environ.get("PRISM_ADMIN_TOKEN") or secrets.token_urlsafe(24)
         grpc_listen = env("PRISM_GRPC_LISTEN", "127.0.0.1:50051")
         controlplane_addr = env("PRISM_CONTROLPLANE_ADDR", grpc_listen)
         http_listen = env("PRISM_HTTP_LISTEN", "127.0.0.1:8080")
         metrics_listen = env("PRISM_METRICS_LISTEN", "127.0.0.1:9464")
-        # The developer's other PRISM_* settings (workers, limits, logs...) reach both planes;
-        # the ones decided here take precedence.
-        shared = {
-            name: value for name, value in os.environ.items() if name.startswith("PRISM_")
-        } | {"REDIS_URL": redis_address}
         processes.append(
             stack.start_controlplane(
                 shared
@@ -69,7 +72,14 @@ def main() -> None:
                 logs,
             )
         )
-        _print_banner(http_listen, grpc_listen, metrics_listen, admin_token, upstream_url, logs)
+        _print_banner(
+            http_listen,
+            grpc_listen,
+            metrics_listen,
+            admin_token,
+            f"{upstream_url}   ({upstream_name})",
+            logs,
+        )
         _wait_while_running(processes)
     except (ConfigError, stack.StartError) as error:
         print(f"prism run: {error}", file=sys.stderr)
@@ -109,18 +119,47 @@ def _master_key() -> str:
     return path.read_text().strip()
 
 
-def _upstream(logs: Path, processes: list[stack.Process]) -> tuple[str, str]:
+def _upstream(
+    shared: dict[str, str], logs: Path, processes: list[stack.Process]
+) -> tuple[str, str, str]:
+    """The upstream's URL, its key, and what it is, in words."""
     key = os.environ.get("PRISM_UPSTREAM_API_KEY") or os.environ.get("OPENAI_API_KEY")
     if key:
-        return env("PRISM_UPSTREAM_URL", "https://api.openai.com/v1"), key
+        url = env("PRISM_UPSTREAM_URL", "https://api.openai.com/v1")
+        print(f"forwarding to {url}")
+        named = "PRISM_UPSTREAM_URL" in os.environ
+        return url, key, "PRISM_UPSTREAM_URL" if named else "OpenAI"
+    if not os.environ.get("PRISM_UPSTREAM_URL"):
+        return _engine(shared, logs, processes)
     port = stack.free_port()
     key = "sk-fake-" + secrets.token_urlsafe(24)
     processes.append(stack.start_fake_upstream(port, key, STATE_DIR / "upstream-files", logs))
     print(
-        "no PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY: forwarding to the test suite's fake "
-        f"Assistants API on 127.0.0.1:{port}"
+        "PRISM_UPSTREAM_URL but no PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY: forwarding to "
+        f"the test suite's fake Assistants API on 127.0.0.1:{port} instead"
     )
-    return f"http://127.0.0.1:{port}/v1", key
+    return f"http://127.0.0.1:{port}/v1", key, "the test suite's fake Assistants API"
+
+
+def _engine(
+    shared: dict[str, str], logs: Path, processes: list[stack.Process]
+) -> tuple[str, str, str]:
+    """The Assistants engine on the stack's Redis: its URL, the key it requires, what it is."""
+    listen = env("PRISM_ENGINE_LISTEN", "127.0.0.1:8090")
+    key = "sk-engine-" + secrets.token_urlsafe(24)
+    settings = {
+        "PRISM_ENGINE_LISTEN": listen,
+        "PRISM_ENGINE_API_KEY": key,
+        "PRISM_ENGINE_DATA_DIR": env("PRISM_ENGINE_DATA_DIR", str(STATE_DIR / "engine-data")),
+    }
+    processes.append(stack.start_engine(shared | settings, logs))
+    models = os.environ.get("PRISM_ENGINE_MODELS")
+    serving = f"the models in {models}" if models else "its built-in offline model"
+    print(
+        "no PRISM_UPSTREAM_URL, PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY: forwarding to the "
+        f"Assistants engine on {listen} ({serving})"
+    )
+    return f"http://{listen}/v1", key, f"the Assistants engine, {serving}"
 
 
 def _print_banner(
