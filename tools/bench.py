@@ -6,7 +6,9 @@ added latency is the difference of the two distributions' percentiles. The gatew
 measured with a key that has no policy and with keys whose key and org have every limit on
 (full_policy()), taking turns; so is the control plane's Check RPC alone. Also measured: the
 time each streamed event spends in the gateway, the peak throughput with many clients in
-flight, and the data plane's memory while a 512 MiB file is uploaded through it.
+flight, and the data plane's memory while a 512 MiB file is uploaded through it. Last, the
+Assistants engine is started on the same Redis and timed alone: runs of its offline model,
+each created and polled until completed, per run and per run step.
 """
 
 import asyncio
@@ -39,6 +41,9 @@ PEAK_DURATION = 5.0
 UPLOAD_BYTES = 512_000_000  # "512 MB", the upload limit OpenAI documents
 CHUNK = 1_000_000
 CHECK_WARMUP = 50  # sequential Checks per case before it is timed
+ENGINE_RUNS = 100  # sequential, each created and polled until completed
+ENGINE_WARMUP = 5
+ENGINE_POLL_SECONDS = 0.005
 
 MODEL = "gpt-4o"
 NEVER_REACHED = 10**9  # every limit of the full policy, per minute or at once
@@ -537,6 +542,54 @@ async def measure(
     )
 
 
+async def engine_run_times(engine: Target) -> tuple[list[float], list[float]]:
+    """Per run of the offline model, the ms from the request creating it (with its thread)
+    until a poll sees it completed; and that time divided by the run's steps. Polled every
+    ENGINE_POLL_SECONDS, so each time is up to that much late."""
+    per_run: list[float] = []
+    per_step: list[float] = []
+    async with engine.client() as http:
+        created = await http.post(
+            "/assistants", json={"model": MODEL, "instructions": "You are a math tutor."}
+        )
+        created.raise_for_status()
+        assistant = created.json()["id"]
+        for i in range(ENGINE_WARMUP + ENGINE_RUNS):
+            body = {
+                "assistant_id": assistant,
+                "thread": {"messages": [{"role": "user", "content": f"Solve {i}x + 11 = 14"}]},
+            }
+            began = time.perf_counter()
+            response = await http.post("/threads/runs", json=body)
+            response.raise_for_status()
+            run = response.json()
+            path = f"/threads/{run['thread_id']}/runs/{run['id']}"
+            while run["status"] in ("queued", "in_progress"):
+                await asyncio.sleep(ENGINE_POLL_SECONDS)
+                response = await http.get(path)
+                response.raise_for_status()
+                run = response.json()
+            elapsed = (time.perf_counter() - began) * 1000
+            assert run["status"] == "completed", run
+            steps = await http.get(path + "/steps")
+            steps.raise_for_status()
+            if i >= ENGINE_WARMUP:
+                per_run.append(elapsed)
+                per_step.append(elapsed / len(steps.json()["data"]))
+    return per_run, per_step
+
+
+def measure_engine(engine: Target) -> None:
+    per_run, per_step = asyncio.run(engine_run_times(engine))
+    print(
+        f"\nengine, offline model, {ENGINE_RUNS} runs one after another, each created with its "
+        f"thread and polled every {ENGINE_POLL_SECONDS * 1000:.0f} ms until completed:"
+    )
+    print(table_header("engine run (ms)", ""))
+    print(table_row("per run", [percentile(per_run, p) for p in PERCENTILES], ""))
+    print(table_row("per run step", [percentile(per_step, p) for p in PERCENTILES], ""))
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="prism-bench-") as tmp:
         work = Path(tmp)
@@ -595,6 +648,21 @@ def main() -> None:
                     dataplane.pid,
                 )
             )
+            # Started only now: its idle workers poll Redis, which the runs above share.
+            engine_port = stack.free_port()
+            engine_key = "sk-engine-" + secrets.token_hex(16)
+            processes.append(
+                stack.start_engine(
+                    {
+                        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{engine_port}",
+                        "PRISM_ENGINE_API_KEY": engine_key,
+                        "PRISM_ENGINE_REDIS_URL": redis_url,
+                        "PRISM_ENGINE_DATA_DIR": str(work / "engine-data"),
+                    },
+                    logs,
+                )
+            )
+            measure_engine(Target("engine", f"http://127.0.0.1:{engine_port}/v1", engine_key))
         finally:
             for process in reversed(processes):
                 process.stop()
