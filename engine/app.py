@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> Quart:
     app.extensions[runs.EVENTS] = events
     indexes = VectorStores(redis, store)
     app.extensions[vector_stores.VECTOR_STORES] = indexes
-    workers = RunWorkers(store, queue, chat, events, settings.run_workers)
+    workers = RunWorkers(store, queue, chat, events, indexes, settings.run_workers)
 
     for blueprint in (assistants.bp, threads.bp, messages.bp, files.bp, runs.bp, vector_stores.bp):
         app.register_blueprint(blueprint)

@@ -13,13 +13,13 @@ from quart import Blueprint, Response, current_app, request
 from ..errors import ApiError, not_found
 from ..ids import RUN, THREAD, new_id, now
 from ..pagination import list_body, parse_page
-from ..runs import lifecycle
+from ..runs import file_search, lifecycle
 from ..runs.events import RunEvents
 from ..runs.queue import RunQueue
 from ..store import JSON
 from .fields import Fields, expect, invalid_value, json_body, store
 from .messages import MESSAGE_FIELDS, new_message
-from .tooling import response_format, tool_resources, tools
+from .tooling import check_vector_stores, response_format, tool_resources, tools
 
 QUEUE = "engine.run_queue"
 EVENTS = "engine.run_events"
@@ -271,11 +271,13 @@ async def create_thread_and_run() -> JSON | Response:
     stream = _streamed(body)
     thread_body = body.object("thread") or Fields({}, "thread")
     thread_body.only(("messages", "tool_resources", "metadata"))
+    thread_resources = tool_resources(thread_body)
+    run_resources = tool_resources(body)
     thread = {
         "id": new_id(THREAD),
         "object": "thread",
         "created_at": now(),
-        "tool_resources": tool_resources(thread_body) or tool_resources(body) or {},
+        "tool_resources": thread_resources or run_resources or {},
         "metadata": thread_body.metadata() or {},
     }
     messages = [
@@ -283,6 +285,8 @@ async def create_thread_and_run() -> JSON | Response:
         for item in thread_body.items("messages", max_items=32) or []
     ]
     run, state = await _new_run(body, thread["id"])
+    await check_vector_stores(thread_resources, "thread.tool_resources")
+    await check_vector_stores(run_resources, "tool_resources")
     await store().create_thread(thread, messages)
     await _start(run, state, [])
     if stream:
@@ -378,18 +382,33 @@ async def submit_tool_outputs(thread_id: str, run_id: str) -> JSON | Response:
     return resumed
 
 
+_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def _with_search_content() -> bool:
+    """Whether `include[]` asks for the file_search results' content, the one value the
+    spec's RunStepInclude has."""
+    included = [*request.args.getlist("include[]"), *request.args.getlist("include")]
+    for value in included:
+        if value != _SEARCH_CONTENT:
+            raise invalid_value("include", value, (_SEARCH_CONTENT,))
+    return bool(included)
+
+
 @bp.get("/<thread_id>/runs/<run_id>/steps")
 async def list_steps(thread_id: str, run_id: str) -> JSON:
     page = parse_page(request.args)
+    content = _with_search_content()
     await _run(thread_id, run_id)
     data, has_more = await store().list_steps(thread_id, run_id, page)
-    return list_body(data, has_more)
+    return list_body([file_search.public_step(s, with_content=content) for s in data], has_more)
 
 
 @bp.get("/<thread_id>/runs/<run_id>/steps/<step_id>")
 async def retrieve_step(thread_id: str, run_id: str, step_id: str) -> JSON:
+    content = _with_search_content()
     await _run(thread_id, run_id)
     step = await store().get_step(thread_id, step_id)
     if step is None or step["run_id"] != run_id:
         raise not_found("run step", step_id)
-    return step
+    return file_search.public_step(step, with_content=content)

@@ -5,6 +5,7 @@ from typing import Any
 
 from ..errors import ApiError
 from .fields import Fields, expect, invalid_value
+from .vector_stores import vector_stores
 
 TOOL_TYPES = ("code_interpreter", "file_search", "function")
 # OpenAI's defaults for a file_search tool given without options.
@@ -99,6 +100,20 @@ def tool_resources(body: Fields) -> dict[str, Any] | None:
         ids = search.strings("vector_store_ids", max_items=1) or []
         read["file_search"] = {"vector_store_ids": ids}
     return read
+
+
+async def check_vector_stores(resources: dict[str, Any] | None, param: str) -> None:
+    """Every vector store that `resources` (read by tool_resources; `param` names them)
+    give file_search exists: a run would otherwise search nothing without saying so."""
+    ids = ((resources or {}).get("file_search") or {}).get("vector_store_ids", [])
+    for vector_store_id in ids:
+        if await vector_stores().get_record(vector_store_id) is None:
+            raise ApiError(
+                400,
+                f"No vector store found with id '{vector_store_id}'.",
+                param=f"{param}.file_search.vector_store_ids",
+                code="invalid_value",
+            )
 
 
 _FORMATS = ("text", "json_object", "json_schema")

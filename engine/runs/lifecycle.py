@@ -225,3 +225,17 @@ def complete_tool_step(step: JSON, turn: JSON) -> JSON:
     step["completed_at"] = now()
     step["usage"] = turn.get("usage")
     return step
+
+
+def file_search_step(run: JSON, call: JSON) -> JSON:
+    """A tool_calls step with the file_search call, completed: the engine ran it itself."""
+    step = _step(run, "tool_calls", {"type": "tool_calls", "tool_calls": [call]}, None)
+    step["status"] = "completed"
+    step["completed_at"] = now()
+    return step
+
+
+def still_in_progress(run: JSON) -> JSON | None:
+    """No change to the run, so its other writes (a step, its state) land only while it
+    is still being worked on."""
+    return run if run["status"] == "in_progress" else None

@@ -28,9 +28,10 @@ from ..models.prompt import (
     build_request,
 )
 from ..models.routing import NoRouteError
-from ..models.types import Finished, ModelError, TextDelta, ToolCall
+from ..models.types import Finished, ModelError, RetrievedChunk, TextDelta, ToolCall
 from ..store import JSON, Store
-from . import lifecycle
+from ..vector_stores import VectorStores
+from . import file_search, lifecycle
 from .events import RunEvents
 from .queue import MAX_CLAIMS, Claim, RunQueue
 
@@ -43,12 +44,19 @@ _REQUEUE_EVERY_SECONDS = 1.0
 
 class RunWorkers:
     def __init__(
-        self, store: Store, queue: RunQueue, chat: ChatClient, events: RunEvents, count: int
+        self,
+        store: Store,
+        queue: RunQueue,
+        chat: ChatClient,
+        events: RunEvents,
+        vector_stores: VectorStores,
+        count: int,
     ) -> None:
         self._store = store
         self._queue = queue
         self._chat = chat
         self._events = events
+        self._vector_stores = vector_stores
         self._count = count
         self._tasks: list[asyncio.Task[None]] = []
         self._last_requeue = 0.0
@@ -144,8 +152,12 @@ class RunWorkers:
             return
         await self._events.publish(thread_id, run_id, "thread.run.in_progress", run)
         state = await self._store.get_run_state(thread_id, run_id)
+        messages = await self._store.thread_messages(thread_id)
+        retrieved = await self._retrieved(run, state, messages)
+        if retrieved is None:
+            return
         try:
-            request = build_request(await self._prompt(run, state))
+            request = build_request(self._prompt(run, state, messages, retrieved))
         except PromptTooLongError as error:
             await self._end(run, lifecycle.incomplete(error.incomplete_reason, state["usage"]))
             return
@@ -202,7 +214,12 @@ class RunWorkers:
         if not text:
             await self._announce(run, step, message)
         cut = finished.finish_reason == "length"
-        _finish_message(message, "".join(text), incomplete=cut)
+        reply = "".join(text)
+        annotations = file_search.citations(reply, retrieved)
+        if annotations:
+            # Streams learn of the citations as the spec's deltas carry them: indexed.
+            await self._publish(run, "thread.message.delta", _delta(message, "", annotations))
+        _finish_message(message, reply, annotations, incomplete=cut)
         lifecycle.finish_message_step(step, finished.usage, finished.provider)
         change = lifecycle.incomplete("max_completion_tokens", usage) if cut else None
         await self._end(
@@ -265,8 +282,48 @@ class RunWorkers:
             await self._publish(run, event, data)
         await self._publish(done, f"thread.run.{done['status']}", done)
 
-    async def _prompt(self, run: JSON, state: JSON) -> PromptInput:
-        messages = await self._store.thread_messages(run["thread_id"])
+    async def _retrieved(
+        self, run: JSON, state: JSON, messages: Sequence[JSON]
+    ) -> tuple[RetrievedChunk, ...] | None:
+        """The file_search results this run answers from: searched once per run (with a
+        tool_calls step), then kept in its state for the turns after requires_action. None
+        when the run stopped being in progress meanwhile (then it is ended here)."""
+        if "retrieved" in state:
+            return file_search.chunks_from_json(state["retrieved"])
+        tool = file_search.tool(run)
+        if tool is None:
+            return ()
+        ids = file_search.store_ids(
+            await self._store.get_assistant(run["assistant_id"]),
+            await self._store.get_thread(run["thread_id"]),
+        )
+        query = next((_text(m) for m in reversed(messages) if m["role"] == "user"), "").strip()
+        if not ids or not query:
+            return ()
+        found = await file_search.search(self._vector_stores, run, tool, ids, query)
+        state["retrieved"] = file_search.chunks_json(found.chunks)
+        stored = await self._store.update_run(
+            run["thread_id"],
+            run["id"],
+            lifecycle.still_in_progress,
+            state=state,
+            new_steps=[found.step],
+        )
+        if stored is None:
+            await self._conclude(run["thread_id"], run["id"], lifecycle.finish_cancel)
+            return None
+        step = file_search.public_step(found.step, with_content=False)
+        for event in ("created", "in_progress", "completed"):
+            await self._publish(run, f"thread.run.step.{event}", step)
+        return found.chunks
+
+    def _prompt(
+        self,
+        run: JSON,
+        state: JSON,
+        messages: Sequence[JSON],
+        retrieved: Sequence[RetrievedChunk],
+    ) -> PromptInput:
         truncation = run["truncation_strategy"]
         return PromptInput(
             model=run["model"],
@@ -294,6 +351,7 @@ class RunWorkers:
             max_prompt_tokens=run["max_prompt_tokens"],
             max_completion_tokens=run["max_completion_tokens"],
             truncation=Truncation(truncation["type"], truncation.get("last_messages")),
+            retrieved=retrieved,
         )
 
     def _message(self, run: JSON) -> JSON:
@@ -315,9 +373,9 @@ class RunWorkers:
         }
 
 
-def _finish_message(message: JSON, text: str, *, incomplete: bool) -> None:
+def _finish_message(message: JSON, text: str, annotations: list[JSON], *, incomplete: bool) -> None:
     finished = now()
-    message["content"] = [{"type": "text", "text": {"value": text, "annotations": []}}]
+    message["content"] = [{"type": "text", "text": {"value": text, "annotations": annotations}}]
     if incomplete:
         message.update(
             status="incomplete", incomplete_details={"reason": "max_tokens"}, incomplete_at=finished
@@ -326,12 +384,15 @@ def _finish_message(message: JSON, text: str, *, incomplete: bool) -> None:
         message.update(status="completed", completed_at=finished)
 
 
-def _delta(message: JSON, text: str) -> JSON:
+def _delta(message: JSON, text: str, annotations: Sequence[JSON] = ()) -> JSON:
+    indexed = [{"index": i, **annotation} for i, annotation in enumerate(annotations)]
     return {
         "id": message["id"],
         "object": "thread.message.delta",
         "delta": {
-            "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]
+            "content": [
+                {"index": 0, "type": "text", "text": {"value": text, "annotations": indexed}}
+            ]
         },
     }
 
@@ -355,5 +416,6 @@ def _tool_choice(choice: str | JSON) -> ToolChoice | None:
         return choice  # type: ignore[return-value]
     if choice.get("type") == "function":
         return NamedFunction(choice["function"]["name"])
-    # file_search and code_interpreter are not run by this engine yet: the model chooses.
+    # file_search is run before the model is called (file_search.tool); code_interpreter
+    # is not run by this engine: the model chooses.
     return "auto"
