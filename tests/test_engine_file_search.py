@@ -3,6 +3,7 @@ through the gateway): an uploaded file's fact found, quoted and cited with a fil
 annotation, the search recorded as a tool_calls run step, streamed, and vector stores that do
 not exist refused."""
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -247,3 +248,42 @@ def test_gateway_serves_file_search_on_the_engine(
         text = reply.content[0].text  # type: ignore[union-attr]
         assert FACT in text.value
         assert file_id in [a.file_citation.file_id for a in text.annotations]  # type: ignore[union-attr]
+
+
+def test_a_thread_makes_its_vector_store_from_file_ids(client: openai.OpenAI) -> None:
+    fact = client.files.create(file=("harbour.txt", FACT.encode()), purpose="assistants")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": QUESTION}],
+        tool_resources={
+            "file_search": {
+                "vector_stores": [{"file_ids": [fact.id], "metadata": {"made": "inline"}}]
+            }
+        },
+    )
+    (store_id,) = thread.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
+    store = client.vector_stores.retrieve(store_id)
+    assert store.metadata == {"made": "inline"} and store.file_counts.total == 1
+    deadline = time.monotonic() + 10
+    while client.vector_stores.retrieve(store_id).file_counts.completed != 1:
+        assert time.monotonic() < deadline, "the thread's vector store was never indexed"
+        time.sleep(0.05)
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
+    )
+    (reply,) = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    text = reply.content[0].text  # type: ignore[union-attr]
+    assert FACT in text.value
+    assert [a.file_citation.file_id for a in text.annotations] == [fact.id]  # type: ignore[union-attr]
+
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.beta.threads.create(
+            tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-nope"]}]}}
+        )
+    assert missing.value.body["param"] == "tool_resources.file_search.vector_stores[0].file_ids"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.create(
+            tool_resources={
+                "file_search": {"vector_store_ids": [store_id], "vector_stores": [{"file_ids": []}]}
+            }
+        )

@@ -19,7 +19,7 @@ from ..runs.queue import RunQueue
 from ..store import JSON
 from .fields import Fields, expect, invalid_value, json_body, store
 from .messages import MESSAGE_FIELDS, new_message
-from .tooling import check_vector_stores, response_format, tool_resources, tools
+from .tooling import response_format, settle_vector_stores, tool_resources, tools
 
 QUEUE = "engine.run_queue"
 EVENTS = "engine.run_events"
@@ -285,8 +285,8 @@ async def create_thread_and_run() -> JSON | Response:
         for item in thread_body.items("messages", max_items=32) or []
     ]
     run, state = await _new_run(body, thread["id"])
-    await check_vector_stores(thread_resources, "thread.tool_resources")
-    await check_vector_stores(run_resources, "tool_resources")
+    await settle_vector_stores(thread_resources, "thread.tool_resources")
+    await settle_vector_stores(run_resources, "tool_resources")
     await store().create_thread(thread, messages)
     await _start(run, state, [])
     if stream:

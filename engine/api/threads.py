@@ -7,7 +7,7 @@ from ..ids import THREAD, new_id, now
 from ..store import JSON
 from .fields import json_body, store
 from .messages import MESSAGE_FIELDS, new_message
-from .tooling import check_vector_stores, tool_resources
+from .tooling import settle_vector_stores, tool_resources
 
 bp = Blueprint("threads", __name__, url_prefix="/v1/threads")
 
@@ -33,7 +33,7 @@ async def create() -> JSON:
         new_message(item.only(MESSAGE_FIELDS), thread["id"])
         for item in body.items("messages", max_items=32) or []
     ]
-    await check_vector_stores(thread["tool_resources"], "tool_resources")
+    await settle_vector_stores(thread["tool_resources"], "tool_resources")
     await store().create_thread(thread, messages)
     return thread
 
@@ -48,7 +48,7 @@ async def modify(thread_id: str) -> JSON:
     body = await json_body(("tool_resources", "metadata"))
     resources, metadata = tool_resources(body), body.metadata()
     thread = await _thread(thread_id)
-    await check_vector_stores(resources, "tool_resources")
+    await settle_vector_stores(resources, "tool_resources")
     if body.has("tool_resources"):
         thread["tool_resources"] = resources or {}
     if body.has("metadata"):

@@ -1,11 +1,13 @@
 """Fields assistants and threads share: tools, tool_resources and response_format, read into
 the objects' shapes as the spec defines them."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ApiError
+from ..retrieval.chunking import ChunkingStrategy
 from .fields import Fields, expect, invalid_value
-from .vector_stores import vector_stores
+from .vector_stores import create_store, read_chunking_strategy, vector_stores
 
 TOOL_TYPES = ("code_interpreter", "file_search", "function")
 # OpenAI's defaults for a file_search tool given without options.
@@ -82,8 +84,20 @@ def _tool(tool: Fields) -> dict[str, Any]:
     return {"type": kind, "function": described}
 
 
+@dataclass(frozen=True)
+class NewVectorStore:
+    """tool_resources' `file_search.vector_stores` helper, read: the store is made by
+    settle_vector_stores once the whole request is valid."""
+
+    file_ids: list[str]
+    strategy: ChunkingStrategy
+    metadata: dict[str, str] | None
+    files_param: str
+
+
 def tool_resources(body: Fields) -> dict[str, Any] | None:
-    """`code_interpreter.file_ids` (20 at most) and `file_search.vector_store_ids` (one)."""
+    """`code_interpreter.file_ids` (20 at most) and `file_search.vector_store_ids` or the
+    `vector_stores` helper (one store). Call settle_vector_stores on the result."""
     resources = body.object("tool_resources")
     if resources is None:
         return None
@@ -95,17 +109,41 @@ def tool_resources(body: Fields) -> dict[str, Any] | None:
         read["code_interpreter"] = {"file_ids": code.strings("file_ids", max_items=20) or []}
     search = resources.object("file_search")
     if search is not None:
-        # `vector_stores` (made along with the thread) comes with the vector stores' API.
-        search.only(("vector_store_ids",))
+        search.only(("vector_store_ids", "vector_stores"))
         ids = search.strings("vector_store_ids", max_items=1) or []
-        read["file_search"] = {"vector_store_ids": ids}
+        helpers = [
+            NewVectorStore(
+                file_ids=helper.strings("file_ids", max_items=10_000) or [],
+                strategy=read_chunking_strategy(helper),
+                metadata=helper.metadata(),
+                files_param=helper.param("file_ids"),
+            )
+            for helper in (
+                item.only(("file_ids", "chunking_strategy", "metadata"))
+                for item in search.items("vector_stores", max_items=1) or []
+            )
+        ]
+        if ids and helpers:
+            raise ApiError(
+                400,
+                "Only one of 'vector_store_ids' and 'vector_stores' can be given: file_search "
+                "takes one vector store.",
+                param=search.param("vector_stores"),
+                code="invalid_value",
+            )
+        read["file_search"] = {"vector_store_ids": ids, "vector_stores": helpers}
     return read
 
 
-async def check_vector_stores(resources: dict[str, Any] | None, param: str) -> None:
-    """Every vector store that `resources` (read by tool_resources; `param` names them)
-    give file_search exists: a run would otherwise search nothing without saying so."""
-    ids = ((resources or {}).get("file_search") or {}).get("vector_store_ids", [])
+async def settle_vector_stores(resources: dict[str, Any] | None, param: str) -> None:
+    """Checks that every vector store `resources` (read by tool_resources; `param` names
+    them) give file_search exists, as a run would otherwise search nothing without saying
+    so, and makes the store the `vector_stores` helper describes, in its place. Call it
+    once the rest of the request is valid."""
+    search = (resources or {}).get("file_search")
+    if search is None:
+        return
+    ids = search["vector_store_ids"]
     for vector_store_id in ids:
         if await vector_stores().get_record(vector_store_id) is None:
             raise ApiError(
@@ -114,6 +152,12 @@ async def check_vector_stores(resources: dict[str, Any] | None, param: str) -> N
                 param=f"{param}.file_search.vector_store_ids",
                 code="invalid_value",
             )
+    for new in search.pop("vector_stores"):
+        ids.append(
+            await create_store(
+                new.file_ids, new.strategy, files_param=new.files_param, metadata=new.metadata
+            )
+        )
 
 
 _FORMATS = ("text", "json_object", "json_schema")

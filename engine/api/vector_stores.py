@@ -30,7 +30,7 @@ def _param_error(error: ParamError) -> ApiError:
     return ApiError(400, error.message, param=error.param, code="invalid_value")
 
 
-def _strategy(fields: Fields, name: str = "chunking_strategy") -> ChunkingStrategy:
+def read_chunking_strategy(fields: Fields, name: str = "chunking_strategy") -> ChunkingStrategy:
     try:
         return chunking_strategy(fields.data.get(name), fields.param(name))
     except ParamError as error:
@@ -132,17 +132,39 @@ async def create() -> JSON:
     # then not kept.
     fields.string("description", max_length=512)
     expires_after = _expires_after(fields)
-    strategy = _strategy(fields)
+    strategy = read_chunking_strategy(fields)
     metadata = fields.metadata() or {}
-    await _existing_files(file_ids, "file_ids")
+    vector_store_id = await create_store(
+        file_ids,
+        strategy,
+        files_param="file_ids",
+        name=name or "",
+        metadata=metadata,
+        expires_after=expires_after,
+    )
+    return await _answer(vector_store_id)
+
+
+async def create_store(
+    file_ids: list[str],
+    strategy: ChunkingStrategy,
+    *,
+    files_param: str,
+    name: str = "",
+    metadata: JSON | None = None,
+    expires_after: JSON | None = None,
+) -> str:
+    """Makes a vector store and starts indexing its files, for POST /vector_stores and for
+    tool_resources' `vector_stores` helper. Raises for a file that does not exist."""
+    await _existing_files(file_ids, files_param)
     created = now()
     record: JSON = {
         "id": new_id(VECTOR_STORE),
         "object": "vector_store",
         "created_at": created,
-        "name": name or "",
+        "name": name,
         "last_active_at": created,
-        "metadata": metadata,
+        "metadata": metadata or {},
         "expires_at": None,
     }
     if expires_after is not None:
@@ -152,7 +174,7 @@ async def create() -> JSON:
     if file_ids:
         count = len(file_ids)
         await vector_stores().add_files(record["id"], file_ids, [strategy] * count, [None] * count)
-    return await _answer(record["id"])
+    return record["id"]
 
 
 @bp.get("")
@@ -207,7 +229,7 @@ async def _file(vector_store_id: str, file_id: str) -> JSON:
 async def create_file(vector_store_id: str) -> JSON:
     fields = await json_body(("file_id", "chunking_strategy", "attributes"))
     file_id = fields.required_string("file_id")
-    strategy = _strategy(fields)
+    strategy = read_chunking_strategy(fields)
     attributes = _attributes(fields)
     await _record(vector_store_id)
     await _existing_files([file_id], "file_id")
@@ -298,7 +320,7 @@ async def create_batch(vector_store_id: str) -> JSON:
         for item in items:
             item.only(("file_id", "chunking_strategy", "attributes"))
             file_ids.append(item.required_string("file_id"))
-            strategies.append(_strategy(item))
+            strategies.append(read_chunking_strategy(item))
             attributes.append(_attributes(item))
     else:
         file_ids = fields.strings("file_ids", max_items=2000) or []
@@ -309,7 +331,7 @@ async def create_batch(vector_store_id: str) -> JSON:
                 param="file_ids",
                 code="missing_required_parameter",
             )
-        strategies = [_strategy(fields)] * len(file_ids)
+        strategies = [read_chunking_strategy(fields)] * len(file_ids)
         attributes = [_attributes(fields)] * len(file_ids)
     await _record(vector_store_id)
     await _existing_files(file_ids, "files" if fields.has("files") else "file_ids")
