@@ -10,6 +10,8 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, request
 
+from prism.openai_errors import SERVER_ERROR, error_body
+
 from ..errors import ApiError, not_found
 from ..ids import RUN, THREAD, new_id, now
 from ..pagination import list_body, parse_page
@@ -85,14 +87,10 @@ def _event_stream(
                 yield _sse(event, data)
         except Exception:
             log.exception("run %s: its event stream failed", run_id)
-            error = {
-                "message": "The engine lost the run's events; the run goes on. Retrieve it "
-                "to see how it ends.",
-                "type": "server_error",
-                "param": None,
-                "code": "server_error",
-            }
-            yield _sse("error", {"error": error})
+            message = (
+                "The engine lost the run's events; the run goes on. Retrieve it to see how it ends."
+            )
+            yield _sse("error", error_body(message, SERVER_ERROR, SERVER_ERROR))
             return
         yield _sse("done", "[DONE]")
 
