@@ -222,6 +222,9 @@ ENGINE_RUN_QUEUE = ENGINE_PREFIX + "{run-queue}:waiting"
 ENGINE_RUN_LEASES = ENGINE_PREFIX + "{run-queue}:leases"
 # Hash of entry -> how many times a worker claimed it, to end a run that kills its workers.
 ENGINE_RUN_CLAIMS = ENGINE_PREFIX + "{run-queue}:claims"
+# List of wake-up tokens, one pushed with each entry queued: idle workers block on it
+# (BLPOP) instead of polling the queue.
+ENGINE_RUN_WAKE = ENGINE_PREFIX + "{run-queue}:wake"
 
 
 def engine_run_events(thread_id: str, run_id: str) -> str:

@@ -5,6 +5,11 @@ and leasing it in the same script, so no entry is ever out of both; while it wor
 the lease. An entry whose lease ran out (its worker died or hung) goes back to the list, and
 after MAX_CLAIMS claims the run is handed back as given up, so a run that kills its workers
 ends `failed` instead of going round for ever.
+
+Idle workers do not poll: each entry queued (or put back) also pushes a token to a wake-up
+list, on which idle workers block; a woken worker then claims as above. A token is only a
+hint (a busy worker may have claimed the entry already), so the list is capped, and a
+worker's wait has a timeout, after which it looks for expired leases.
 """
 
 import time
@@ -16,6 +21,9 @@ from prism import redis_keys as keys
 
 # A run claimed this many times without finishing is given up.
 MAX_CLAIMS = 3
+# Wake-up tokens kept at most: stale ones (their entry claimed by a busy worker) only cost
+# an idle worker one empty claim, but must not pile up.
+_WAKE_TOKENS_KEPT = 64
 
 # KEYS: waiting list, leases, claims. ARGV: lease end (ms).
 # Returns the entry and how many times it has been claimed, or nil.
@@ -27,14 +35,17 @@ local claims = redis.call('HINCRBY', KEYS[3], entry, 1)
 return {entry, claims}
 """
 
-# KEYS: waiting list, leases. ARGV: now (ms), most entries to move.
-# Moves entries whose lease has ended back to the front of the list; returns how many.
+# KEYS: waiting list, leases, wake-up list. ARGV: now (ms), most entries to move, most
+# wake-up tokens kept. Moves entries whose lease has ended back to the front of the list,
+# waking a worker for each; returns how many.
 _REQUEUE_EXPIRED = """
 local expired = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
 for _, entry in ipairs(expired) do
   redis.call('ZREM', KEYS[2], entry)
   redis.call('LPUSH', KEYS[1], entry)
+  redis.call('RPUSH', KEYS[3], '1')
 end
+if #expired > 0 then redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1) end
 return #expired
 """
 
@@ -81,7 +92,16 @@ class RunQueue:
         self._renew = redis.register_script(_RENEW)
 
     async def push(self, thread_id: str, run_id: str) -> None:
-        await self._redis.rpush(keys.ENGINE_RUN_QUEUE, _entry(thread_id, run_id))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(keys.ENGINE_RUN_QUEUE, _entry(thread_id, run_id))
+            pipe.rpush(keys.ENGINE_RUN_WAKE, "1")
+            pipe.ltrim(keys.ENGINE_RUN_WAKE, -_WAKE_TOKENS_KEPT, -1)
+            await pipe.execute()
+
+    async def wait(self, timeout_seconds: int) -> None:
+        """Blocks until a run may be waiting (a wake-up token) or the timeout passes. A run
+        queued between an empty claim and this wait left its token, so it is not missed."""
+        await self._redis.blpop([keys.ENGINE_RUN_WAKE], timeout=timeout_seconds)
 
     async def claim(self) -> Claim | None:
         """The next waiting run, leased to the caller; None when none waits."""
@@ -113,6 +133,7 @@ class RunQueue:
         """Puts runs whose worker stopped renewing back in the list; how many."""
         return int(
             await self._requeue(
-                keys=[keys.ENGINE_RUN_QUEUE, keys.ENGINE_RUN_LEASES], args=[_now_ms(), batch]
+                keys=[keys.ENGINE_RUN_QUEUE, keys.ENGINE_RUN_LEASES, keys.ENGINE_RUN_WAKE],
+                args=[_now_ms(), batch, _WAKE_TOKENS_KEPT],
             )
         )

@@ -37,9 +37,9 @@ from .queue import MAX_CLAIMS, Claim, RunQueue
 
 log = logging.getLogger("engine.runs")
 
-# How long an idle worker waits before asking the queue again.
-_IDLE_POLL_SECONDS = 0.1
-_REQUEUE_EVERY_SECONDS = 1.0
+# How often this process looks for runs whose worker died; also the longest an idle
+# worker blocks waiting to be woken, so that look happens even with no runs queued.
+_REQUEUE_EVERY_SECONDS = 1
 
 
 class RunWorkers:
@@ -77,7 +77,7 @@ class RunWorkers:
                 await self._requeue_expired()
                 claim = await self._queue.claim()
                 if claim is None:
-                    await asyncio.sleep(_IDLE_POLL_SECONDS)
+                    await self._queue.wait(_REQUEUE_EVERY_SECONDS)
                     continue
                 await self._work(claim)
             except asyncio.CancelledError:
