@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> Quart:
     chat = ChatClient(settings.models)
     events = RunEvents(redis, store)
     app.extensions[runs.EVENTS] = events
-    indexes = VectorStores(redis, store)
+    indexes = VectorStores(redis, store, settings.embeddings)
     app.extensions[vector_stores.VECTOR_STORES] = indexes
     workers = RunWorkers(store, queue, chat, events, indexes, settings.run_workers)
 

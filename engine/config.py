@@ -1,11 +1,17 @@
 """The engine's settings, read once from the environment at start."""
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from prism.settings import ConfigError, env, host_port, redis_url
 
 from .models.routing import Router, RoutingConfigError, router_from_env
+from .retrieval.embeddings import EmbeddingsEndpoint
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,8 @@ class Settings:
     # before another process takes it over.
     run_workers: int
     run_lease_seconds: float
+    # The embeddings endpoint for hybrid vector-store search; None ranks by BM25 alone.
+    embeddings: EmbeddingsEndpoint | None = None
 
 
 def load_settings() -> Settings:
@@ -40,7 +48,38 @@ def load_settings() -> Settings:
         models=_models(),
         run_workers=max(1, int(_positive("PRISM_ENGINE_RUN_WORKERS", "4"))),
         run_lease_seconds=_positive("PRISM_ENGINE_RUN_LEASE_SECONDS", "15"),
+        embeddings=_embeddings(),
     )
+
+
+def _embeddings() -> EmbeddingsEndpoint | None:
+    """PRISM_ENGINE_EMBEDDINGS_URL (an OpenAI-compatible base URL), its model, and the name
+    of the variable holding its key (the key itself is never a setting, so never echoed)."""
+    url = env("PRISM_ENGINE_EMBEDDINGS_URL", "")
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"PRISM_ENGINE_EMBEDDINGS_URL={url!r} is not an http(s) URL "
+            "(an OpenAI-compatible base URL, like https://api.openai.com/v1)"
+        )
+    model = env("PRISM_ENGINE_EMBEDDINGS_MODEL", "text-embedding-3-small")
+    key_env = env("PRISM_ENGINE_EMBEDDINGS_API_KEY_ENV", "")
+    api_key = None
+    if key_env:
+        if not _ENV_NAME.fullmatch(key_env):
+            # Not echoed: someone may have pasted the key itself here.
+            raise ConfigError(
+                "PRISM_ENGINE_EMBEDDINGS_API_KEY_ENV must be the name of an environment "
+                "variable holding the key, not the key"
+            )
+        api_key = os.environ.get(key_env, "").strip() or None
+        if api_key is None:
+            raise ConfigError(
+                f"PRISM_ENGINE_EMBEDDINGS_API_KEY_ENV names {key_env}, which is not set"
+            )
+    return EmbeddingsEndpoint(url.rstrip("/"), model, api_key)
 
 
 def _models() -> Router:

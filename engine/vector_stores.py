@@ -16,6 +16,13 @@ indexes it again.
 Search: the BM25 index of the searched stores' completed files is built from their stored
 chunks on each search (fast for the stores this engine serves: the index is plain Python
 over a few thousand chunks); nothing else has to be kept in step with the files.
+
+Embeddings (when an endpoint is configured): indexing embeds each chunk and stores the
+vectors beside the chunks, with the model's name; an embeddings failure fails the file
+(`server_error`), so a completed file is always searchable by meaning. Search embeds the
+query and ranks hybrid, using only vectors of the configured model (a file indexed before,
+or with another model, gets its BM25 score alone); if the query cannot be embedded, the
+search falls back to BM25 with a warning.
 """
 
 import asyncio
@@ -26,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
@@ -35,6 +43,7 @@ from .ids import FILE_BATCH, VECTOR_STORE, new_id, now
 from .pagination import PageRequest, invalid_cursor
 from .retrieval.bm25 import Index
 from .retrieval.chunking import Chunk, ChunkingStrategy, chunk
+from .retrieval.embeddings import EmbeddingsEndpoint, EmbeddingsError, embed
 from .retrieval.errors import FileError
 from .retrieval.parse import parse
 from .store import JSON, Store
@@ -44,6 +53,8 @@ log = logging.getLogger("prism.engine.vector_stores")
 
 # How long an indexing lease lasts without renewal, and how often a task renews it.
 LEASE_SECONDS = 60
+# How long a call to the embeddings endpoint may take.
+_EMBEDDINGS_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 _RENEW_SECONDS = 20
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
@@ -62,10 +73,14 @@ class SearchHit:
 
 
 class VectorStores:
-    def __init__(self, redis: Redis, store: Store) -> None:
+    def __init__(
+        self, redis: Redis, store: Store, embeddings: EmbeddingsEndpoint | None = None
+    ) -> None:
         self._redis = redis
         self._store = store
         self._tasks: set[asyncio.Task[None]] = set()
+        self._embeddings = embeddings
+        self._http = None if embeddings is None else httpx.AsyncClient(timeout=_EMBEDDINGS_TIMEOUT)
 
     async def close(self) -> None:
         """Stops this process's indexing; a file it left `in_progress` is indexed again
@@ -73,6 +88,8 @@ class VectorStores:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
 
     # Vector stores
 
@@ -374,10 +391,16 @@ class VectorStores:
                 stored = json.loads(raw)
                 # Keyed by store too: the same file may be in two of the searched stores.
                 key = f"{vector_store_id}/{record['id']}"
-                index.add_file(key, [Chunk.from_dict(item) for item in stored["chunks"]])
+                index.add_file(
+                    key, [Chunk.from_dict(item) for item in stored["chunks"]], self._vectors(stored)
+                )
                 files[key] = (vector_store_id, stored["filename"], record.get("attributes") or {})
         results = index.search(
-            query, max_num_results=max_num_results, ranker=ranker, score_threshold=score_threshold
+            query,
+            max_num_results=max_num_results,
+            ranker=ranker,
+            score_threshold=score_threshold,
+            query_vector=await self._query_vector(query) if files else None,
         )
         hits = []
         for result in results:
@@ -389,6 +412,23 @@ class VectorStores:
                 )
             )
         return hits
+
+    def _vectors(self, stored: JSON) -> list[list[float]] | None:
+        """The stored chunks' embeddings, if made by the configured model."""
+        if self._embeddings is None or stored.get("embedding_model") != self._embeddings.model:
+            return None
+        return stored["vectors"]
+
+    async def _query_vector(self, query: str | Sequence[str]) -> list[float] | None:
+        if self._embeddings is None or self._http is None:
+            return None
+        text = query if isinstance(query, str) else "\n".join(query)
+        try:
+            [vector] = await embed(self._http, self._embeddings, [text])
+        except EmbeddingsError as error:
+            log.warning("search ranked by BM25 alone: %s", error)
+            return None
+        return vector
 
     # Indexing
 
@@ -411,11 +451,12 @@ class VectorStores:
             change = _failed(outcome)
             chunks_json = None
         else:
-            filename, text, chunks = outcome
+            filename, text, chunks, embedded = outcome
             usage = len(text.encode("utf-8"))
-            chunks_json = json.dumps(
-                {"filename": filename, "chunks": [item.to_dict() for item in chunks]}
-            )
+            stored: JSON = {"filename": filename, "chunks": [item.to_dict() for item in chunks]}
+            if embedded is not None:
+                stored.update(embedded)
+            chunks_json = json.dumps(stored)
 
             def change(record: JSON) -> JSON:
                 return {**record, "status": "completed", "usage_bytes": usage}
@@ -426,8 +467,9 @@ class VectorStores:
 
     async def _parse(
         self, file_id: str, strategy: ChunkingStrategy
-    ) -> tuple[str, str, list[Chunk]] | dict[str, str]:
-        """(filename, text, chunks), or the last_error of a file that cannot be indexed."""
+    ) -> tuple[str, str, list[Chunk], JSON | None] | dict[str, str]:
+        """(filename, text, chunks, their embeddings when configured), or the last_error
+        of a file that cannot be indexed."""
         file = await self._store.get_file(file_id)
         if file is None:
             return {"code": "invalid_file", "message": f"File {file_id} was deleted."}
@@ -447,7 +489,19 @@ class VectorStores:
         except Exception:
             log.exception("indexing file %s failed", file_id)
             return {"code": "server_error", "message": "The engine failed to index the file."}
-        return file["filename"], text, chunks
+        if self._embeddings is None or self._http is None:
+            return file["filename"], text, chunks, None
+        try:
+            vectors = await embed(self._http, self._embeddings, [c.text for c in chunks])
+        except EmbeddingsError as error:
+            # The endpoint's URL and answer go to the log, not to the API's clients.
+            log.warning("indexing file %s failed: %s", file_id, error)
+            return {
+                "code": "server_error",
+                "message": "The engine could not embed the file: its embeddings endpoint failed.",
+            }
+        embedded = {"embedding_model": self._embeddings.model, "vectors": vectors}
+        return file["filename"], text, chunks, embedded
 
     async def _renew(self, vector_store_id: str, file_id: str, token: str) -> None:
         key = keys.engine_vector_store_indexing(vector_store_id, file_id)

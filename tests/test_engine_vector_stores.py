@@ -2,8 +2,10 @@
 OpenAI SDK pointed straight at the engine; responses checked against the shared spec."""
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,9 +14,11 @@ import pytest
 from redis import Redis
 
 from prism import redis_keys as keys
-from tests.conftest import Engine
+from tests.conftest import Engine, assert_one_clear_line, start_and_fail
+from tests.fake_embeddings import FakeEmbeddings
 from tests.openapi_schemas import validate
 from tests.test_engine_retrieval import make_pdf
+from tools import stack
 
 WARRANTY = (
     "Warranty terms. The Acme kettle carries a warranty of two years from the date of "
@@ -355,3 +359,115 @@ def test_a_file_left_in_progress_by_a_dead_process_is_indexed_again(
     assert revived["file_counts"]["completed"] == 1
     hits = http.post(f"/vector_stores/{store}/search", json={"query": "cranes dance"}).json()
     assert hits["data"][0]["file_id"] == file_id
+
+
+# Embeddings: a private engine on its own Redis database (11), with a fake embeddings
+# endpoint.
+
+GARAGE = "Bring the sedan in for new tyres every autumn."
+PETS = "A puppy needs walks twice a day."
+SYNONYM_QUESTION = "How do I maintain my automobile?"
+
+
+def _embeddings_settings(
+    redis_url: str, tmp_path: Path, embeddings: FakeEmbeddings
+) -> dict[str, str]:
+    return {
+        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{stack.free_port()}",
+        "PRISM_ENGINE_API_KEY": "sk-engine-" + secrets.token_urlsafe(16),
+        "PRISM_ENGINE_REDIS_URL": redis_url.rpartition("/")[0] + "/11",
+        "PRISM_ENGINE_DATA_DIR": str(tmp_path / "engine-data"),
+        "PRISM_ENGINE_EMBEDDINGS_URL": embeddings.url,
+        "PRISM_ENGINE_EMBEDDINGS_MODEL": "fake-embed-1",
+        "PRISM_ENGINE_EMBEDDINGS_API_KEY_ENV": "TEST_EMBEDDINGS_KEY",
+        "TEST_EMBEDDINGS_KEY": embeddings.api_key,
+    }
+
+
+def test_with_embeddings_search_finds_what_bm25_alone_misses(
+    client: openai.OpenAI, http: httpx.Client, redis_url: str, tmp_path: Path, logs: Path
+) -> None:
+    # The shared engine has no embeddings: BM25 finds nothing for other words.
+    plain_store = client.vector_stores.create(
+        name="Plain", file_ids=[upload(client, "garage.txt", GARAGE.encode())]
+    )
+    wait_completed(http, plain_store.id)
+    assert list(client.vector_stores.search(plain_store.id, query=SYNONYM_QUESTION)) == []
+
+    with FakeEmbeddings() as embeddings:
+        settings = _embeddings_settings(redis_url, tmp_path, embeddings)
+        process = stack.start_engine(settings, logs, name="engine-embeddings")
+        try:
+            url = "http://" + settings["PRISM_ENGINE_LISTEN"] + "/v1"
+            key = settings["PRISM_ENGINE_API_KEY"]
+            with (
+                openai.OpenAI(base_url=url, api_key=key, max_retries=0) as sdk,
+                httpx.Client(
+                    base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+                ) as private_http,
+            ):
+                garage = upload(sdk, "garage.txt", GARAGE.encode())
+                pets = upload(sdk, "pets.txt", PETS.encode())
+                store = sdk.vector_stores.create(name="Hybrid", file_ids=[garage, pets]).id
+                assert wait_completed(private_http, store)["file_counts"]["completed"] == 2
+                assert {r["body"]["model"] for r in embeddings.requests} == {"fake-embed-1"}
+
+                hits = list(sdk.vector_stores.search(store, query=SYNONYM_QUESTION))
+                assert hits[0].file_id == garage
+                assert 0 < hits[0].score <= 1
+
+                # The file_search tool of a run ranks the same way, and cites the file.
+                assistant = sdk.beta.assistants.create(
+                    model="gpt-4o",
+                    tools=[{"type": "file_search"}],
+                    tool_resources={"file_search": {"vector_store_ids": [store]}},
+                )
+                run = sdk.beta.threads.create_and_run_poll(
+                    assistant_id=assistant.id,
+                    thread={"messages": [{"role": "user", "content": SYNONYM_QUESTION}]},
+                    poll_interval_ms=50,
+                )
+                assert run.status == "completed", run.last_error
+                [reply] = sdk.beta.threads.messages.list(run.thread_id, run_id=run.id).data
+                text = reply.content[0].text  # type: ignore[union-attr]
+                assert "sedan" in text.value
+                assert garage in [a.file_citation.file_id for a in text.annotations]  # type: ignore[union-attr]
+
+                # The endpoint failing: search falls back to BM25 (still answering), and a
+                # file added now fails with server_error.
+                embeddings.fail_status = 503
+                assert list(sdk.vector_stores.search(store, query=SYNONYM_QUESTION)) == []
+                [by_words] = list(sdk.vector_stores.search(store, query="sedan tyres"))
+                assert by_words.file_id == garage
+                late = upload(sdk, "late.txt", b"Umbrellas for the storm season.")
+                sdk.vector_stores.files.create(store, file_id=late)
+                wait_completed(private_http, store)
+                failed = sdk.vector_stores.files.retrieve(late, vector_store_id=store)
+                assert failed.status == "failed"
+                assert failed.last_error is not None
+                assert failed.last_error.code == "server_error"
+                assert embeddings.url not in failed.last_error.message
+        finally:
+            process.stop()
+    log = process.log_path.read_text()
+    assert "BM25 alone" in log
+    assert embeddings.api_key not in log
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("PRISM_ENGINE_EMBEDDINGS_URL", "localhost:11434"),
+        ("PRISM_ENGINE_EMBEDDINGS_API_KEY_ENV", "sk-pasted-secret-key"),
+        ("PRISM_ENGINE_EMBEDDINGS_API_KEY_ENV", "UNSET_EMBEDDINGS_KEY"),
+    ],
+)
+def test_a_bad_embeddings_setting_stops_the_start_with_one_line(setting: str, value: str) -> None:
+    settings = {
+        "PRISM_ENGINE_API_KEY": "k",
+        "PRISM_ENGINE_EMBEDDINGS_URL": "http://127.0.0.1:9/v1",
+        setting: value,
+    }
+    result = start_and_fail("engine", settings)
+    assert_one_clear_line(result, "engine", 2, setting)
+    assert "sk-pasted-secret-key" not in result.stderr
