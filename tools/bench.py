@@ -648,7 +648,8 @@ def main() -> None:
                     dataplane.pid,
                 )
             )
-            # Started only now: its idle workers poll Redis, which the runs above share.
+            # Started only now: its idle workers wait on Redis (and look for expired
+            # leases each second), which the runs above share.
             engine_port = stack.free_port()
             engine_key = "sk-engine-" + secrets.token_hex(16)
             processes.append(
