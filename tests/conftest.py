@@ -184,6 +184,27 @@ def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
     process.stop()
 
 
+@pytest.fixture
+def engine_client(engine: Engine) -> Iterator[openai.OpenAI]:
+    """The official SDK pointed straight at the shared engine with its key; no retries."""
+    with openai.OpenAI(base_url=engine.url + "/v1", api_key=engine.api_key, max_retries=0) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="session")
+def engine_gateway(
+    engine: Engine,
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+) -> DataPlane:
+    """A data plane whose control plane forwards to the shared engine; keys come from
+    `issue_key` (the planes share Redis)."""
+    controlplane = start_controlplane(
+        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
+    )
+    return start_dataplane(controlplane.addr)
+
+
 @pytest.fixture(scope="session")
 def controlplane(start_controlplane: Callable[..., ControlPlane]) -> ControlPlane:
     return start_controlplane()

@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 from engine.pagination import PageRequest
 from engine.store import Store
 from tests.conftest import (
-    ControlPlane,
     DataPlane,
     Engine,
     IssueKey,
@@ -28,12 +27,6 @@ from tests.conftest import (
     start_and_fail,
 )
 from tests.openapi_schemas import validate
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=engine.url + "/v1", api_key=engine.api_key, max_retries=0) as sdk:
-        yield sdk
 
 
 @pytest.fixture
@@ -66,8 +59,8 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 # Assistants
 
 
-def test_assistant_create_retrieve_modify_list_delete(client: openai.OpenAI) -> None:
-    raw = client.beta.assistants.with_raw_response.create(
+def test_assistant_create_retrieve_modify_list_delete(engine_client: openai.OpenAI) -> None:
+    raw = engine_client.beta.assistants.with_raw_response.create(
         model="gpt-4o",
         name="Tutor",
         instructions="You are a math tutor.",
@@ -99,13 +92,13 @@ def test_assistant_create_retrieve_modify_list_delete(client: openai.OpenAI) -> 
     assert created["response_format"] == {"type": "json_object"}
 
     fetched = checked(
-        "AssistantObject", client.beta.assistants.with_raw_response.retrieve(created["id"])
+        "AssistantObject", engine_client.beta.assistants.with_raw_response.retrieve(created["id"])
     )
     assert fetched == created
 
     modified = checked(
         "AssistantObject",
-        client.beta.assistants.with_raw_response.update(
+        engine_client.beta.assistants.with_raw_response.update(
             created["id"], name="Senior tutor", metadata={"team": "physics"}, tools=[]
         ),
     )
@@ -115,27 +108,32 @@ def test_assistant_create_retrieve_modify_list_delete(client: openai.OpenAI) -> 
     # What the update did not name is kept.
     assert modified["instructions"] == "You are a math tutor."
     assert modified["temperature"] == 0.5
-    assert client.beta.assistants.retrieve(created["id"]).name == "Senior tutor"
+    assert engine_client.beta.assistants.retrieve(created["id"]).name == "Senior tutor"
 
-    listed = checked("ListAssistantsResponse", client.beta.assistants.with_raw_response.list())
+    listed = checked(
+        "ListAssistantsResponse", engine_client.beta.assistants.with_raw_response.list()
+    )
     assert listed["data"][0]["id"] == created["id"]  # newest first
 
     deleted = checked(
-        "DeleteAssistantResponse", client.beta.assistants.with_raw_response.delete(created["id"])
+        "DeleteAssistantResponse",
+        engine_client.beta.assistants.with_raw_response.delete(created["id"]),
     )
     assert deleted == {"id": created["id"], "object": "assistant.deleted", "deleted": True}
     with pytest.raises(openai.NotFoundError) as caught:
-        client.beta.assistants.retrieve(created["id"])
+        engine_client.beta.assistants.retrieve(created["id"])
     assert caught.value.body["message"] == f"No assistant found with id '{created['id']}'."
     with pytest.raises(openai.NotFoundError):
-        client.beta.assistants.delete(created["id"])
-    assert created["id"] not in [a.id for a in client.beta.assistants.list(limit=100)]
+        engine_client.beta.assistants.delete(created["id"])
+    assert created["id"] not in [a.id for a in engine_client.beta.assistants.list(limit=100)]
 
 
 def test_assistant_keeps_reasoning_effort_for_runs_but_answers_the_spec_object(
-    client: openai.OpenAI, redis_url: str
+    engine_client: openai.OpenAI, redis_url: str
 ) -> None:
-    raw = client.beta.assistants.with_raw_response.create(model="o3-mini", reasoning_effort="low")
+    raw = engine_client.beta.assistants.with_raw_response.create(
+        model="o3-mini", reasoning_effort="low"
+    )
     answered = checked("AssistantObject", raw)
     assert "reasoning_effort" not in answered
 
@@ -149,19 +147,19 @@ def test_assistant_keeps_reasoning_effort_for_runs_but_answers_the_spec_object(
     assert stored is not None and stored["reasoning_effort"] == "low"
 
 
-def test_an_id_of_another_kind_is_not_found(client: openai.OpenAI) -> None:
-    file = client.files.create(file=("a.txt", b"a"), purpose="assistants")
+def test_an_id_of_another_kind_is_not_found(engine_client: openai.OpenAI) -> None:
+    file = engine_client.files.create(file=("a.txt", b"a"), purpose="assistants")
     with pytest.raises(openai.NotFoundError) as caught:
-        client.beta.assistants.retrieve(file.id)
+        engine_client.beta.assistants.retrieve(file.id)
     assert caught.value.body["message"] == f"No assistant found with id '{file.id}'."
 
 
 # Threads and messages
 
 
-def test_thread_with_messages_and_tool_resources(client: openai.OpenAI) -> None:
-    file = client.files.create(file=("notes.txt", b"notes"), purpose="assistants")
-    raw = client.beta.threads.with_raw_response.create(
+def test_thread_with_messages_and_tool_resources(engine_client: openai.OpenAI) -> None:
+    file = engine_client.files.create(file=("notes.txt", b"notes"), purpose="assistants")
+    raw = engine_client.beta.threads.with_raw_response.create(
         messages=[
             {"role": "user", "content": "Solve 3x + 11 = 14", "metadata": {"n": "1"}},
             {
@@ -180,7 +178,7 @@ def test_thread_with_messages_and_tool_resources(client: openai.OpenAI) -> None:
 
     listed = checked(
         "ListMessagesResponse",
-        client.beta.threads.messages.with_raw_response.list(thread["id"], order="asc"),
+        engine_client.beta.threads.messages.with_raw_response.list(thread["id"], order="asc"),
     )
     first, second = listed["data"]
     assert first["id"].startswith("msg_") and first["thread_id"] == thread["id"]
@@ -196,28 +194,30 @@ def test_thread_with_messages_and_tool_resources(client: openai.OpenAI) -> None:
 
     modified = checked(
         "ThreadObject",
-        client.beta.threads.with_raw_response.update(thread["id"], metadata={"course": "geometry"}),
+        engine_client.beta.threads.with_raw_response.update(
+            thread["id"], metadata={"course": "geometry"}
+        ),
     )
     assert modified["metadata"] == {"course": "geometry"}
     assert modified["tool_resources"] == thread["tool_resources"]
-    assert client.beta.threads.retrieve(thread["id"]).metadata == {"course": "geometry"}
+    assert engine_client.beta.threads.retrieve(thread["id"]).metadata == {"course": "geometry"}
 
     deleted = checked(
-        "DeleteThreadResponse", client.beta.threads.with_raw_response.delete(thread["id"])
+        "DeleteThreadResponse", engine_client.beta.threads.with_raw_response.delete(thread["id"])
     )
     assert deleted == {"id": thread["id"], "object": "thread.deleted", "deleted": True}
     with pytest.raises(openai.NotFoundError) as caught:
-        client.beta.threads.retrieve(thread["id"])
+        engine_client.beta.threads.retrieve(thread["id"])
     assert caught.value.body["message"] == f"No thread found with id '{thread['id']}'."
     with pytest.raises(openai.NotFoundError):
-        client.beta.threads.messages.retrieve(first["id"], thread_id=thread["id"])
+        engine_client.beta.threads.messages.retrieve(first["id"], thread_id=thread["id"])
 
 
-def test_message_create_retrieve_modify_delete(client: openai.OpenAI) -> None:
-    thread = client.beta.threads.create()
+def test_message_create_retrieve_modify_delete(engine_client: openai.OpenAI) -> None:
+    thread = engine_client.beta.threads.create()
     created = checked(
         "MessageObject",
-        client.beta.threads.messages.with_raw_response.create(
+        engine_client.beta.threads.messages.with_raw_response.create(
             thread.id,
             role="user",
             content=[
@@ -232,35 +232,39 @@ def test_message_create_retrieve_modify_delete(client: openai.OpenAI) -> None:
     }
     fetched = checked(
         "MessageObject",
-        client.beta.threads.messages.with_raw_response.retrieve(created["id"], thread_id=thread.id),
+        engine_client.beta.threads.messages.with_raw_response.retrieve(
+            created["id"], thread_id=thread.id
+        ),
     )
     assert fetched == created
     modified = checked(
         "MessageObject",
-        client.beta.threads.messages.with_raw_response.update(
+        engine_client.beta.threads.messages.with_raw_response.update(
             created["id"], thread_id=thread.id, metadata={"seen": "yes"}
         ),
     )
     assert modified["metadata"] == {"seen": "yes"}
     deleted = checked(
         "DeleteMessageResponse",
-        client.beta.threads.messages.with_raw_response.delete(created["id"], thread_id=thread.id),
+        engine_client.beta.threads.messages.with_raw_response.delete(
+            created["id"], thread_id=thread.id
+        ),
     )
     assert deleted == {"id": created["id"], "object": "thread.message.deleted", "deleted": True}
     with pytest.raises(openai.NotFoundError) as caught:
-        client.beta.threads.messages.retrieve(created["id"], thread_id=thread.id)
+        engine_client.beta.threads.messages.retrieve(created["id"], thread_id=thread.id)
     assert caught.value.body["message"] == f"No message found with id '{created['id']}'."
-    assert client.beta.threads.messages.list(thread.id).data == []
+    assert engine_client.beta.threads.messages.list(thread.id).data == []
     with pytest.raises(openai.NotFoundError) as caught:
-        client.beta.threads.messages.create("thread_missing", role="user", content="hi")
+        engine_client.beta.threads.messages.create("thread_missing", role="user", content="hi")
     assert caught.value.body["message"] == "No thread found with id 'thread_missing'."
 
 
 def test_messages_list_filtered_by_run(
-    client: openai.OpenAI, engine: Engine, redis_url: str, tmp_path: Path
+    engine_client: openai.OpenAI, engine: Engine, redis_url: str, tmp_path: Path
 ) -> None:
     """Runs come next; their messages are written by the worker through the same store."""
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
+    thread = engine_client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
     reply = {
         "id": "msg_" + secrets.token_hex(12),
         "object": "thread.message",
@@ -284,17 +288,19 @@ def test_messages_list_filtered_by_run(
         await redis.aclose()
 
     asyncio.run(add())
-    by_run = client.beta.threads.messages.list(thread.id, run_id="run_x")
+    by_run = engine_client.beta.threads.messages.list(thread.id, run_id="run_x")
     assert [m.id for m in by_run.data] == [reply["id"]]
-    assert len(client.beta.threads.messages.list(thread.id).data) == 2
-    assert client.beta.threads.messages.list(thread.id, run_id="run_other").data == []
+    assert len(engine_client.beta.threads.messages.list(thread.id).data) == 2
+    assert engine_client.beta.threads.messages.list(thread.id, run_id="run_other").data == []
 
 
-def test_store_gives_a_thread_messages_in_order(client: openai.OpenAI, redis_url: str) -> None:
-    thread = client.beta.threads.create(
+def test_store_gives_a_thread_messages_in_order(
+    engine_client: openai.OpenAI, redis_url: str
+) -> None:
+    thread = engine_client.beta.threads.create(
         messages=[{"role": "user", "content": str(n)} for n in range(3)]
     )
-    client.beta.threads.messages.create(thread.id, role="user", content="3")
+    engine_client.beta.threads.messages.create(thread.id, role="user", content="3")
 
     async def read() -> list[dict[str, Any]]:
         redis = Redis.from_url(redis_url, decode_responses=True)
@@ -311,16 +317,16 @@ def test_store_gives_a_thread_messages_in_order(client: openai.OpenAI, redis_url
 # Pagination
 
 
-def test_pagination_with_cursors_in_both_orders(client: openai.OpenAI) -> None:
-    thread = client.beta.threads.create()
+def test_pagination_with_cursors_in_both_orders(engine_client: openai.OpenAI) -> None:
+    thread = engine_client.beta.threads.create()
     ids = [
-        client.beta.threads.messages.create(thread.id, role="user", content=str(n)).id
+        engine_client.beta.threads.messages.create(thread.id, role="user", content=str(n)).id
         for n in range(7)
     ]
     newest_first = ids[::-1]
 
     def page(**params: Any) -> dict[str, Any]:
-        raw = client.beta.threads.messages.with_raw_response.list(thread.id, **params)
+        raw = engine_client.beta.threads.messages.with_raw_response.list(thread.id, **params)
         return checked("ListMessagesResponse", raw)
 
     def listed(body: dict[str, Any]) -> list[str]:
@@ -346,7 +352,7 @@ def test_pagination_with_cursors_in_both_orders(client: openai.OpenAI) -> None:
     assert listed(page(order="asc", after=ids[1], before=ids[5])) == ids[2:5]
 
     # The SDK's auto-pagination walks every page with `after`.
-    walked = [m.id for m in client.beta.threads.messages.list(thread.id, limit=2)]
+    walked = [m.id for m in engine_client.beta.threads.messages.list(thread.id, limit=2)]
     assert walked == newest_first
 
 
@@ -425,9 +431,9 @@ def test_invalid_bodies_are_400_naming_the_param(
         assert error["code"] == code
 
 
-def test_sdk_raises_bad_request_for_a_validation_error(client: openai.OpenAI) -> None:
+def test_sdk_raises_bad_request_for_a_validation_error(engine_client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.beta.assistants.create(model="gpt-4o", metadata={"k": "v" * 513})
+        engine_client.beta.assistants.create(model="gpt-4o", metadata={"k": "v" * 513})
     assert caught.value.param == "metadata.k"
 
 
@@ -495,18 +501,20 @@ def test_unregistered_routes_are_404_unknown_url(
 # Files
 
 
-def test_file_upload_and_download_byte_identical(client: openai.OpenAI) -> None:
+def test_file_upload_and_download_byte_identical(engine_client: openai.OpenAI) -> None:
     data = os.urandom(5 * 1024 * 1024 + 17)
-    raw = client.files.with_raw_response.create(file=("blob.bin", data), purpose="assistants")
+    raw = engine_client.files.with_raw_response.create(
+        file=("blob.bin", data), purpose="assistants"
+    )
     file = checked("OpenAIFile", raw)
     assert file["id"].startswith("file-")
     assert file["bytes"] == len(data) and file["filename"] == "blob.bin"
     assert file["purpose"] == "assistants" and file["status"] == "processed"
-    assert checked("OpenAIFile", client.files.with_raw_response.retrieve(file["id"])) == file
+    assert checked("OpenAIFile", engine_client.files.with_raw_response.retrieve(file["id"])) == file
 
     digest = hashlib.sha256()
     received = 0
-    with client.files.with_streaming_response.content(file["id"]) as download:
+    with engine_client.files.with_streaming_response.content(file["id"]) as download:
         assert download.headers["content-length"] == str(len(data))
         for chunk in download.iter_bytes():
             digest.update(chunk)
@@ -514,13 +522,15 @@ def test_file_upload_and_download_byte_identical(client: openai.OpenAI) -> None:
     assert received == len(data)
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
 
-    deleted = checked("DeleteFileResponse", client.files.with_raw_response.delete(file["id"]))
+    deleted = checked(
+        "DeleteFileResponse", engine_client.files.with_raw_response.delete(file["id"])
+    )
     assert deleted == {"id": file["id"], "object": "file", "deleted": True}
     with pytest.raises(openai.NotFoundError) as caught:
-        client.files.retrieve(file["id"])
+        engine_client.files.retrieve(file["id"])
     assert caught.value.body["message"] == f"No such File object: {file['id']}"
     with pytest.raises(openai.NotFoundError):
-        client.files.content(file["id"])
+        engine_client.files.content(file["id"])
 
 
 def _peak_memory_mib(pid: int) -> float:
@@ -567,21 +577,23 @@ def test_a_large_file_streams_through_without_being_held(
     http.delete(f"/v1/files/{file['id']}")
 
 
-def test_file_list_filters_by_purpose(client: openai.OpenAI) -> None:
-    mine = client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch")
-    other = client.files.create(file=("b.txt", b"b"), purpose="user_data")
-    listed = checked("ListFilesResponse", client.files.with_raw_response.list(purpose="batch"))
+def test_file_list_filters_by_purpose(engine_client: openai.OpenAI) -> None:
+    mine = engine_client.files.create(file=("a.jsonl", b"{}\n"), purpose="batch")
+    other = engine_client.files.create(file=("b.txt", b"b"), purpose="user_data")
+    listed = checked(
+        "ListFilesResponse", engine_client.files.with_raw_response.list(purpose="batch")
+    )
     ids = [f["id"] for f in listed["data"]]
     assert mine.id in ids and other.id not in ids
     assert all(f["purpose"] == "batch" for f in listed["data"])
-    assert other.id in [f.id for f in client.files.list()]
-    two = client.files.list(limit=2)
+    assert other.id in [f.id for f in engine_client.files.list()]
+    two = engine_client.files.list(limit=2)
     assert [f.id for f in two.data] == [other.id, mine.id] and two.has_more
 
 
-def test_file_purpose_is_validated(client: openai.OpenAI) -> None:
+def test_file_purpose_is_validated(engine_client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.files.create(file=("a.txt", b"a"), purpose="homework")  # type: ignore[arg-type]
+        engine_client.files.create(file=("a.txt", b"a"), purpose="homework")  # type: ignore[arg-type]
     assert caught.value.param == "purpose"
     assert "homework" in caught.value.body["message"]
 
@@ -639,18 +651,9 @@ def test_a_taken_port_stops_the_start_with_one_line(engine: Engine) -> None:
 # Through the gateway
 
 
-def test_gateway_forwards_to_the_engine(
-    engine: Engine,
-    start_controlplane: Callable[..., ControlPlane],
-    start_dataplane: Callable[..., DataPlane],
-    issue_key: IssueKey,
-) -> None:
-    controlplane = start_controlplane(
-        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
-    )
-    dataplane = start_dataplane(controlplane.addr)
+def test_gateway_forwards_to_the_engine(engine_gateway: DataPlane, issue_key: IssueKey) -> None:
     _, issued = issue_key()
-    with openai.OpenAI(base_url=dataplane.url, api_key=issued.secret, max_retries=0) as sdk:
+    with openai.OpenAI(base_url=engine_gateway.url, api_key=issued.secret, max_retries=0) as sdk:
         tutor = sdk.beta.assistants.create(model="gpt-4o", instructions="You are a tutor.")
         thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Hi there"}])
         assert sdk.beta.assistants.retrieve(tutor.id).instructions == "You are a tutor."

@@ -4,26 +4,20 @@ annotation, the search recorded as a tool_calls run step, streamed, and vector s
 not exist refused."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import ControlPlane, DataPlane, Engine, IssueKey
+from tests.conftest import DataPlane, Engine, IssueKey
 from tests.openapi_schemas import validate
 
 POLL_MS = 50
 FACT = "The lighthouse keeper of Port Ellery feeds the gulls at twenty to six every morning."
 QUESTION = "When does the lighthouse keeper of Port Ellery feed the gulls?"
 SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=engine.url + "/v1", api_key=engine.api_key, max_retries=0) as sdk:
-        yield sdk
 
 
 @pytest.fixture
@@ -76,12 +70,12 @@ def cited_files(text: dict[str, Any]) -> list[str]:
 
 
 def test_a_run_answers_from_the_file_and_cites_it(
-    client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, http: httpx.Client
 ) -> None:
-    store_id, file_id = knowledge(client)
-    assistant_id = librarian(client, store_id)
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": QUESTION}])
-    run = client.beta.threads.runs.create_and_poll(
+    store_id, file_id = knowledge(engine_client)
+    assistant_id = librarian(engine_client, store_id)
+    thread = engine_client.beta.threads.create(messages=[{"role": "user", "content": QUESTION}])
+    run = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant_id, poll_interval_ms=POLL_MS
     )
     assert run.status == "completed", run.last_error
@@ -91,7 +85,7 @@ def test_a_run_answers_from_the_file_and_cites_it(
     text = reply["content"][0]["text"]
     assert FACT in text["value"]
     assert file_id in cited_files(text)
-    sdk_reply = client.beta.threads.messages.retrieve(reply["id"], thread_id=thread.id)
+    sdk_reply = engine_client.beta.threads.messages.retrieve(reply["id"], thread_id=thread.id)
     annotation = sdk_reply.content[0].text.annotations[0]  # type: ignore[union-attr]
     assert annotation.type == "file_citation"
 
@@ -115,7 +109,7 @@ def test_a_run_answers_from_the_file_and_cites_it(
     included = http.get(one_path, params={"include[]": SEARCH_CONTENT}).json()
     first = checked("RunStepObject", included)["step_details"]["tool_calls"][0]
     assert first["file_search"]["results"][0]["content"] == [{"type": "text", "text": FACT}]
-    sdk_steps = client.beta.threads.runs.steps.list(
+    sdk_steps = engine_client.beta.threads.runs.steps.list(
         run.id, thread_id=thread.id, include=[SEARCH_CONTENT], order="asc"
     ).data
     sdk_call = sdk_steps[0].step_details.tool_calls[0]  # type: ignore[union-attr]
@@ -125,34 +119,36 @@ def test_a_run_answers_from_the_file_and_cites_it(
     assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "include"
 
 
-def test_tool_options_and_tool_choice(client: openai.OpenAI) -> None:
-    store_id, _ = knowledge(client)
+def test_tool_options_and_tool_choice(engine_client: openai.OpenAI) -> None:
+    store_id, _ = knowledge(engine_client)
     assistant_id = librarian(
-        client, store_id, max_num_results=1, ranking_options={"score_threshold": 0.1}
+        engine_client, store_id, max_num_results=1, ranking_options={"score_threshold": 0.1}
     )
-    thread = client.beta.threads.create(
+    thread = engine_client.beta.threads.create(
         messages=[{"role": "user", "content": "gulls dough knead lighthouse"}]
     )
-    run = client.beta.threads.runs.create_and_poll(
+    run = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,
         assistant_id=assistant_id,
         tool_choice={"type": "file_search"},
         poll_interval_ms=POLL_MS,
     )
     assert run.status == "completed", run.last_error
-    search = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data[0]
+    search = engine_client.beta.threads.runs.steps.list(
+        run.id, thread_id=thread.id, order="asc"
+    ).data[0]
     (call,) = search.step_details.tool_calls  # type: ignore[union-attr]
     assert len(call.file_search.results or []) == 1  # type: ignore[union-attr]
     assert call.file_search.ranking_options.score_threshold == 0.1  # type: ignore[union-attr]
 
     # tool_choice "none" keeps the model off its tools: no search, no citation.
-    client.beta.threads.messages.create(thread.id, role="user", content=QUESTION)
-    quiet = client.beta.threads.runs.create_and_poll(
+    engine_client.beta.threads.messages.create(thread.id, role="user", content=QUESTION)
+    quiet = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant_id, tool_choice="none", poll_interval_ms=POLL_MS
     )
-    steps = client.beta.threads.runs.steps.list(quiet.id, thread_id=thread.id).data
+    steps = engine_client.beta.threads.runs.steps.list(quiet.id, thread_id=thread.id).data
     assert [step.type for step in steps] == ["message_creation"]
-    (reply,) = client.beta.threads.messages.list(thread.id, run_id=quiet.id).data
+    (reply,) = engine_client.beta.threads.messages.list(thread.id, run_id=quiet.id).data
     assert reply.content[0].text.annotations == []  # type: ignore[union-attr]
     assert FACT not in reply.content[0].text.value  # type: ignore[union-attr]
 
@@ -173,12 +169,14 @@ class Recorder(openai.AssistantEventHandler):
         self.deltas.append(delta.value or "")
 
 
-def test_a_streamed_run_shows_the_search_then_the_cited_answer(client: openai.OpenAI) -> None:
-    store_id, file_id = knowledge(client)
-    assistant_id = librarian(client, store_id)
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": QUESTION}])
+def test_a_streamed_run_shows_the_search_then_the_cited_answer(
+    engine_client: openai.OpenAI,
+) -> None:
+    store_id, file_id = knowledge(engine_client)
+    assistant_id = librarian(engine_client, store_id)
+    thread = engine_client.beta.threads.create(messages=[{"role": "user", "content": QUESTION}])
     recorder = Recorder()
-    with client.beta.threads.runs.stream(
+    with engine_client.beta.threads.runs.stream(
         thread_id=thread.id, assistant_id=assistant_id, event_handler=recorder
     ) as stream:
         stream.until_done()
@@ -193,7 +191,7 @@ def test_a_streamed_run_shows_the_search_then_the_cited_answer(client: openai.Op
         ("thread.run.step.created", "message_creation"),
     ]
     assert recorder.events[-1] == ("thread.run.completed", "")
-    (stored,) = client.beta.threads.messages.list(thread.id, run_id=streamed.run_id).data
+    (stored,) = engine_client.beta.threads.messages.list(thread.id, run_id=streamed.run_id).data
     stored_text = stored.content[0].text  # type: ignore[union-attr]
     assert "".join(recorder.deltas) == stored_text.value and FACT in stored_text.value
     streamed_text = streamed.content[0].text  # type: ignore[union-attr]
@@ -204,15 +202,17 @@ def test_a_streamed_run_shows_the_search_then_the_cited_answer(client: openai.Op
     assert file_id in [a.file_citation.file_id for a in stored_text.annotations]  # type: ignore[union-attr]
 
 
-def test_unknown_vector_stores_are_refused(client: openai.OpenAI, http: httpx.Client) -> None:
+def test_unknown_vector_stores_are_refused(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
     missing = {"file_search": {"vector_store_ids": ["vs_doesnotexist"]}}
     with pytest.raises(openai.BadRequestError) as refused:
-        client.beta.assistants.create(model="gpt-4o", tool_resources=missing)
+        engine_client.beta.assistants.create(model="gpt-4o", tool_resources=missing)
     assert refused.value.body["param"] == "tool_resources.file_search.vector_store_ids"  # type: ignore[index]
     assert "No vector store found with id 'vs_doesnotexist'." in refused.value.message
     with pytest.raises(openai.BadRequestError):
-        client.beta.threads.create(tool_resources=missing)
-    assistant = client.beta.assistants.create(model="gpt-4o")
+        engine_client.beta.threads.create(tool_resources=missing)
+    assistant = engine_client.beta.assistants.create(model="gpt-4o")
     response = http.post(
         "/v1/threads/runs",
         json={"assistant_id": assistant.id, "thread": {"tool_resources": missing}},
@@ -220,24 +220,17 @@ def test_unknown_vector_stores_are_refused(client: openai.OpenAI, http: httpx.Cl
     assert response.status_code == 400
     error = checked("ErrorResponse", response.json())["error"]
     assert error["param"] == "thread.tool_resources.file_search.vector_store_ids"
-    thread = client.beta.threads.create()
+    thread = engine_client.beta.threads.create()
     with pytest.raises(openai.BadRequestError):
-        client.beta.threads.update(thread.id, tool_resources=missing)
-    assert client.beta.threads.retrieve(thread.id).tool_resources.file_search is None  # type: ignore[union-attr]
+        engine_client.beta.threads.update(thread.id, tool_resources=missing)
+    assert engine_client.beta.threads.retrieve(thread.id).tool_resources.file_search is None  # type: ignore[union-attr]
 
 
 def test_gateway_serves_file_search_on_the_engine(
-    engine: Engine,
-    start_controlplane: Callable[..., ControlPlane],
-    start_dataplane: Callable[..., DataPlane],
-    issue_key: IssueKey,
+    engine_gateway: DataPlane, issue_key: IssueKey
 ) -> None:
-    controlplane = start_controlplane(
-        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
-    )
-    dataplane = start_dataplane(controlplane.addr)
     _, issued = issue_key()
-    with openai.OpenAI(base_url=dataplane.url, api_key=issued.secret, max_retries=0) as sdk:
+    with openai.OpenAI(base_url=engine_gateway.url, api_key=issued.secret, max_retries=0) as sdk:
         store_id, file_id = knowledge(sdk)
         thread = sdk.beta.threads.create(messages=[{"role": "user", "content": QUESTION}])
         run = sdk.beta.threads.runs.create_and_poll(
@@ -250,9 +243,9 @@ def test_gateway_serves_file_search_on_the_engine(
         assert file_id in [a.file_citation.file_id for a in text.annotations]  # type: ignore[union-attr]
 
 
-def test_a_thread_makes_its_vector_store_from_file_ids(client: openai.OpenAI) -> None:
-    fact = client.files.create(file=("harbour.txt", FACT.encode()), purpose="assistants")
-    thread = client.beta.threads.create(
+def test_a_thread_makes_its_vector_store_from_file_ids(engine_client: openai.OpenAI) -> None:
+    fact = engine_client.files.create(file=("harbour.txt", FACT.encode()), purpose="assistants")
+    thread = engine_client.beta.threads.create(
         messages=[{"role": "user", "content": QUESTION}],
         tool_resources={
             "file_search": {
@@ -261,28 +254,30 @@ def test_a_thread_makes_its_vector_store_from_file_ids(client: openai.OpenAI) ->
         },
     )
     (store_id,) = thread.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
-    store = client.vector_stores.retrieve(store_id)
+    store = engine_client.vector_stores.retrieve(store_id)
     assert store.metadata == {"made": "inline"} and store.file_counts.total == 1
     deadline = time.monotonic() + 10
-    while client.vector_stores.retrieve(store_id).file_counts.completed != 1:
+    while engine_client.vector_stores.retrieve(store_id).file_counts.completed != 1:
         assert time.monotonic() < deadline, "the thread's vector store was never indexed"
         time.sleep(0.05)
-    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
-    run = client.beta.threads.runs.create_and_poll(
+    assistant = engine_client.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "file_search"}]
+    )
+    run = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
     )
-    (reply,) = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    (reply,) = engine_client.beta.threads.messages.list(thread.id, run_id=run.id).data
     text = reply.content[0].text  # type: ignore[union-attr]
     assert FACT in text.value
     assert [a.file_citation.file_id for a in text.annotations] == [fact.id]  # type: ignore[union-attr]
 
     with pytest.raises(openai.NotFoundError) as missing:
-        client.beta.threads.create(
+        engine_client.beta.threads.create(
             tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-nope"]}]}}
         )
     assert missing.value.body["param"] == "tool_resources.file_search.vector_stores[0].file_ids"  # type: ignore[index]
     with pytest.raises(openai.BadRequestError):
-        client.beta.threads.create(
+        engine_client.beta.threads.create(
             tool_resources={
                 "file_search": {"vector_store_ids": [store_id], "vector_stores": [{"file_ids": []}]}
             }

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from openai._legacy_response import LegacyAPIResponse
 
-from tests.conftest import ControlPlane, DataPlane, Engine, IssueKey
+from tests.conftest import DataPlane, IssueKey
 from tests.fake_chat.server import Failure, FakeChat, Reply, refused_url
 from tests.openapi_schemas import SPEC, validate
 from tools import stack
@@ -81,19 +81,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def sdk(
-    engine: Engine,
-    start_controlplane: Callable[..., ControlPlane],
-    start_dataplane: Callable[..., DataPlane],
-    issue_key: IssueKey,
-) -> Iterator[openai.OpenAI]:
+def sdk(engine_gateway: DataPlane, issue_key: IssueKey) -> Iterator[openai.OpenAI]:
     """The SDK on a gateway whose upstream is the engine."""
-    controlplane = start_controlplane(
-        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
-    )
-    dataplane = start_dataplane(controlplane.addr)
     _, issued = issue_key()
-    with openai.OpenAI(base_url=dataplane.url, api_key=issued.secret, max_retries=0) as client:
+    with openai.OpenAI(base_url=engine_gateway.url, api_key=issued.secret, max_retries=0) as client:
         yield client
 
 

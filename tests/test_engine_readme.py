@@ -4,9 +4,8 @@ onto the Assistants engine's offline model: what `make run` serves when no upstr
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 
-from tests.conftest import ControlPlane, DataPlane, Engine, IssueKey
+from tests.conftest import DataPlane, IssueKey
 from tools import stack
 
 README_BASE_URL = "http://127.0.0.1:8080/v1"
@@ -24,19 +23,12 @@ def first_python_example() -> str:
 
 
 def test_the_readme_example_answers_through_the_gateway_on_the_engine(
-    engine: Engine,
-    start_controlplane: Callable[..., ControlPlane],
-    start_dataplane: Callable[..., DataPlane],
-    issue_key: IssueKey,
+    engine_gateway: DataPlane, issue_key: IssueKey
 ) -> None:
-    controlplane = start_controlplane(
-        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
-    )
-    dataplane = start_dataplane(controlplane.addr)
     _, issued = issue_key()
     code = (
         first_python_example()
-        .replace(README_BASE_URL, dataplane.url)
+        .replace(README_BASE_URL, engine_gateway.url)
         .replace(README_KEY, issued.secret)
     )
     result = subprocess.run(

@@ -9,7 +9,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from redis.asyncio import Redis
 from engine.runs.queue import MAX_CLAIMS
 from prism import redis_keys
 from tests.conftest import (
-    ControlPlane,
     DataPlane,
     Engine,
     IssueKey,
@@ -48,12 +47,6 @@ WEATHER_TOOL: Any = {
 
 
 @pytest.fixture
-def client(engine: Engine) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=engine.url + "/v1", api_key=engine.api_key, max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
 def http(engine: Engine) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {engine.api_key}"}
     with httpx.Client(base_url=engine.url, headers=headers, timeout=30) as plain:
@@ -71,14 +64,16 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return body["error"]
 
 
-def test_tutor_answers_through_create_and_poll(client: openai.OpenAI, http: httpx.Client) -> None:
-    tutor = client.beta.assistants.create(
+def test_tutor_answers_through_create_and_poll(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    tutor = engine_client.beta.assistants.create(
         model="gpt-4o", name="Tutor", instructions="You are a patient math tutor."
     )
-    thread = client.beta.threads.create(
+    thread = engine_client.beta.threads.create(
         messages=[{"role": "user", "content": "What is the derivative of x squared?"}]
     )
-    run = client.beta.threads.runs.create_and_poll(
+    run = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=tutor.id, poll_interval_ms=POLL_MS
     )
     assert run.status == "completed", run.last_error
@@ -91,12 +86,12 @@ def test_tutor_answers_through_create_and_poll(client: openai.OpenAI, http: http
     assert body["truncation_strategy"] == {"type": "auto", "last_messages": None}
     assert body["tool_choice"] == "auto" and body["parallel_tool_calls"] is True
 
-    messages = client.beta.threads.messages.list(thread.id, order="asc").data
+    messages = engine_client.beta.threads.messages.list(thread.id, order="asc").data
     assert [m.role for m in messages] == ["user", "assistant"]
     reply = messages[1]
     assert reply.content[0].text.value == 'You asked: "What is the derivative of x squared?".'  # type: ignore[union-attr]
     assert (reply.run_id, reply.assistant_id) == (run.id, tutor.id)
-    by_run = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    by_run = engine_client.beta.threads.messages.list(thread.id, run_id=run.id).data
     assert [m.id for m in by_run] == [reply.id]
 
     steps_path = f"/v1/threads/{thread.id}/runs/{run.id}/steps"
@@ -113,9 +108,11 @@ def test_tutor_answers_through_create_and_poll(client: openai.OpenAI, http: http
     assert [r["id"] for r in runs["data"]] == [run.id]
 
 
-def test_create_thread_and_run_with_run_options(client: openai.OpenAI, http: httpx.Client) -> None:
-    tutor = client.beta.assistants.create(model="gpt-4o", instructions="Tutor.")
-    run = client.beta.threads.create_and_run_poll(
+def test_create_thread_and_run_with_run_options(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    tutor = engine_client.beta.assistants.create(model="gpt-4o", instructions="Tutor.")
+    run = engine_client.beta.threads.create_and_run_poll(
         assistant_id=tutor.id,
         thread={"messages": [{"role": "user", "content": "Why is the sky blue?"}]},
         instructions="Answer briefly.",
@@ -125,7 +122,7 @@ def test_create_thread_and_run_with_run_options(client: openai.OpenAI, http: htt
     )
     assert run.status == "completed"
     assert run.instructions == "Answer briefly." and run.metadata == {"lesson": "physics"}
-    (reply,) = client.beta.threads.messages.list(run.thread_id, run_id=run.id).data
+    (reply,) = engine_client.beta.threads.messages.list(run.thread_id, run_id=run.id).data
     assert "Why is the sky blue?" in reply.content[0].text.value  # type: ignore[union-attr]
 
     modified = http.post(
@@ -134,12 +131,14 @@ def test_create_thread_and_run_with_run_options(client: openai.OpenAI, http: htt
     assert checked("RunObject", modified)["metadata"] == {"graded": "yes"}
 
 
-def test_function_tool_through_requires_action(client: openai.OpenAI, http: httpx.Client) -> None:
-    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
-    thread = client.beta.threads.create(
+def test_function_tool_through_requires_action(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    assistant = engine_client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    thread = engine_client.beta.threads.create(
         messages=[{"role": "user", "content": "What is the weather forecast in Paris?"}]
     )
-    run = client.beta.threads.runs.create_and_poll(
+    run = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
     )
     assert run.status == "requires_action"
@@ -147,7 +146,7 @@ def test_function_tool_through_requires_action(client: openai.OpenAI, http: http
     assert run.required_action is not None
     (call,) = run.required_action.submit_tool_outputs.tool_calls
     assert call.function.name == "get_weather" and "Paris" in call.function.arguments
-    (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    (step,) = engine_client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
     assert step.type == "tool_calls" and step.status == "in_progress"
 
     # Outputs must answer exactly the calls asked for.
@@ -157,14 +156,14 @@ def test_function_tool_through_requires_action(client: openai.OpenAI, http: http
     )
     assert wrong.status_code == 400 and error_of(wrong)["param"] == "tool_outputs"
 
-    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+    done = engine_client.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id,
         thread_id=thread.id,
         tool_outputs=[{"tool_call_id": call.id, "output": "sunny, 24 C"}],
         poll_interval_ms=POLL_MS,
     )
     assert done.status == "completed" and done.required_action is None
-    (reply,) = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    (reply,) = engine_client.beta.threads.messages.list(thread.id, run_id=run.id).data
     assert "get_weather returned sunny, 24 C" in reply.content[0].text.value  # type: ignore[union-attr]
     steps = checked(
         "ListRunStepsResponse",
@@ -182,12 +181,14 @@ def test_function_tool_through_requires_action(client: openai.OpenAI, http: http
     assert error_of(again)["message"] == 'Runs in status "completed" do not accept tool outputs.'
 
 
-def test_one_active_run_per_thread_and_cancel(client: openai.OpenAI, http: httpx.Client) -> None:
-    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
-    thread = client.beta.threads.create(
+def test_one_active_run_per_thread_and_cancel(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    assistant = engine_client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    thread = engine_client.beta.threads.create(
         messages=[{"role": "user", "content": "Weather forecast for Oslo please"}]
     )
-    waiting = client.beta.threads.runs.create_and_poll(
+    waiting = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
     )
     assert waiting.status == "requires_action"
@@ -206,7 +207,7 @@ def test_one_active_run_per_thread_and_cancel(client: openai.OpenAI, http: httpx
         f"Can't add messages to {thread.id} while a run {waiting.id} is active."
     )
 
-    cancelled = client.beta.threads.runs.cancel(waiting.id, thread_id=thread.id)
+    cancelled = engine_client.beta.threads.runs.cancel(waiting.id, thread_id=thread.id)
     assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None
     assert cancelled.required_action is None
     again = http.post(f"/v1/threads/{thread.id}/runs/{waiting.id}/cancel")
@@ -214,18 +215,20 @@ def test_one_active_run_per_thread_and_cancel(client: openai.OpenAI, http: httpx
     assert error_of(again)["message"] == "Cannot cancel run with status 'cancelled'."
 
     # The thread takes a new run once the first has ended.
-    plain = client.beta.assistants.create(model="gpt-4o")
-    run = client.beta.threads.runs.create_and_poll(
+    plain = engine_client.beta.assistants.create(model="gpt-4o")
+    run = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=plain.id, poll_interval_ms=POLL_MS
     )
     assert run.status == "completed"
 
 
-def test_token_limits_end_runs_incomplete(client: openai.OpenAI) -> None:
-    tutor = client.beta.assistants.create(model="gpt-4o")
+def test_token_limits_end_runs_incomplete(engine_client: openai.OpenAI) -> None:
+    tutor = engine_client.beta.assistants.create(model="gpt-4o")
     long_question = "Why " + " ".join(f"word{i}" for i in range(400)) + "?"
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": long_question}])
-    cut = client.beta.threads.runs.create_and_poll(
+    thread = engine_client.beta.threads.create(
+        messages=[{"role": "user", "content": long_question}]
+    )
+    cut = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,
         assistant_id=tutor.id,
         max_completion_tokens=256,
@@ -234,11 +237,11 @@ def test_token_limits_end_runs_incomplete(client: openai.OpenAI) -> None:
     assert cut.status == "incomplete"
     assert cut.incomplete_details is not None
     assert cut.incomplete_details.reason == "max_completion_tokens"
-    (reply,) = client.beta.threads.messages.list(thread.id, run_id=cut.id).data
+    (reply,) = engine_client.beta.threads.messages.list(thread.id, run_id=cut.id).data
     assert reply.status == "incomplete"
     assert reply.content[0].text.value.startswith('You asked: "Why word0')  # type: ignore[union-attr]
 
-    unfit = client.beta.threads.runs.create_and_poll(
+    unfit = engine_client.beta.threads.runs.create_and_poll(
         thread_id=thread.id,
         assistant_id=tutor.id,
         max_prompt_tokens=256,
@@ -251,10 +254,10 @@ def test_token_limits_end_runs_incomplete(client: openai.OpenAI) -> None:
 
 
 def test_a_run_waiting_for_tool_outputs_expires(
-    client: openai.OpenAI, http: httpx.Client, redis_url: str
+    engine_client: openai.OpenAI, http: httpx.Client, redis_url: str
 ) -> None:
-    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
-    run = client.beta.threads.create_and_run_poll(
+    assistant = engine_client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    run = engine_client.beta.threads.create_and_run_poll(
         assistant_id=assistant.id,
         thread={"messages": [{"role": "user", "content": "Weather forecast for Lima"}]},
         poll_interval_ms=POLL_MS,
@@ -271,7 +274,7 @@ def test_a_run_waiting_for_tool_outputs_expires(
             await redis.set(key, json.dumps(stored))
 
     asyncio.run(age())
-    expired = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+    expired = engine_client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
     assert expired.status == "expired" and expired.required_action is None
     late = http.post(
         f"/v1/threads/{run.thread_id}/runs/{run.id}/submit_tool_outputs",
@@ -280,16 +283,16 @@ def test_a_run_waiting_for_tool_outputs_expires(
     assert late.status_code == 400
     assert error_of(late)["message"] == 'Runs in status "expired" do not accept tool outputs.'
     # The thread is free again.
-    plain = client.beta.assistants.create(model="gpt-4o")
-    again = client.beta.threads.runs.create_and_poll(
+    plain = engine_client.beta.assistants.create(model="gpt-4o")
+    again = engine_client.beta.threads.runs.create_and_poll(
         thread_id=run.thread_id, assistant_id=plain.id, poll_interval_ms=POLL_MS
     )
     assert again.status == "completed"
 
 
-def test_invalid_run_requests(client: openai.OpenAI, http: httpx.Client) -> None:
-    tutor = client.beta.assistants.create(model="gpt-4o")
-    thread = client.beta.threads.create()
+def test_invalid_run_requests(engine_client: openai.OpenAI, http: httpx.Client) -> None:
+    tutor = engine_client.beta.assistants.create(model="gpt-4o")
+    thread = engine_client.beta.threads.create()
     runs = f"/v1/threads/{thread.id}/runs"
     cases: list[tuple[str, dict[str, Any], int, str | None]] = [
         (runs, {}, 400, "assistant_id"),
@@ -321,17 +324,10 @@ def test_invalid_run_requests(client: openai.OpenAI, http: httpx.Client) -> None
 
 
 def test_gateway_runs_an_assistant_on_the_engine(
-    engine: Engine,
-    start_controlplane: Callable[..., ControlPlane],
-    start_dataplane: Callable[..., DataPlane],
-    issue_key: IssueKey,
+    engine_gateway: DataPlane, issue_key: IssueKey
 ) -> None:
-    controlplane = start_controlplane(
-        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
-    )
-    dataplane = start_dataplane(controlplane.addr)
     _, issued = issue_key()
-    with openai.OpenAI(base_url=dataplane.url, api_key=issued.secret, max_retries=0) as sdk:
+    with openai.OpenAI(base_url=engine_gateway.url, api_key=issued.secret, max_retries=0) as sdk:
         tutor = sdk.beta.assistants.create(model="gpt-4o", instructions="You are a tutor.")
         thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "What is 7 x 6?"}])
         run = sdk.beta.threads.runs.create_and_poll(
@@ -366,19 +362,19 @@ class Recorder(openai.AssistantEventHandler):
         self.deltas.append(delta.value)
 
 
-def test_a_streamed_run_relays_the_answer(client: openai.OpenAI) -> None:
-    tutor = client.beta.assistants.create(model="gpt-4o", instructions="You are a tutor.")
-    thread = client.beta.threads.create(
+def test_a_streamed_run_relays_the_answer(engine_client: openai.OpenAI) -> None:
+    tutor = engine_client.beta.assistants.create(model="gpt-4o", instructions="You are a tutor.")
+    thread = engine_client.beta.threads.create(
         messages=[{"role": "user", "content": "Explain photosynthesis in one line"}]
     )
     recorder = Recorder()
-    with client.beta.threads.runs.stream(
+    with engine_client.beta.threads.runs.stream(
         thread_id=thread.id, assistant_id=tutor.id, event_handler=recorder
     ) as stream:
         stream.until_done()
         final = stream.get_final_run()
     assert final.status == "completed" and final.usage is not None
-    (reply,) = client.beta.threads.messages.list(thread.id, run_id=final.id).data
+    (reply,) = engine_client.beta.threads.messages.list(thread.id, run_id=final.id).data
     text = reply.content[0].text.value  # type: ignore[union-attr]
     assert text == 'You asked: "Explain photosynthesis in one line".'
     assert "".join(recorder.deltas) == text and len(recorder.deltas) > 3
@@ -413,9 +409,9 @@ def _events(response: httpx.Response) -> list[tuple[str, Any]]:
 
 
 def test_a_streamed_function_tool_with_a_new_thread(
-    client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, http: httpx.Client
 ) -> None:
-    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    assistant = engine_client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
     body = {
         "assistant_id": assistant.id,
         "stream": True,
@@ -437,7 +433,7 @@ def test_a_streamed_function_tool_with_a_new_thread(
     assert call["function"]["name"] == "get_weather"
 
     recorder = Recorder()
-    with client.beta.threads.runs.submit_tool_outputs_stream(
+    with engine_client.beta.threads.runs.submit_tool_outputs_stream(
         run_id=run["id"],
         thread_id=run["thread_id"],
         tool_outputs=[{"tool_call_id": call["id"], "output": "rainy"}],
@@ -455,16 +451,16 @@ def validate_run(body: Any) -> dict[str, Any]:
 
 
 def test_deleting_a_thread_deletes_its_runs(
-    client: openai.OpenAI, http: httpx.Client, redis_url: str
+    engine_client: openai.OpenAI, http: httpx.Client, redis_url: str
 ) -> None:
-    tutor = client.beta.assistants.create(model="gpt-4o")
-    run = client.beta.threads.create_and_run_poll(
+    tutor = engine_client.beta.assistants.create(model="gpt-4o")
+    run = engine_client.beta.threads.create_and_run_poll(
         assistant_id=tutor.id,
         thread={"messages": [{"role": "user", "content": "Hi"}]},
         poll_interval_ms=POLL_MS,
     )
     assert run.status == "completed"
-    client.beta.threads.delete(run.thread_id)
+    engine_client.beta.threads.delete(run.thread_id)
     assert http.get(f"/v1/threads/{run.thread_id}/runs/{run.id}").status_code == 404
 
     async def leftovers() -> list[str]:

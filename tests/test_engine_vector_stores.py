@@ -33,20 +33,14 @@ HTML = (
 
 
 @pytest.fixture
-def client(engine: Engine) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=engine.url + "/v1", api_key=engine.api_key, max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
 def http(engine: Engine) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {engine.api_key}"}
     with httpx.Client(base_url=engine.url + "/v1", headers=headers, timeout=30) as plain:
         yield plain
 
 
-def upload(client: openai.OpenAI, name: str, content: bytes) -> str:
-    return client.files.create(file=(name, content), purpose="assistants").id
+def upload(engine_client: openai.OpenAI, name: str, content: bytes) -> str:
+    return engine_client.files.create(file=(name, content), purpose="assistants").id
 
 
 def checked(schema: str, response: httpx.Response) -> dict[str, Any]:
@@ -73,14 +67,14 @@ def wait_completed(http: httpx.Client, vector_store_id: str) -> dict[str, Any]:
 
 
 def test_store_indexes_text_markdown_html_and_pdf_and_search_ranks_the_right_file(
-    client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, http: httpx.Client
 ) -> None:
     ids = {
-        "warranty.txt": upload(client, "warranty.txt", WARRANTY.encode()),
-        "recipes.md": upload(client, "recipes.md", RECIPES.encode()),
-        "shipping.html": upload(client, "shipping.html", HTML.encode()),
+        "warranty.txt": upload(engine_client, "warranty.txt", WARRANTY.encode()),
+        "recipes.md": upload(engine_client, "recipes.md", RECIPES.encode()),
+        "shipping.html": upload(engine_client, "shipping.html", HTML.encode()),
         "manual.pdf": upload(
-            client, "manual.pdf", make_pdf(["Descale the kettle monthly with citric acid."])
+            engine_client, "manual.pdf", make_pdf(["Descale the kettle monthly with citric acid."])
         ),
     }
     created = http.post(
@@ -104,7 +98,7 @@ def test_store_indexes_text_markdown_html_and_pdf_and_search_ranks_the_right_fil
     assert store["usage_bytes"] > 0
 
     # The SDK reads the same object.
-    assert client.vector_stores.retrieve(body["id"]).file_counts.completed == 4
+    assert engine_client.vector_stores.retrieve(body["id"]).file_counts.completed == 4
 
     for query, expected in [
         ("How long is the kettle warranty?", "warranty.txt"),
@@ -130,14 +124,16 @@ def test_store_indexes_text_markdown_html_and_pdf_and_search_ranks_the_right_fil
     assert "ferry" in text and "color:red" not in text
 
     # The SDK's search helper pages through the same results.
-    results = list(client.vector_stores.search(body["id"], query="warranty", max_num_results=2))
+    results = list(
+        engine_client.vector_stores.search(body["id"], query="warranty", max_num_results=2)
+    )
     assert results[0].filename == "warranty.txt"
 
 
-def test_sdk_create_and_poll_and_batches(client: openai.OpenAI, http: httpx.Client) -> None:
-    store = client.vector_stores.create(name="Poll")
-    first = upload(client, "one.txt", b"The lighthouse keeper feeds the gulls at dawn.")
-    done = client.vector_stores.files.create_and_poll(
+def test_sdk_create_and_poll_and_batches(engine_client: openai.OpenAI, http: httpx.Client) -> None:
+    store = engine_client.vector_stores.create(name="Poll")
+    first = upload(engine_client, "one.txt", b"The lighthouse keeper feeds the gulls at dawn.")
+    done = engine_client.vector_stores.files.create_and_poll(
         file_id=first,
         vector_store_id=store.id,
         chunking_strategy={
@@ -150,9 +146,9 @@ def test_sdk_create_and_poll_and_batches(client: openai.OpenAI, http: httpx.Clie
     assert done.chunking_strategy.static.max_chunk_size_tokens == 100
     validate("VectorStoreFileObject", http.get(f"/vector_stores/{store.id}/files/{first}").json())
 
-    second = upload(client, "two.md", b"# Bees\nBees make honey from nectar.")
-    third = upload(client, "three.txt", b"Otters hold hands while they sleep.")
-    batch = client.vector_stores.file_batches.create_and_poll(
+    second = upload(engine_client, "two.md", b"# Bees\nBees make honey from nectar.")
+    third = upload(engine_client, "three.txt", b"Otters hold hands while they sleep.")
+    batch = engine_client.vector_stores.file_batches.create_and_poll(
         vector_store_id=store.id, file_ids=[second, third]
     )
     assert batch.id.startswith("vsfb_")
@@ -163,11 +159,11 @@ def test_sdk_create_and_poll_and_batches(client: openai.OpenAI, http: httpx.Clie
     body = checked("ListVectorStoreFilesResponse", listed)
     assert {f["id"] for f in body["data"]} == {second, third}
 
-    uploaded = client.vector_stores.files.upload_and_poll(
+    uploaded = engine_client.vector_stores.files.upload_and_poll(
         vector_store_id=store.id, file=("four.txt", b"Quokkas smile for photographs.")
     )
     assert uploaded.status == "completed"
-    assert client.vector_stores.retrieve(store.id).file_counts.completed == 4
+    assert engine_client.vector_stores.retrieve(store.id).file_counts.completed == 4
 
     # Cancelling a finished batch leaves its files done.
     cancelled = http.post(f"/vector_stores/{store.id}/file_batches/{batch.id}/cancel")
@@ -176,11 +172,11 @@ def test_sdk_create_and_poll_and_batches(client: openai.OpenAI, http: httpx.Clie
 
 
 def test_unsupported_and_corrupt_files_fail_with_last_error(
-    client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, http: httpx.Client
 ) -> None:
-    good = upload(client, "good.txt", b"Penguins huddle against the cold.")
-    binary = upload(client, "tool.exe", b"MZ\x90\x00\x03")
-    broken = upload(client, "broken.pdf", b"%PDF-1.4\n1 0 obj garbage")
+    good = upload(engine_client, "good.txt", b"Penguins huddle against the cold.")
+    binary = upload(engine_client, "tool.exe", b"MZ\x90\x00\x03")
+    broken = upload(engine_client, "broken.pdf", b"%PDF-1.4\n1 0 obj garbage")
     store = http.post("/vector_stores", json={"file_ids": [good, binary, broken]}).json()
     done = wait_completed(http, store["id"])
     assert done["file_counts"]["failed"] == 2 and done["file_counts"]["completed"] == 1
@@ -198,9 +194,11 @@ def test_unsupported_and_corrupt_files_fail_with_last_error(
     assert [f["id"] for f in completed.json()["data"]] == [good]
 
 
-def test_removing_a_file_removes_it_from_search(client: openai.OpenAI, http: httpx.Client) -> None:
-    walrus = upload(client, "walrus.txt", b"Walruses use their tusks to climb onto ice.")
-    owl = upload(client, "owl.txt", b"Owls turn their heads almost all the way round.")
+def test_removing_a_file_removes_it_from_search(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    walrus = upload(engine_client, "walrus.txt", b"Walruses use their tusks to climb onto ice.")
+    owl = upload(engine_client, "owl.txt", b"Owls turn their heads almost all the way round.")
     store = http.post("/vector_stores", json={"file_ids": [walrus, owl]}).json()
     wait_completed(http, store["id"])
     search = f"/vector_stores/{store['id']}/search"
@@ -212,14 +210,16 @@ def test_removing_a_file_removes_it_from_search(client: openai.OpenAI, http: htt
     assert walrus not in [hit["file_id"] for hit in hits]
     assert error_of(http.get(f"/vector_stores/{store['id']}/files/{walrus}"), 404)
     # The file itself is still there.
-    assert client.files.retrieve(walrus).id == walrus
+    assert engine_client.files.retrieve(walrus).id == walrus
     assert wait_completed(http, store["id"])["file_counts"]["total"] == 1
 
 
-def test_search_options_and_attribute_filters(client: openai.OpenAI, http: httpx.Client) -> None:
-    store = client.vector_stores.create(name="Filters")
-    red = upload(client, "red.txt", b"The red fox jumps over the fence.")
-    blue = upload(client, "blue.txt", b"The blue fox sleeps under the fence.")
+def test_search_options_and_attribute_filters(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    store = engine_client.vector_stores.create(name="Filters")
+    red = upload(engine_client, "red.txt", b"The red fox jumps over the fence.")
+    blue = upload(engine_client, "blue.txt", b"The blue fox sleeps under the fence.")
     for file_id, colour, year in [(red, "red", 2023), (blue, "blue", 2025)]:
         created = http.post(
             f"/vector_stores/{store.id}/files",
@@ -265,8 +265,10 @@ def test_search_options_and_attribute_filters(client: openai.OpenAI, http: httpx
         assert error_of(http.post(search, json=body), 400)["param"] == param, body
 
 
-def test_listing_pages_and_modify_and_delete(client: openai.OpenAI, http: httpx.Client) -> None:
-    made = [client.vector_stores.create(name=f"page-{n}").id for n in range(3)]
+def test_listing_pages_and_modify_and_delete(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    made = [engine_client.vector_stores.create(name=f"page-{n}").id for n in range(3)]
     first = checked("ListVectorStoresResponse", http.get("/vector_stores", params={"limit": 2}))
     assert [s["id"] for s in first["data"]] == made[::-1][:2]
     assert first["has_more"] is True
@@ -290,18 +292,20 @@ def test_listing_pages_and_modify_and_delete(client: openai.OpenAI, http: httpx.
     assert body["expires_after"] == {"anchor": "last_active_at", "days": 7}
     assert body["expires_at"] == body["last_active_at"] + 7 * 86400
 
-    deleted = client.vector_stores.delete(made[0])
+    deleted = engine_client.vector_stores.delete(made[0])
     assert deleted.deleted is True
     assert error_of(http.get(f"/vector_stores/{made[0]}"), 404)["message"] == (
         f"No vector store found with id '{made[0]}'."
     )
     with pytest.raises(openai.NotFoundError):
-        client.vector_stores.retrieve(made[0])
+        engine_client.vector_stores.retrieve(made[0])
 
 
-def test_validation_errors_and_missing_objects(client: openai.OpenAI, http: httpx.Client) -> None:
-    store = client.vector_stores.create(name="Errors").id
-    text = upload(client, "a.txt", b"alpha")
+def test_validation_errors_and_missing_objects(
+    engine_client: openai.OpenAI, http: httpx.Client
+) -> None:
+    store = engine_client.vector_stores.create(name="Errors").id
+    text = upload(engine_client, "a.txt", b"alpha")
     static = {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0}
     bad_strategy = {"file_ids": [text], "chunking_strategy": {"type": "static", "static": static}}
     stores, files, batches = (
@@ -337,15 +341,15 @@ def test_validation_errors_and_missing_objects(client: openai.OpenAI, http: http
     assert error_of(http.post(f"/vector_stores/{store}/file_batches/vsfb_nope/cancel"), 404)
     assert error_of(http.delete(f"/vector_stores/{store}/files/file-nope"), 404)
     # An assistant's id is not a vector store's.
-    assistant = client.beta.assistants.create(model="gpt-4o").id
+    assistant = engine_client.beta.assistants.create(model="gpt-4o").id
     assert error_of(http.get(f"/vector_stores/{assistant}"), 404)
 
 
 def test_a_file_left_in_progress_by_a_dead_process_is_indexed_again(
-    client: openai.OpenAI, http: httpx.Client, redis_url: str
+    engine_client: openai.OpenAI, http: httpx.Client, redis_url: str
 ) -> None:
-    file_id = upload(client, "crane.txt", b"Cranes dance in the marshes every spring.")
-    store = client.vector_stores.create(name="Revive", file_ids=[file_id]).id
+    file_id = upload(engine_client, "crane.txt", b"Cranes dance in the marshes every spring.")
+    store = engine_client.vector_stores.create(name="Revive", file_ids=[file_id]).id
     wait_completed(http, store)
     # What a process that died mid-indexing leaves: the file in progress, no chunks, no lease.
     redis = Redis.from_url(redis_url, decode_responses=True)
@@ -385,14 +389,14 @@ def _embeddings_settings(
 
 
 def test_with_embeddings_search_finds_what_bm25_alone_misses(
-    client: openai.OpenAI, http: httpx.Client, redis_url: str, tmp_path: Path, logs: Path
+    engine_client: openai.OpenAI, http: httpx.Client, redis_url: str, tmp_path: Path, logs: Path
 ) -> None:
     # The shared engine has no embeddings: BM25 finds nothing for other words.
-    plain_store = client.vector_stores.create(
-        name="Plain", file_ids=[upload(client, "garage.txt", GARAGE.encode())]
+    plain_store = engine_client.vector_stores.create(
+        name="Plain", file_ids=[upload(engine_client, "garage.txt", GARAGE.encode())]
     )
     wait_completed(http, plain_store.id)
-    assert list(client.vector_stores.search(plain_store.id, query=SYNONYM_QUESTION)) == []
+    assert list(engine_client.vector_stores.search(plain_store.id, query=SYNONYM_QUESTION)) == []
 
     with FakeEmbeddings() as embeddings:
         settings = _embeddings_settings(redis_url, tmp_path, embeddings)
