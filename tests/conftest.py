@@ -205,6 +205,14 @@ def engine_gateway(
     return start_dataplane(controlplane.addr)
 
 
+@pytest.fixture
+def engine_http(engine: Engine) -> Iterator[httpx.Client]:
+    """Plain HTTP to the engine with its key, for requests the SDK would not send."""
+    headers = {"Authorization": f"Bearer {engine.api_key}"}
+    with httpx.Client(base_url=engine.url, headers=headers, timeout=30) as plain:
+        yield plain
+
+
 @pytest.fixture(scope="session")
 def controlplane(start_controlplane: Callable[..., ControlPlane]) -> ControlPlane:
     return start_controlplane()

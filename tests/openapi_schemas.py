@@ -45,3 +45,9 @@ def _validator(schema_name: str) -> jsonschema.Draft202012Validator:
 def validate(schema_name: str, body: Any) -> None:
     """Raises jsonschema.ValidationError when body is not a `schema_name` of the spec."""
     _validator(schema_name).validate(body)
+
+
+def validated(schema_name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """`body`, once validated as a `schema_name` of the spec."""
+    validate(schema_name, body)
+    return body

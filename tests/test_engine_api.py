@@ -29,14 +29,6 @@ from tests.conftest import (
 from tests.openapi_schemas import validate
 
 
-@pytest.fixture
-def http(engine: Engine) -> Iterator[httpx.Client]:
-    """Plain HTTP with the engine's key, for requests the SDK would refuse to send."""
-    headers = {"Authorization": f"Bearer {engine.api_key}"}
-    with httpx.Client(base_url=engine.url, headers=headers, timeout=30) as plain:
-        yield plain
-
-
 def checked(schema: str, raw: Any) -> dict[str, Any]:
     """The JSON body of an SDK raw response, validated as the spec's `schema`."""
     body = raw.http_response.json()
@@ -368,9 +360,9 @@ def test_pagination_with_cursors_in_both_orders(engine_client: openai.OpenAI) ->
     ],
 )
 def test_invalid_list_parameters_are_400(
-    http: httpx.Client, params: dict[str, str], param: str, says: str
+    engine_http: httpx.Client, params: dict[str, str], param: str, says: str
 ) -> None:
-    response = http.get("/v1/assistants", params=params)
+    response = engine_http.get("/v1/assistants", params=params)
     assert response.status_code == 400
     error = error_of(response)
     assert error["type"] == "invalid_request_error"
@@ -419,9 +411,9 @@ def test_invalid_list_parameters_are_400(
     ],
 )
 def test_invalid_bodies_are_400_naming_the_param(
-    http: httpx.Client, path: str, body: dict[str, Any], param: str, code: str | None
+    engine_http: httpx.Client, path: str, body: dict[str, Any], param: str, code: str | None
 ) -> None:
-    response = http.post(path, json=body)
+    response = engine_http.post(path, json=body)
     assert response.status_code == 400, response.text
     error = error_of(response)
     assert error["type"] == "invalid_request_error"
@@ -437,8 +429,8 @@ def test_sdk_raises_bad_request_for_a_validation_error(engine_client: openai.Ope
     assert caught.value.param == "metadata.k"
 
 
-def test_malformed_json_is_400(http: httpx.Client) -> None:
-    response = http.post(
+def test_malformed_json_is_400(engine_http: httpx.Client) -> None:
+    response = engine_http.post(
         "/v1/assistants", content=b'{"model": ', headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
@@ -447,14 +439,14 @@ def test_malformed_json_is_400(http: httpx.Client) -> None:
     assert "could not parse the JSON body" in error["message"]
 
 
-def test_json_body_over_8_mib_is_413_even_when_chunked(http: httpx.Client) -> None:
+def test_json_body_over_8_mib_is_413_even_when_chunked(engine_http: httpx.Client) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"model": "m", "instructions": "'
         for _ in range(9):
             yield b"x" * (1024 * 1024)
         yield b'"}'
 
-    response = http.post(
+    response = engine_http.post(
         "/v1/assistants", content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 413
@@ -489,9 +481,9 @@ def test_wrong_or_missing_key_is_401(engine: Engine) -> None:
     ],
 )
 def test_unregistered_routes_are_404_unknown_url(
-    http: httpx.Client, method: str, path: str
+    engine_http: httpx.Client, method: str, path: str
 ) -> None:
-    response = http.request(method, path, json={})
+    response = engine_http.request(method, path, json={})
     assert response.status_code == 404
     error = error_of(response)
     assert error["code"] == "unknown_url"
@@ -541,7 +533,7 @@ def _peak_memory_mib(pid: int) -> float:
 
 
 def test_a_large_file_streams_through_without_being_held(
-    engine: Engine, http: httpx.Client
+    engine: Engine, engine_http: httpx.Client
 ) -> None:
     """64 MiB up and down: the engine's peak memory grows by far less than the file."""
     size, block = 64 * 1024 * 1024, os.urandom(1024 * 1024)
@@ -557,7 +549,7 @@ def test_a_large_file_streams_through_without_being_held(
             yield block
         yield b"\r\n--xyz--\r\n"
 
-    response = http.post(
+    response = engine_http.post(
         "/v1/files",
         content=body(),
         headers={"Content-Type": "multipart/form-data; boundary=xyz"},
@@ -569,12 +561,12 @@ def test_a_large_file_streams_through_without_being_held(
     expected, received = hashlib.sha256(), hashlib.sha256()
     for _ in range(size // len(block)):
         expected.update(block)
-    with http.stream("GET", f"/v1/files/{file['id']}/content", timeout=120) as download:
+    with engine_http.stream("GET", f"/v1/files/{file['id']}/content", timeout=120) as download:
         for chunk in download.iter_bytes():
             received.update(chunk)
     assert received.hexdigest() == expected.hexdigest()
     assert _peak_memory_mib(engine.process.pid) - before < 32
-    http.delete(f"/v1/files/{file['id']}")
+    engine_http.delete(f"/v1/files/{file['id']}")
 
 
 def test_file_list_filters_by_purpose(engine_client: openai.OpenAI) -> None:

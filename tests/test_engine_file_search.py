@@ -4,32 +4,19 @@ annotation, the search recorded as a tool_calls run step, streamed, and vector s
 not exist refused."""
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import DataPlane, Engine, IssueKey
-from tests.openapi_schemas import validate
+from tests.conftest import DataPlane, IssueKey
+from tests.openapi_schemas import validate, validated
 
 POLL_MS = 50
 FACT = "The lighthouse keeper of Port Ellery feeds the gulls at twenty to six every morning."
 QUESTION = "When does the lighthouse keeper of Port Ellery feed the gulls?"
 SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
-
-
-@pytest.fixture
-def http(engine: Engine) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {engine.api_key}"}
-    with httpx.Client(base_url=engine.url, headers=headers, timeout=30) as plain:
-        yield plain
-
-
-def checked(schema: str, body: dict[str, Any]) -> dict[str, Any]:
-    validate(schema, body)
-    return body
 
 
 def knowledge(sdk: openai.OpenAI) -> tuple[str, str]:
@@ -70,7 +57,7 @@ def cited_files(text: dict[str, Any]) -> list[str]:
 
 
 def test_a_run_answers_from_the_file_and_cites_it(
-    engine_client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, engine_http: httpx.Client
 ) -> None:
     store_id, file_id = knowledge(engine_client)
     assistant_id = librarian(engine_client, store_id)
@@ -80,8 +67,8 @@ def test_a_run_answers_from_the_file_and_cites_it(
     )
     assert run.status == "completed", run.last_error
 
-    listed = http.get(f"/v1/threads/{thread.id}/messages", params={"run_id": run.id}).json()
-    (reply,) = checked("ListMessagesResponse", listed)["data"]
+    listed = engine_http.get(f"/v1/threads/{thread.id}/messages", params={"run_id": run.id}).json()
+    (reply,) = validated("ListMessagesResponse", listed)["data"]
     text = reply["content"][0]["text"]
     assert FACT in text["value"]
     assert file_id in cited_files(text)
@@ -90,7 +77,9 @@ def test_a_run_answers_from_the_file_and_cites_it(
     assert annotation.type == "file_citation"
 
     steps_path = f"/v1/threads/{thread.id}/runs/{run.id}/steps"
-    steps = checked("ListRunStepsResponse", http.get(steps_path, params={"order": "asc"}).json())
+    steps = validated(
+        "ListRunStepsResponse", engine_http.get(steps_path, params={"order": "asc"}).json()
+    )
     search, message = steps["data"]
     assert search["type"] == "tool_calls" and search["status"] == "completed"
     assert message["type"] == "message_creation"
@@ -106,8 +95,8 @@ def test_a_run_answers_from_the_file_and_cites_it(
     # The results' content only when include[] asks for it, as on OpenAI.
     assert all("content" not in result for result in results)
     one_path = f"{steps_path}/{search['id']}"
-    included = http.get(one_path, params={"include[]": SEARCH_CONTENT}).json()
-    first = checked("RunStepObject", included)["step_details"]["tool_calls"][0]
+    included = engine_http.get(one_path, params={"include[]": SEARCH_CONTENT}).json()
+    first = validated("RunStepObject", included)["step_details"]["tool_calls"][0]
     assert first["file_search"]["results"][0]["content"] == [{"type": "text", "text": FACT}]
     sdk_steps = engine_client.beta.threads.runs.steps.list(
         run.id, thread_id=thread.id, include=[SEARCH_CONTENT], order="asc"
@@ -115,7 +104,7 @@ def test_a_run_answers_from_the_file_and_cites_it(
     sdk_call = sdk_steps[0].step_details.tool_calls[0]  # type: ignore[union-attr]
     assert sdk_call.file_search.results[0].content[0].text == FACT  # type: ignore[union-attr]
 
-    wrong = http.get(one_path, params={"include[]": "step_details.everything"})
+    wrong = engine_http.get(one_path, params={"include[]": "step_details.everything"})
     assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "include"
 
 
@@ -203,7 +192,7 @@ def test_a_streamed_run_shows_the_search_then_the_cited_answer(
 
 
 def test_unknown_vector_stores_are_refused(
-    engine_client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, engine_http: httpx.Client
 ) -> None:
     missing = {"file_search": {"vector_store_ids": ["vs_doesnotexist"]}}
     with pytest.raises(openai.BadRequestError) as refused:
@@ -213,12 +202,12 @@ def test_unknown_vector_stores_are_refused(
     with pytest.raises(openai.BadRequestError):
         engine_client.beta.threads.create(tool_resources=missing)
     assistant = engine_client.beta.assistants.create(model="gpt-4o")
-    response = http.post(
+    response = engine_http.post(
         "/v1/threads/runs",
         json={"assistant_id": assistant.id, "thread": {"tool_resources": missing}},
     )
     assert response.status_code == 400
-    error = checked("ErrorResponse", response.json())["error"]
+    error = validated("ErrorResponse", response.json())["error"]
     assert error["param"] == "thread.tool_resources.file_search.vector_store_ids"
     thread = engine_client.beta.threads.create()
     with pytest.raises(openai.BadRequestError):

@@ -9,7 +9,6 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,12 @@ from engine.runs.queue import MAX_CLAIMS
 from prism import redis_keys
 from tests.conftest import (
     DataPlane,
-    Engine,
     IssueKey,
     assert_one_clear_line,
     start_and_fail,
 )
 from tests.fake_chat.server import FakeChat, Reply, refused_url
-from tests.openapi_schemas import validate
+from tests.openapi_schemas import validate, validated
 from tools import stack
 
 POLL_MS = 50
@@ -46,18 +44,6 @@ WEATHER_TOOL: Any = {
 }
 
 
-@pytest.fixture
-def http(engine: Engine) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {engine.api_key}"}
-    with httpx.Client(base_url=engine.url, headers=headers, timeout=30) as plain:
-        yield plain
-
-
-def checked(schema: str, body: dict[str, Any]) -> dict[str, Any]:
-    validate(schema, body)
-    return body
-
-
 def error_of(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error"}
@@ -65,7 +51,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 
 def test_tutor_answers_through_create_and_poll(
-    engine_client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, engine_http: httpx.Client
 ) -> None:
     tutor = engine_client.beta.assistants.create(
         model="gpt-4o", name="Tutor", instructions="You are a patient math tutor."
@@ -82,7 +68,7 @@ def test_tutor_answers_through_create_and_poll(
     assert run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
     assert run.started_at and run.completed_at and run.last_error is None
 
-    body = checked("RunObject", http.get(f"/v1/threads/{thread.id}/runs/{run.id}").json())
+    body = validated("RunObject", engine_http.get(f"/v1/threads/{thread.id}/runs/{run.id}").json())
     assert body["truncation_strategy"] == {"type": "auto", "last_messages": None}
     assert body["tool_choice"] == "auto" and body["parallel_tool_calls"] is True
 
@@ -95,21 +81,21 @@ def test_tutor_answers_through_create_and_poll(
     assert [m.id for m in by_run] == [reply.id]
 
     steps_path = f"/v1/threads/{thread.id}/runs/{run.id}/steps"
-    steps = checked("ListRunStepsResponse", http.get(steps_path).json())
+    steps = validated("ListRunStepsResponse", engine_http.get(steps_path).json())
     (step,) = steps["data"]
     assert step["type"] == "message_creation" and step["status"] == "completed"
     assert step["step_details"]["message_creation"]["message_id"] == reply.id
     assert step["metadata"]["provider"] == "offline"
     assert step["usage"]["total_tokens"] == run.usage.total_tokens
-    one = http.get(f"/v1/threads/{thread.id}/runs/{run.id}/steps/{step['id']}").json()
-    assert checked("RunStepObject", one) == step
+    one = engine_http.get(f"/v1/threads/{thread.id}/runs/{run.id}/steps/{step['id']}").json()
+    assert validated("RunStepObject", one) == step
 
-    runs = checked("ListRunsResponse", http.get(f"/v1/threads/{thread.id}/runs").json())
+    runs = validated("ListRunsResponse", engine_http.get(f"/v1/threads/{thread.id}/runs").json())
     assert [r["id"] for r in runs["data"]] == [run.id]
 
 
 def test_create_thread_and_run_with_run_options(
-    engine_client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, engine_http: httpx.Client
 ) -> None:
     tutor = engine_client.beta.assistants.create(model="gpt-4o", instructions="Tutor.")
     run = engine_client.beta.threads.create_and_run_poll(
@@ -125,14 +111,14 @@ def test_create_thread_and_run_with_run_options(
     (reply,) = engine_client.beta.threads.messages.list(run.thread_id, run_id=run.id).data
     assert "Why is the sky blue?" in reply.content[0].text.value  # type: ignore[union-attr]
 
-    modified = http.post(
+    modified = engine_http.post(
         f"/v1/threads/{run.thread_id}/runs/{run.id}", json={"metadata": {"graded": "yes"}}
     ).json()
-    assert checked("RunObject", modified)["metadata"] == {"graded": "yes"}
+    assert validated("RunObject", modified)["metadata"] == {"graded": "yes"}
 
 
 def test_function_tool_through_requires_action(
-    engine_client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, engine_http: httpx.Client
 ) -> None:
     assistant = engine_client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
     thread = engine_client.beta.threads.create(
@@ -142,7 +128,7 @@ def test_function_tool_through_requires_action(
         thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=POLL_MS
     )
     assert run.status == "requires_action"
-    checked("RunObject", http.get(f"/v1/threads/{thread.id}/runs/{run.id}").json())
+    validated("RunObject", engine_http.get(f"/v1/threads/{thread.id}/runs/{run.id}").json())
     assert run.required_action is not None
     (call,) = run.required_action.submit_tool_outputs.tool_calls
     assert call.function.name == "get_weather" and "Paris" in call.function.arguments
@@ -150,7 +136,7 @@ def test_function_tool_through_requires_action(
     assert step.type == "tool_calls" and step.status == "in_progress"
 
     # Outputs must answer exactly the calls asked for.
-    wrong = http.post(
+    wrong = engine_http.post(
         f"/v1/threads/{thread.id}/runs/{run.id}/submit_tool_outputs",
         json={"tool_outputs": [{"tool_call_id": "call_other", "output": "x"}]},
     )
@@ -165,15 +151,17 @@ def test_function_tool_through_requires_action(
     assert done.status == "completed" and done.required_action is None
     (reply,) = engine_client.beta.threads.messages.list(thread.id, run_id=run.id).data
     assert "get_weather returned sunny, 24 C" in reply.content[0].text.value  # type: ignore[union-attr]
-    steps = checked(
+    steps = validated(
         "ListRunStepsResponse",
-        http.get(f"/v1/threads/{thread.id}/runs/{run.id}/steps", params={"order": "asc"}).json(),
+        engine_http.get(
+            f"/v1/threads/{thread.id}/runs/{run.id}/steps", params={"order": "asc"}
+        ).json(),
     )["data"]
     assert [s["type"] for s in steps] == ["tool_calls", "message_creation"]
     assert steps[0]["status"] == "completed"
     assert steps[0]["step_details"]["tool_calls"][0]["function"]["output"] == "sunny, 24 C"
 
-    again = http.post(
+    again = engine_http.post(
         f"/v1/threads/{thread.id}/runs/{run.id}/submit_tool_outputs",
         json={"tool_outputs": [{"tool_call_id": call.id, "output": "x"}]},
     )
@@ -182,7 +170,7 @@ def test_function_tool_through_requires_action(
 
 
 def test_one_active_run_per_thread_and_cancel(
-    engine_client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, engine_http: httpx.Client
 ) -> None:
     assistant = engine_client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
     thread = engine_client.beta.threads.create(
@@ -193,13 +181,13 @@ def test_one_active_run_per_thread_and_cancel(
     )
     assert waiting.status == "requires_action"
 
-    second = http.post(f"/v1/threads/{thread.id}/runs", json={"assistant_id": assistant.id})
+    second = engine_http.post(f"/v1/threads/{thread.id}/runs", json={"assistant_id": assistant.id})
     assert second.status_code == 400
     assert error_of(second)["message"] == (
         f"Thread {thread.id} already has an active run {waiting.id}."
     )
 
-    blocked = http.post(
+    blocked = engine_http.post(
         f"/v1/threads/{thread.id}/messages", json={"role": "user", "content": "And Bergen?"}
     )
     assert blocked.status_code == 400
@@ -210,7 +198,7 @@ def test_one_active_run_per_thread_and_cancel(
     cancelled = engine_client.beta.threads.runs.cancel(waiting.id, thread_id=thread.id)
     assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None
     assert cancelled.required_action is None
-    again = http.post(f"/v1/threads/{thread.id}/runs/{waiting.id}/cancel")
+    again = engine_http.post(f"/v1/threads/{thread.id}/runs/{waiting.id}/cancel")
     assert again.status_code == 400
     assert error_of(again)["message"] == "Cannot cancel run with status 'cancelled'."
 
@@ -254,7 +242,7 @@ def test_token_limits_end_runs_incomplete(engine_client: openai.OpenAI) -> None:
 
 
 def test_a_run_waiting_for_tool_outputs_expires(
-    engine_client: openai.OpenAI, http: httpx.Client, redis_url: str
+    engine_client: openai.OpenAI, engine_http: httpx.Client, redis_url: str
 ) -> None:
     assistant = engine_client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
     run = engine_client.beta.threads.create_and_run_poll(
@@ -276,7 +264,7 @@ def test_a_run_waiting_for_tool_outputs_expires(
     asyncio.run(age())
     expired = engine_client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
     assert expired.status == "expired" and expired.required_action is None
-    late = http.post(
+    late = engine_http.post(
         f"/v1/threads/{run.thread_id}/runs/{run.id}/submit_tool_outputs",
         json={"tool_outputs": [{"tool_call_id": "call_x", "output": "x"}]},
     )
@@ -290,7 +278,7 @@ def test_a_run_waiting_for_tool_outputs_expires(
     assert again.status == "completed"
 
 
-def test_invalid_run_requests(engine_client: openai.OpenAI, http: httpx.Client) -> None:
+def test_invalid_run_requests(engine_client: openai.OpenAI, engine_http: httpx.Client) -> None:
     tutor = engine_client.beta.assistants.create(model="gpt-4o")
     thread = engine_client.beta.threads.create()
     runs = f"/v1/threads/{thread.id}/runs"
@@ -313,14 +301,14 @@ def test_invalid_run_requests(engine_client: openai.OpenAI, http: httpx.Client) 
         ("/v1/threads/thread_missing/runs", {"assistant_id": tutor.id}, 404, None),
     ]
     for path, body, status, param in cases:
-        response = http.post(path, json=body)
+        response = engine_http.post(path, json=body)
         assert response.status_code == status, (path, body, response.text)
         assert error_of(response)["param"] == param
-    missing = http.get(f"/v1/threads/{thread.id}/runs/run_missing")
+    missing = engine_http.get(f"/v1/threads/{thread.id}/runs/run_missing")
     assert missing.status_code == 404
     assert error_of(missing)["message"] == "No run found with id 'run_missing'."
     # Nothing was queued by the refused requests.
-    assert http.get(f"/v1/threads/{thread.id}/runs").json()["data"] == []
+    assert engine_http.get(f"/v1/threads/{thread.id}/runs").json()["data"] == []
 
 
 def test_gateway_runs_an_assistant_on_the_engine(
@@ -409,7 +397,7 @@ def _events(response: httpx.Response) -> list[tuple[str, Any]]:
 
 
 def test_a_streamed_function_tool_with_a_new_thread(
-    engine_client: openai.OpenAI, http: httpx.Client
+    engine_client: openai.OpenAI, engine_http: httpx.Client
 ) -> None:
     assistant = engine_client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
     body = {
@@ -417,7 +405,7 @@ def test_a_streamed_function_tool_with_a_new_thread(
         "stream": True,
         "thread": {"messages": [{"role": "user", "content": "Weather forecast in Rome?"}]},
     }
-    with http.stream("POST", "/v1/threads/runs", json=body) as response:
+    with engine_http.stream("POST", "/v1/threads/runs", json=body) as response:
         events = _events(response)
     names = [name for name, _ in events]
     assert names[:3] == ["thread.created", "thread.run.created", "thread.run.queued"]
@@ -451,7 +439,7 @@ def validate_run(body: Any) -> dict[str, Any]:
 
 
 def test_deleting_a_thread_deletes_its_runs(
-    engine_client: openai.OpenAI, http: httpx.Client, redis_url: str
+    engine_client: openai.OpenAI, engine_http: httpx.Client, redis_url: str
 ) -> None:
     tutor = engine_client.beta.assistants.create(model="gpt-4o")
     run = engine_client.beta.threads.create_and_run_poll(
@@ -461,7 +449,7 @@ def test_deleting_a_thread_deletes_its_runs(
     )
     assert run.status == "completed"
     engine_client.beta.threads.delete(run.thread_id)
-    assert http.get(f"/v1/threads/{run.thread_id}/runs/{run.id}").status_code == 404
+    assert engine_http.get(f"/v1/threads/{run.thread_id}/runs/{run.id}").status_code == 404
 
     async def leftovers() -> list[str]:
         async with Redis.from_url(redis_url, decode_responses=True) as redis:
