@@ -39,7 +39,7 @@ def load_settings() -> Settings:
     return Settings(
         http_host=http_host,
         http_port=http_port,
-        http_workers=_workers("PRISM_HTTP_WORKERS", env("PRISM_HTTP_WORKERS", "1")),
+        http_workers=_whole("PRISM_HTTP_WORKERS", env("PRISM_HTTP_WORKERS", "1")),
         controlplane_addr=controlplane_addr,
         redis_url=redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0")),
         check_deadline=positive_number(
@@ -57,14 +57,8 @@ def load_settings() -> Settings:
     )
 
 
-def _workers(name: str, value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{name}={value!r} is not a whole number of processes (1 or more)")
-    return int(value)
-
-
 def _whole(name: str, value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise ConfigError(f"{name}={value!r} is not a whole number (1 or more)")
     return int(value)
 
