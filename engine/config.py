@@ -4,9 +4,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from prism.settings import ConfigError, env, host_port, redis_url
+from prism.settings import ConfigError, env, host_port, http_url, positive_number, redis_url
 
 from .models.routing import Router, RoutingConfigError, router_from_env
 from .retrieval.embeddings import EmbeddingsEndpoint
@@ -46,8 +45,13 @@ def load_settings() -> Settings:
         redis_url=_redis_url(),
         data_dir=_data_dir(env("PRISM_ENGINE_DATA_DIR", ".prism/engine-data")),
         models=_models(),
-        run_workers=max(1, int(_positive("PRISM_ENGINE_RUN_WORKERS", "4"))),
-        run_lease_seconds=_positive("PRISM_ENGINE_RUN_LEASE_SECONDS", "15"),
+        run_workers=max(
+            1,
+            int(positive_number("PRISM_ENGINE_RUN_WORKERS", env("PRISM_ENGINE_RUN_WORKERS", "4"))),
+        ),
+        run_lease_seconds=positive_number(
+            "PRISM_ENGINE_RUN_LEASE_SECONDS", env("PRISM_ENGINE_RUN_LEASE_SECONDS", "15")
+        ),
         embeddings=_embeddings(),
     )
 
@@ -55,15 +59,10 @@ def load_settings() -> Settings:
 def _embeddings() -> EmbeddingsEndpoint | None:
     """PRISM_ENGINE_EMBEDDINGS_URL (an OpenAI-compatible base URL), its model, and the name
     of the variable holding its key (the key itself is never a setting, so never echoed)."""
-    url = env("PRISM_ENGINE_EMBEDDINGS_URL", "")
-    if not url:
+    raw_url = env("PRISM_ENGINE_EMBEDDINGS_URL", "")
+    if not raw_url:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"PRISM_ENGINE_EMBEDDINGS_URL={url!r} is not an http(s) URL "
-            "(an OpenAI-compatible base URL, like https://api.openai.com/v1)"
-        )
+    url = http_url("PRISM_ENGINE_EMBEDDINGS_URL", raw_url)
     model = env("PRISM_ENGINE_EMBEDDINGS_MODEL", "text-embedding-3-small")
     key_env = env("PRISM_ENGINE_EMBEDDINGS_API_KEY_ENV", "")
     api_key = None
@@ -79,7 +78,7 @@ def _embeddings() -> EmbeddingsEndpoint | None:
             raise ConfigError(
                 f"PRISM_ENGINE_EMBEDDINGS_API_KEY_ENV names {key_env}, which is not set"
             )
-    return EmbeddingsEndpoint(url.rstrip("/"), model, api_key)
+    return EmbeddingsEndpoint(url, model, api_key)
 
 
 def _models() -> Router:
@@ -87,17 +86,6 @@ def _models() -> Router:
         return router_from_env()
     except (RoutingConfigError, OSError) as error:
         raise ConfigError(f"PRISM_ENGINE_MODELS: {error}") from None
-
-
-def _positive(name: str, default: str) -> float:
-    raw = env(name, default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not value > 0:
-        raise ConfigError(f"{name}={raw!r} must be above 0")
-    return value
 
 
 def _redis_url() -> str:
