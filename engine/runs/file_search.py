@@ -9,12 +9,11 @@ from dataclasses import dataclass
 
 from ..ids import new_id
 from ..models.types import RetrievedChunk
+from ..retrieval.bm25 import DEFAULT_MAX_NUM_RESULTS
 from ..store import JSON
 from ..vector_stores import VectorStores
 from . import lifecycle
 
-# OpenAI's default for file_search's max_num_results.
-DEFAULT_MAX_NUM_RESULTS = 20
 # `【0:3†notes.txt】`: the marker the prompt asks models to cite with (models.types).
 _MARKER = re.compile(r"【0:(\d+)†[^】]*】")
 
