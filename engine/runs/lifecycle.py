@@ -136,10 +136,11 @@ def require_action(calls: Sequence[ToolCall]) -> Change:
     return _while_in_progress(apply)
 
 
-def _call(call: ToolCall, output: str | None = None, *, with_output: bool = False) -> JSON:
+def _call(call: ToolCall, *, with_output: bool = False) -> JSON:
+    """A function call; `with_output` adds the step's `output`, null until submitted."""
     function: dict[str, Any] = {"name": call.name, "arguments": call.arguments}
     if with_output:
-        function["output"] = output
+        function["output"] = None
     return {"id": call.id, "type": "function", "function": function}
 
 
@@ -211,7 +212,7 @@ def finish_message_step(step: JSON, usage: Usage | None, provider: Provider) -> 
 def tool_calls_step(run: JSON, calls: Sequence[ToolCall], provider: Provider) -> JSON:
     details = {
         "type": "tool_calls",
-        "tool_calls": [_call(call, None, with_output=True) for call in calls],
+        "tool_calls": [_call(call, with_output=True) for call in calls],
     }
     return _step(run, "tool_calls", details, provider)
 
