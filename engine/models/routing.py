@@ -60,7 +60,6 @@ class Route:
     fallbacks: tuple[str, ...]
     connect_timeout: float
     read_timeout: float
-    api_key_env: str | None
     # Read from the environment once at load; kept out of repr so it never reaches a log.
     api_key: str | None = field(default=None, repr=False)
 
@@ -207,6 +206,5 @@ def _route(path: Path, name: str, entry: Any, environ: Mapping[str, str]) -> Rou
         fallbacks=tuple(dict.fromkeys(fallbacks)),
         connect_timeout=timeouts[0],
         read_timeout=timeouts[1],
-        api_key_env=api_key_env,
         api_key=api_key,
     )
