@@ -106,10 +106,8 @@ class RunWorkers:
                 f"The run's worker stopped {MAX_CLAIMS} times before finishing it; it was given up."
             )
             await self._conclude(thread_id, run_id, lifecycle.fail_any("server_error", message))
-        elif run["status"] == "cancelling":
-            await self._conclude(thread_id, run_id, lifecycle.finish_cancel)
-        elif run["expires_at"] is not None and now() >= run["expires_at"]:
-            await self._conclude(thread_id, run_id, lifecycle.expire_in_progress)
+        elif (stop := _stop(run)) is not None:
+            await self._conclude(thread_id, run_id, stop)
         else:
             if claim.claims > 1:
                 log.warning("run %s: picked up again after its worker stopped", run_id)
@@ -134,14 +132,11 @@ class RunWorkers:
                     await turn
                 return False
             run = await self._store.get_run(claim.thread_id, claim.run_id)
-            if run is None:
+            stop = None if run is None else _stop(run)
+            if run is None or stop is not None:
                 turn.cancel()
-            elif run["status"] == "cancelling":
-                turn.cancel()
-                await self._conclude(claim.thread_id, claim.run_id, lifecycle.finish_cancel)
-            elif run["expires_at"] is not None and now() >= run["expires_at"]:
-                turn.cancel()
-                await self._conclude(claim.thread_id, claim.run_id, lifecycle.expire_in_progress)
+            if stop is not None:
+                await self._conclude(claim.thread_id, claim.run_id, stop)
         with contextlib.suppress(asyncio.CancelledError):
             await turn
         return True
@@ -371,6 +366,15 @@ class RunWorkers:
             "attachments": [],
             "metadata": {},
         }
+
+
+def _stop(run: JSON) -> lifecycle.Change | None:
+    """How a run being worked on ends without a model turn: cancelled, or expired."""
+    if run["status"] == "cancelling":
+        return lifecycle.finish_cancel
+    if run["expires_at"] is not None and now() >= run["expires_at"]:
+        return lifecycle.expire_in_progress
+    return None
 
 
 def _finish_message(message: JSON, text: str, annotations: list[JSON], *, incomplete: bool) -> None:
