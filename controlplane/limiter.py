@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from controlplane.pricing import MICRO_USD
 from controlplane.records import KeyRecord, OrgRecord, RateLimit
 from prism import redis_keys
 
@@ -19,7 +20,6 @@ MINUTE_MS = 60_000
 # A request's concurrency slot is dropped after this long if its release never comes (its
 # data-plane worker died): longer than any upstream wait the data plane allows by default.
 SLOT_LEASE_MS = 15 * MINUTE_MS
-MICRO_USD = 1_000_000
 
 Owner = Literal["key", "org"]
 Kind = Literal["rate", "tokens", "slots"]

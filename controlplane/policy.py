@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from controlplane import keys, limiter
+from controlplane import keys, limiter, pricing
 from controlplane.errors import InvalidArgument
 from controlplane.limiter import Budget, Outcome
 from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
@@ -287,5 +287,5 @@ def budgets_from_usd(daily: float, monthly: float, total: float) -> Budgets:
             raise InvalidArgument(
                 f"policy.budgets.{name} is {amount}; use an amount in USD, or 0 for no budget"
             )
-        micro[name] = round(amount * limiter.MICRO_USD)
+        micro[name] = round(amount * pricing.MICRO_USD)
     return Budgets(micro["daily_usd"], micro["monthly_usd"], micro["total_usd"])

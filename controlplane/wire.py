@@ -6,7 +6,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controlplane import limiter, usage
+from controlplane import pricing, usage
 from controlplane.errors import InvalidArgument
 from controlplane.policy import budgets_from_usd
 from controlplane.pricing import Price, ToolFees
@@ -68,9 +68,9 @@ def policy_to_wire(policy: Policy) -> admin_pb2.Policy:
     if budgets != Budgets():
         message.budgets.CopyFrom(
             admin_pb2.Budgets(
-                daily_usd=budgets.daily / limiter.MICRO_USD,
-                monthly_usd=budgets.monthly / limiter.MICRO_USD,
-                total_usd=budgets.total / limiter.MICRO_USD,
+                daily_usd=budgets.daily / pricing.MICRO_USD,
+                monthly_usd=budgets.monthly / pricing.MICRO_USD,
+                total_usd=budgets.total / pricing.MICRO_USD,
             )
         )
     return message
@@ -189,7 +189,7 @@ def usage_row_to_wire(row: usage.Row) -> admin_pb2.UsageRow:
         cached_tokens=row.cached,
         output_tokens=row.output,
         runs=row.runs,
-        cost_usd=row.cost / limiter.MICRO_USD,
+        cost_usd=row.cost / pricing.MICRO_USD,
     )
 
 
