@@ -54,6 +54,8 @@ _NOT_FORWARDED = HOP_BY_HOP | {
     b"x-prism-trace-id",
     b"x-prism-metadata",
 }
+# For a response the gateway reads: the upstream answers uncompressed.
+_NOT_FORWARDED_UNCOMPRESSED = _NOT_FORWARDED | {b"accept-encoding"}
 _ASSISTANTS_V2 = (b"openai-beta", b"assistants=v2")
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 # Idle connections kept per upstream, and for how long.
@@ -87,14 +89,13 @@ class Upstream:
         """Sends the request upstream and returns the response to relay to the client,
         showing `record` what the response holds as it goes (records.py)."""
         assert self._pool is not None, "Upstream.open() runs before serving"
-        headers = _forwarded_headers(client_request, target, content)
-        if record.reads_responses:
-            # The gateway reads these responses, so it asks for them uncompressed.
-            headers = [header for header in headers if header[0] != b"accept-encoding"]
         request = httpcore.Request(
             client_request.method,
-            _url(target.base_url, client_request),
-            headers=headers,
+            _url(target.base_url, client_request, client_request.query_string),
+            # The gateway reads these responses, so it asks for them uncompressed.
+            headers=_forwarded_headers(
+                client_request, target, content, uncompressed=record.reads_responses
+            ),
             content=content,
             extensions={"timeout": self._stream_timeout if streaming else self._timeout},
         )
@@ -150,16 +151,10 @@ class Upstream:
         of a listing the gateway walks itself (listing.py). Forwarded like any request, but
         uncompressed, since the gateway reads the body."""
         assert self._pool is not None, "Upstream.open() runs before serving"
-        url = (target.base_url + quote(client_request.path[len("/v1") :])).encode()
-        headers = [
-            header
-            for header in _forwarded_headers(client_request, target, None)
-            if header[0] != b"accept-encoding"
-        ]
         request = httpcore.Request(
             "GET",
-            url + b"?" + urlencode(query).encode() if query else url,
-            headers=headers,
+            _url(target.base_url, client_request, urlencode(query).encode()),
+            headers=_forwarded_headers(client_request, target, None, uncompressed=True),
             extensions={"timeout": self._timeout},
         )
         trace = client_request.trace
@@ -178,11 +173,10 @@ class Upstream:
         return response.status, response.headers, body
 
 
-def _url(base_url: str, client_request: ProxyRequest) -> bytes:
+def _url(base_url: str, client_request: ProxyRequest, query: bytes) -> bytes:
     # The path as routed and authorized (decoded), re-encoded: `%2F` in an id cannot reach
-    # another operation upstream than the one Check allowed. The query goes as received.
+    # another operation upstream than the one Check allowed. The query goes as given.
     url = (base_url + quote(client_request.path[len("/v1") :])).encode()
-    query = client_request.query_string
     return url + b"?" + query if query else url
 
 
@@ -195,8 +189,12 @@ def _forwarded_headers(
     client_request: ProxyRequest,
     target: authorizer_pb2.Upstream,
     content: bytes | AsyncIterable[bytes] | None,
+    uncompressed: bool,
 ) -> list[tuple[bytes, bytes]]:
-    headers = end_to_end(client_request.scope["headers"], _NOT_FORWARDED)
+    headers = end_to_end(
+        client_request.scope["headers"],
+        _NOT_FORWARDED_UNCOMPRESSED if uncompressed else _NOT_FORWARDED,
+    )
     headers.append((b"host", _host(target.base_url)))
     # Assistants v2 is the API Prism serves; OpenAI rejects these routes without the header.
     if not any(name == b"openai-beta" for name, _ in headers):
