@@ -30,7 +30,7 @@ class Store:
     # Assistants
 
     async def create_assistant(self, assistant: JSON) -> None:
-        score = await self._scores(1)
+        score = await self.scores(1)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.engine_object(assistant["id"]), json.dumps(assistant))
             pipe.zadd(keys.ENGINE_ASSISTANTS, {assistant["id"]: score})
@@ -57,7 +57,7 @@ class Store:
 
     async def create_thread(self, thread: JSON, messages: list[JSON]) -> None:
         """The thread and its first messages (in this order), all at once."""
-        first = await self._scores(len(messages) + 1)
+        first = await self.scores(len(messages) + 1)
         thread_id = thread["id"]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.engine_thread(thread_id), json.dumps(thread))
@@ -100,7 +100,7 @@ class Store:
 
     async def add_message(self, message: JSON) -> None:
         """A new message at the end of its thread (and of its run's messages, if a run's)."""
-        score = await self._scores(1)
+        score = await self.scores(1)
         async with self._redis.pipeline(transaction=True) as pipe:
             self._queue_message(pipe, message, score)
             await pipe.execute()
@@ -148,7 +148,7 @@ class Store:
         thread; or, when another run of the thread has not ended, that run's id."""
         thread_id, run_id = run["thread_id"], run["id"]
         active_key = keys.engine_active_run(thread_id)
-        first = await self._scores(len(messages) + 1)
+        first = await self.scores(len(messages) + 1)
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -201,7 +201,7 @@ class Store:
         reaching a terminal status stops being its thread's active run."""
         run_key = keys.engine_run(thread_id, run_id)
         fresh = len(messages) + len(new_steps)
-        first = await self._scores(fresh) if fresh else 0
+        first = await self.scores(fresh) if fresh else 0
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -248,7 +248,7 @@ class Store:
         return self.data_dir / file_id
 
     async def add_file(self, file: JSON) -> None:
-        score = await self._scores(1)
+        score = await self.scores(1)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.engine_object(file["id"]), json.dumps(file))
             pipe.zadd(keys.ENGINE_FILES, {file["id"]: score})
@@ -280,8 +280,8 @@ class Store:
 
     # Shared
 
-    async def _scores(self, count: int) -> int:
-        """The first of `count` fresh index scores."""
+    async def scores(self, count: int) -> int:
+        """The first of `count` fresh index scores, from the engine's shared counter."""
         last = await self._redis.incrby(keys.ENGINE_SEQUENCE, count)
         return last - count + 1
 

@@ -94,7 +94,7 @@ class VectorStores:
     # Vector stores
 
     async def create(self, record: JSON) -> None:
-        score = await self._scores(1)
+        score = await self._store.scores(1)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.engine_vector_store(record["id"]), json.dumps(record))
             pipe.zadd(keys.ENGINE_VECTOR_STORES, {record["id"]: score})
@@ -177,7 +177,7 @@ class VectorStores:
         """Adds the files (a file already there is indexed again, as given now) and starts
         indexing them; answers their records, `in_progress`."""
         created = now()
-        first = await self._scores(len(file_ids))
+        first = await self._store.scores(len(file_ids))
         records, tokens = [], []
         async with self._redis.pipeline(transaction=True) as pipe:
             for offset, (file_id, strategy, attrs) in enumerate(
@@ -306,7 +306,7 @@ class VectorStores:
             "vector_store_id": vector_store_id,
             "cancelled": False,
         }
-        score = await self._scores(1)
+        score = await self._store.scores(1)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(
                 keys.engine_vector_store_batch(vector_store_id, batch["id"]), json.dumps(batch)
@@ -573,11 +573,6 @@ class VectorStores:
                     return record
                 except WatchError:
                     continue
-
-    async def _scores(self, count: int) -> int:
-        """The first of `count` fresh index scores, from the engine's shared counter."""
-        last = await self._redis.incrby(keys.ENGINE_SEQUENCE, max(count, 1))
-        return last - max(count, 1) + 1
 
 
 def _failed(last_error: dict[str, str]) -> Callable[[JSON], JSON]:
