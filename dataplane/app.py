@@ -20,7 +20,7 @@ from .metrics import metrics_blueprint
 from .metrics import observe as count_request
 from .proxy import proxy_blueprint
 from .records import Recorder
-from .request_log import Observer, RequestLog, read_caller_headers
+from .request_log import RequestLog, read_caller_headers
 from .routes import CONVERTERS, UPLOAD_BODY_LIMIT
 from .upstream import Upstream
 
@@ -42,13 +42,14 @@ def create_app(settings: Settings) -> Quart:
 
     client_address = ClientAddress(settings.trusted_proxies)
     # Each request's log entry is handed to every observer once the request is over; they
-    # must not block (request_log.py). Observers appended here later are called too.
+    # must not block (request_log.py).
     log_writer = RedisLogWriter(
         settings.redis_url, settings.log_max_records, settings.log_retention_hours
     )
     stdout_lines = StdoutLines()
-    observers: list[Observer] = [log_writer.submit, stdout_lines.submit, count_request]
-    app.extensions[REQUEST_LOG] = RequestLog(observers, client_address)
+    app.extensions[REQUEST_LOG] = RequestLog(
+        (log_writer.submit, stdout_lines.submit, count_request), client_address
+    )
 
     app.register_blueprint(proxy_blueprint(authorizer, upstream, recorder, client_address))
     app.register_blueprint(health_blueprint(readiness))

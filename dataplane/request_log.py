@@ -323,15 +323,14 @@ def _metadata(text: str) -> dict[str, Any]:
 class RequestLog:
     """Builds each request's entry when it is over and hands it to the observers."""
 
-    def __init__(self, observers: list[Observer], client_address: ClientAddress) -> None:
-        # The list is kept, not copied: observers appended later (metrics) are called too.
-        self.observers = observers
+    def __init__(self, observers: Iterable[Observer], client_address: ClientAddress) -> None:
+        self._observers = tuple(observers)
         self._client_address = client_address
 
     def over(self, request: Any, facts: LogFacts, trace: Trace) -> None:
         """The request's response is over: `request` is the ProxyRequest, `trace` its Trace."""
         entry = self._entry(request, facts, trace)
-        for observer in self.observers:
+        for observer in self._observers:
             try:
                 observer(entry)
             except Exception:
