@@ -258,6 +258,16 @@ class Store:
     async def get_file(self, file_id: str) -> JSON | None:
         return await self._get(keys.engine_object(file_id), "file")
 
+    async def missing_file(self, file_ids: Sequence[str]) -> str | None:
+        """The first of the ids that is not a stored file, if any, in one read."""
+        if not file_ids:
+            return None
+        raws = await self._redis.mget([keys.engine_object(i) for i in file_ids])
+        for file_id, raw in zip(file_ids, raws, strict=True):
+            if _of_kind(raw, "file") is None:
+                return file_id
+        return None
+
     async def delete_file(self, file_id: str) -> bool:
         """The record, then the bytes."""
         file = await self.get_file(file_id)
@@ -293,12 +303,7 @@ class Store:
             pipe.zadd(keys.engine_run_messages(thread_id, message["run_id"]), {message_id: score})
 
     async def _get(self, key: str, kind: str) -> JSON | None:
-        raw = await self._redis.get(key)
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        # Ids are client input: `GET /assistants/file-…` must not answer a file.
-        return record if record.get("object") == _OBJECTS[kind] else None
+        return _of_kind(await self._redis.get(key), kind)
 
     async def _many(self, object_keys: list[str]) -> list[JSON]:
         """The records in this order; one deleted meanwhile is left out."""
@@ -339,6 +344,15 @@ class Store:
         if score is None:
             raise invalid_cursor(param, cursor)
         return int(score)
+
+
+def _of_kind(raw: str | None, kind: str) -> JSON | None:
+    """The stored record, if there is one and it is of this kind."""
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    # Ids are client input: `GET /assistants/file-…` must not answer a file.
+    return record if record.get("object") == _OBJECTS[kind] else None
 
 
 # The `object` value of each kind's records.

@@ -99,9 +99,9 @@ def _attributes(fields: Fields, name: str = "attributes") -> dict[str, Any] | No
 
 
 async def _existing_files(file_ids: list[str], param: str) -> None:
-    for file_id in file_ids:
-        if await store().get_file(file_id) is None:
-            raise file_not_found(file_id, param)
+    missing = await store().missing_file(file_ids)
+    if missing is not None:
+        raise file_not_found(missing, param)
 
 
 async def _record(vector_store_id: str) -> JSON:
