@@ -3,7 +3,7 @@
 import ipaddress
 from dataclasses import dataclass
 
-from prism.settings import ConfigError, env, host_port, positive_number, redis_url
+from prism.settings import ConfigError, env, host_port, positive_number, redis_url, whole_number
 
 from .client_ip import Network
 
@@ -39,7 +39,7 @@ def load_settings() -> Settings:
     return Settings(
         http_host=http_host,
         http_port=http_port,
-        http_workers=_whole("PRISM_HTTP_WORKERS", env("PRISM_HTTP_WORKERS", "1")),
+        http_workers=whole_number("PRISM_HTTP_WORKERS", env("PRISM_HTTP_WORKERS", "1")),
         controlplane_addr=controlplane_addr,
         redis_url=redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0")),
         check_deadline=positive_number(
@@ -50,17 +50,13 @@ def load_settings() -> Settings:
             "PRISM_UPSTREAM_TIMEOUT", env("PRISM_UPSTREAM_TIMEOUT", "600")
         ),
         trusted_proxies=_networks("PRISM_TRUSTED_PROXIES", env("PRISM_TRUSTED_PROXIES", "")),
-        log_max_records=_whole("PRISM_LOG_MAX_RECORDS", env("PRISM_LOG_MAX_RECORDS", "1000000")),
+        log_max_records=whole_number(
+            "PRISM_LOG_MAX_RECORDS", env("PRISM_LOG_MAX_RECORDS", "1000000")
+        ),
         log_retention_hours=positive_number(
             "PRISM_LOG_RETENTION_HOURS", env("PRISM_LOG_RETENTION_HOURS", "168")
         ),
     )
-
-
-def _whole(name: str, value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise ConfigError(f"{name}={value!r} is not a whole number (1 or more)")
-    return int(value)
 
 
 def _networks(name: str, value: str) -> tuple[Network, ...]:

@@ -4,6 +4,7 @@ A bad or missing setting stops a process at start with one clear line, so every
 component reads its settings through these helpers and `load_or_exit`.
 """
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -56,9 +57,16 @@ def positive_number(name: str, value: str) -> float:
         number = float(value)
     except ValueError:
         number = 0.0
-    if number <= 0:
+    if not math.isfinite(number) or number <= 0:
         raise ConfigError(f"{name}={value!r} is not a positive number")
     return number
+
+
+def whole_number(name: str, value: str) -> int:
+    """1 or more, in ASCII digits (`"²".isdigit()` is true, but int() refuses it)."""
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ConfigError(f"{name}={value!r} is not a whole number (1 or more)")
+    return int(value)
 
 
 def boolean(name: str, value: str) -> bool:

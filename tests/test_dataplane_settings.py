@@ -24,6 +24,8 @@ def good_settings(redis_url: str) -> dict[str, str]:
         ({"REDIS_URL": "localhost:6379"}, ["REDIS_URL", "Redis URL"]),
         ({"PRISM_CHECK_DEADLINE_MS": "-5"}, ["PRISM_CHECK_DEADLINE_MS", "positive"]),
         ({"PRISM_UPSTREAM_TIMEOUT": "soon"}, ["PRISM_UPSTREAM_TIMEOUT", "positive"]),
+        ({"PRISM_UPSTREAM_TIMEOUT": "nan"}, ["PRISM_UPSTREAM_TIMEOUT", "positive"]),
+        ({"PRISM_HTTP_WORKERS": "²"}, ["PRISM_HTTP_WORKERS", "whole number"]),
         ({"PRISM_HTTP_WORKERS": "0"}, ["PRISM_HTTP_WORKERS", "whole number"]),
         ({"PRISM_HTTP_WORKERS": "two"}, ["PRISM_HTTP_WORKERS", "whole number"]),
         (
@@ -41,6 +43,8 @@ def good_settings(redis_url: str) -> dict[str, str]:
         "bad-redis-url",
         "bad-deadline",
         "bad-timeout",
+        "nan-timeout",
+        "superscript-workers",
         "no-workers",
         "bad-workers",
         "bad-trusted-proxy",
