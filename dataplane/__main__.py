@@ -3,9 +3,7 @@
 The listening socket is bound here, once, and handed to Hypercorn by file descriptor. With
 PRISM_HTTP_WORKERS=1 the app is served in this process; with more, Hypercorn spawns that many
 worker processes which all accept on that one socket (each loads `dataplane.app:worker_app()`),
-and stops them all on SIGINT or SIGTERM. Binding here rather than in Hypercorn keeps a taken
-port one clear line, and keeps SO_REUSEPORT off: Hypercorn sets it for several workers, which
-would let a second gateway bind the same port silently instead of failing.
+and stops them all on SIGINT or SIGTERM. (Why here: prism/listen.py.)
 
 Metrics (metrics.py) are kept in prometheus_client's multiprocess mode, in a private directory
 made here for each run and removed at exit: set in the environment before the app is loaded,
@@ -23,23 +21,10 @@ import tempfile
 from hypercorn.config import Config
 from hypercorn.run import run
 
+from prism.listen import listening_socket
 from prism.settings import load_or_exit
 
 from .config import Settings, load_settings
-
-
-def _listen(settings: Settings) -> socket.socket:
-    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted connections inherit it: responses and events go out without Nagle's delay.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((settings.http_host, settings.http_port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 def _hypercorn_config(settings: Settings, listener: socket.socket) -> Config:
@@ -60,7 +45,7 @@ def _hypercorn_config(settings: Settings, listener: socket.socket) -> Config:
 def main() -> None:
     settings = load_or_exit("dataplane", load_settings)
     try:
-        listener = _listen(settings)
+        listener = listening_socket(settings.http_host, settings.http_port)
     except OSError as error:  # the port is taken or the address is not ours
         print(
             f"prism dataplane: cannot listen on PRISM_HTTP_LISTEN={settings.http_host}:"

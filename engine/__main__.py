@@ -12,22 +12,10 @@ import sys
 from hypercorn.config import Config
 from hypercorn.run import run
 
+from prism.listen import listening_socket
 from prism.settings import load_or_exit
 
-from .config import Settings, load_settings
-
-
-def _listen(settings: Settings) -> socket.socket:
-    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((settings.http_host, settings.http_port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+from .config import load_settings
 
 
 def _hypercorn_config(listener: socket.socket) -> Config:
@@ -46,7 +34,7 @@ def _hypercorn_config(listener: socket.socket) -> Config:
 def main() -> None:
     settings = load_or_exit("engine", load_settings)
     try:
-        listener = _listen(settings)
+        listener = listening_socket(settings.http_host, settings.http_port)
     except OSError as error:  # the port is taken or the address is not ours
         print(
             f"prism engine: cannot listen on PRISM_ENGINE_LISTEN={settings.http_host}:"
