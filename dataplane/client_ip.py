@@ -26,6 +26,7 @@ are read as the IPv4 address they carry, both for matching and as the address se
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from prism.addresses import Address, parse_address
 
@@ -35,6 +36,11 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class ClientAddress:
     def __init__(self, trusted_proxies: Sequence[Network]) -> None:
         self._trusted = tuple(trusted_proxies)
+
+    def of(self, request: Any) -> str:
+        """The address of a request's client: its connection's peer and X-Forwarded-For."""
+        peer = (request.scope.get("client") or ("",))[0]
+        return self.resolve(peer, request.headers.getlist("x-forwarded-for"))
 
     def resolve(self, peer: str, forwarded_for: Iterable[str]) -> str:
         """The client's address, given the connection's peer and the X-Forwarded-For lines."""

@@ -87,10 +87,7 @@ class _Proxy:
         )
         logged.model = facts.models[0] if facts.models else ""
 
-        peer = (request.scope.get("client") or ("",))[0]
-        logged.client_ip = self._client_address.resolve(
-            peer, request.headers.getlist("x-forwarded-for")
-        )
+        logged.client_ip = self._client_address.of(request)
         decision = await self._authorizer.check(
             authorizer_pb2.CheckRequest(
                 api_key=_bearer_token(request.headers.get("authorization", "")),

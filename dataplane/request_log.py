@@ -338,9 +338,7 @@ class RequestLog:
 
     def _entry(self, request: Any, facts: LogFacts, trace: Trace) -> RequestLogEntry:
         latency_ms = (perf_counter() - trace.started) * 1000
-        client_ip = facts.client_ip or self._client_address.resolve(
-            (request.scope.get("client") or ("",))[0], request.headers.getlist("x-forwarded-for")
-        )
+        client_ip = facts.client_ip or self._client_address.of(request)
         charges = trace.charges
         model = next((charge.model for charge in charges if charge.model), facts.model)
         error_type, error_code = facts.error() if facts.status >= 400 else ("", "")
