@@ -17,6 +17,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import httpx
@@ -93,12 +94,20 @@ class Sweeper:
             await self._store.org_ids(), now_ms - self._after_ms, _PER_ORG
         )
         limit = asyncio.Semaphore(_CONCURRENT_FETCHES)
+        # An org's record is read and its credential unsealed once per sweep, however many of
+        # its runs are due; its runs share the one read.
+        upstreams: dict[str, asyncio.Future[Upstream]] = {}
+
+        def upstream_of(org_id: str) -> asyncio.Future[Upstream]:
+            if org_id not in upstreams:
+                upstreams[org_id] = asyncio.ensure_future(self._authorizer.upstream_of(org_id))
+            return upstreams[org_id]
 
         async def one(org_id: str, run_id: str, created_ms: float) -> None:
             async with limit:
                 try:
                     if await self._store.claim_run(org_id, run_id, self._claim_ms):
-                        await self._sweep_run(org_id, run_id, now_ms - created_ms)
+                        await self._sweep_run(org_id, run_id, now_ms - created_ms, upstream_of)
                 except DomainError as error:
                     log.warning(
                         "sweeper: run %s of org %s retried later: %s", run_id, org_id, error
@@ -106,14 +115,20 @@ class Sweeper:
 
         await asyncio.gather(*(one(*pending) for pending in due))
 
-    async def _sweep_run(self, org_id: str, run_id: str, age_ms: float) -> None:
+    async def _sweep_run(
+        self,
+        org_id: str,
+        run_id: str,
+        age_ms: float,
+        upstream_of: Callable[[str], Awaitable[Upstream]],
+    ) -> None:
         key_id, thread_id = await self._store.run_origin(org_id, run_id)
         if age_ms > MAX_AGE_SECONDS * 1000 or not key_id or not thread_id:
             log.warning("sweeper: gave up run %s of org %s, never seen ended", run_id, org_id)
             await self._store.forget_pending(org_id, run_id)
             return
         try:
-            upstream = await self._authorizer.upstream_of(org_id)
+            upstream = await upstream_of(org_id)
         except NotFound:
             await self._store.forget_pending(org_id, run_id)
             return
