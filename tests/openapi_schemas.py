@@ -1,4 +1,4 @@
-"""Validation of response bodies against the shared OpenAI spec's component schemas."""
+"""Validation of response bodies against the vendored OpenAI spec (spec/)'s component schemas."""
 
 from functools import cache
 from pathlib import Path
@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "openai-assistants-openapi.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "spec" / "openai-assistants-openapi.yaml"
 
 
 @cache

@@ -1,6 +1,6 @@
 """The engine's assistants, threads, messages and files operations, called with the official
 OpenAI SDK pointed straight at the engine (and once through the gateway), every response
-checked against the shared spec's schemas."""
+checked against the spec's schemas (spec/)."""
 
 import asyncio
 import hashlib

@@ -1,4 +1,4 @@
-"""The engine behind the gateway answers each of the 44 operations of the shared spec, called
+"""The engine behind the gateway answers each of the 44 operations of the spec (spec/), called
 with the OpenAI SDK, with a body the spec's response schema for that operation accepts;
 streamed runs send events the spec's AssistantStreamEvent accepts. A model routed to a
 failing provider is answered by its fallback, and the run step names the one that answered."""

@@ -1,5 +1,5 @@
 """The engine's vector stores, their files and file batches, and search, through the official
-OpenAI SDK pointed straight at the engine; responses checked against the shared spec."""
+OpenAI SDK pointed straight at the engine; responses checked against the spec (spec/)."""
 
 import json
 import secrets

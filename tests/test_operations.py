@@ -1,4 +1,4 @@
-"""Each of the 44 operations in the shared spec, called with the OpenAI SDK through the
+"""Each of the 44 operations in the spec (spec/), called with the OpenAI SDK through the
 gateway, reaches the upstream once, on the right path, with the upstream's key and the
 Assistants beta header, and without the client's own credentials or org/project headers."""
 
@@ -15,12 +15,12 @@ import yaml
 
 from tests.conftest import DataPlane, FakeUpstream, IssueKey
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "openai-assistants-openapi.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "spec" / "openai-assistants-openapi.yaml"
 HTTP_METHODS = {"get", "post", "delete"}
 
 
 def spec_operations() -> dict[str, tuple[str, str]]:
-    """operationId -> (METHOD, /v1 path template), read from the shared spec."""
+    """operationId -> (METHOD, /v1 path template), read from the spec."""
     spec = yaml.safe_load(SPEC.read_text())
     return {
         operation["operationId"]: (method.upper(), "/v1" + path)
