@@ -8,6 +8,7 @@ from controlplane.costs import Costs
 from controlplane.errors import InvalidArgument
 from controlplane.registry import Registry
 from controlplane.request_logs import RequestLogs
+from controlplane.service_tokens import ServiceTokens
 from controlplane.statuses import aborts_on_domain_error
 from controlplane.wire import (
     expire_time_from_wire,
@@ -18,6 +19,7 @@ from controlplane.wire import (
     policy_from_wire,
     request_log_to_wire,
     request_logging_from_wire,
+    service_token_to_wire,
     tool_fees_to_wire,
     usage_query_from_wire,
     usage_row_to_wire,
@@ -26,10 +28,17 @@ from prism.v1 import admin_pb2, admin_pb2_grpc
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, registry: Registry, costs: Costs, request_logs: RequestLogs) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        costs: Costs,
+        request_logs: RequestLogs,
+        service_tokens: ServiceTokens,
+    ) -> None:
         self._registry = registry
         self._costs = costs
         self._request_logs = request_logs
+        self._service_tokens = service_tokens
 
     @aborts_on_domain_error
     async def CreateOrg(self, request: admin_pb2.CreateOrgRequest, context: Any) -> admin_pb2.Org:
@@ -187,3 +196,26 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self, request: admin_pb2.GetRequestLogRequest, context: Any
     ) -> admin_pb2.RequestLog:
         return request_log_to_wire(await self._request_logs.get(request.request_id))
+
+    @aborts_on_domain_error
+    async def CreateServiceToken(
+        self, request: admin_pb2.CreateServiceTokenRequest, context: Any
+    ) -> admin_pb2.IssuedServiceToken:
+        token, secret = await self._service_tokens.create(request.name)
+        return admin_pb2.IssuedServiceToken(token=service_token_to_wire(token), secret=secret)
+
+    @aborts_on_domain_error
+    async def ListServiceTokens(
+        self, request: admin_pb2.ListServiceTokensRequest, context: Any
+    ) -> admin_pb2.ListServiceTokensResponse:
+        tokens, page_token = await self._service_tokens.list(request.page_size, request.page_token)
+        return admin_pb2.ListServiceTokensResponse(
+            tokens=[service_token_to_wire(token) for token in tokens],
+            next_page_token=page_token,
+        )
+
+    @aborts_on_domain_error
+    async def RevokeServiceToken(
+        self, request: admin_pb2.RevokeServiceTokenRequest, context: Any
+    ) -> admin_pb2.ServiceToken:
+        return service_token_to_wire(await self._service_tokens.revoke(request.id))

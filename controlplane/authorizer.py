@@ -1,5 +1,7 @@
 """Check: whether one proxied request may pass, and where it goes if it may. Record and
-FilterOwned: what the gateway learns from responses, and the listings it filters with it.
+FilterOwned: what the gateway learns from responses, and the listings it filters with it, for
+the org of the grant Check issued (grants.py). Validate: what an internal service may learn
+of a key, without counting anything.
 
 A decision costs one Redis round trip. The process remembers, per secret hash, the key's and
 its org's records as last read, and decides the access rules with them; one Lua script then
@@ -14,6 +16,7 @@ reads (its ids by hash, then its records).
 import hashlib
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,12 +25,14 @@ from urllib.parse import urlsplit
 
 from controlplane import keys, limiter, metrics, policy, pricing
 from controlplane.credentials import Sealer, SealError
-from controlplane.errors import CountersUnavailable, Unavailable
+from controlplane.errors import CountersUnavailable, InvalidArgument, Unavailable
+from controlplane.grants import Grant, Grants
 from controlplane.limiter import Outcome
 from controlplane.policy import Denial
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, RequestLogging, now
 from controlplane.store import ChargeFacts, Recorded, Store
+from prism.addresses import parse_address
 from prism.runs import EndedRun
 
 log = logging.getLogger("prism.controlplane")
@@ -77,7 +82,9 @@ class CheckInput:
     method: str
     models: Sequence[str]
     objects: Sequence[ObjectRef]
-    run_assistant_id: str
+    # The assistant a new run uses, or the run tool outputs are submitted to: with no
+    # models named, its remembered model must be allowed.
+    model_object_id: str
     uses_model: bool
     request_id: str
 
@@ -99,10 +106,37 @@ class Decision:
     shadow_exceeded: tuple[str, ...] = ()
     # The request holds a concurrency slot, to be released by Record.
     record_wanted: bool = False
+    # Set when allowed: what Record and FilterOwned present for this request.
+    grant: str = field(default="", repr=False)
 
     @property
     def allowed(self) -> bool:
         return self.denial is None
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What an internal service may know of a key: never its hash or an upstream secret."""
+
+    org_id: str
+    key_id: str
+    key_display_prefix: str
+    name: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Validation:
+    # The key exists and is neither revoked nor expired.
+    valid: bool
+    # Set when the key was recognised.
+    key: KeyInfo | None = None
+    # Why it is not valid, or the rule that refuses what was asked about.
+    denial: Denial | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.valid and self.denial is None
 
 
 @dataclass(frozen=True)
@@ -121,7 +155,7 @@ class RecordInput:
     request_id: str
     org_id: str
     key_id: str
-    # (id, kind, model, thread): model only for assistants, thread for runs and messages.
+    # (id, kind, model, thread): model for assistants and runs, thread for runs and messages.
     objects: Sequence[tuple[str, str, str, str]]
     deleted_ids: Sequence[str]
     runs: Sequence[EndedRun]
@@ -145,12 +179,14 @@ class Authorizer:
         self,
         store: Store,
         upstream: Upstream,
+        grants: Grants,
         sealer: Sealer | None = None,
         *,
         fail_open: bool = False,
     ) -> None:
         self._store = store
         self._upstream = upstream
+        self._grants = grants
         self._sealer = sealer
         self._fail_open = fail_open
         self._known: OrderedDict[str, _Known] = OrderedDict()
@@ -177,7 +213,7 @@ class Authorizer:
                 "key_digest": known.key_digest,
                 "org_digest": known.org_digest,
                 "refs": [],
-                "assistant": "",
+                "model_object": "",
                 "model": checked_model,
                 "request_id": request.request_id,
             }
@@ -192,17 +228,17 @@ class Authorizer:
             else:
                 state["refs"] = [[ref.id, ref.kind] for ref in request.objects]
                 if (
-                    request.run_assistant_id
+                    request.model_object_id
                     and not request.models
                     and policy.restricts_models(key, org)
                 ):
-                    state["assistant"] = request.run_assistant_id
+                    state["model_object"] = request.model_object_id
                 # Counted with the decision when allowed: under the model the request names,
-                # else its run's assistant's.
+                # else its run's assistant's (or run's).
                 state["usage"] = {
                     "key_id": key.id,
                     "model": request.models[0] if request.models else "",
-                    "assistant": "" if request.models else request.run_assistant_id,
+                    "model_object": "" if request.models else request.model_object_id,
                 }
                 counters = limiter.counters(key, org, request.uses_model)
                 budgets = limiter.budgets(key, org, now())
@@ -222,7 +258,7 @@ class Authorizer:
                 return Decision(policy.not_owned(ref.kind, ref.id, ref.param), principal)
             if outcome == "model":
                 if not answer["model"]:
-                    denial = policy.unknown_assistant_model(request.run_assistant_id)
+                    denial = policy.unknown_object_model(request.model_object_id)
                     return Decision(denial, principal)
                 denial = policy.model_denial(key, org, [answer["model"]])
                 if denial:
@@ -233,13 +269,22 @@ class Authorizer:
                 budget = budgets[answer["index"]]
                 return Decision(policy.over_budget(budget, int(answer["spent"])), principal)
             return self._limited_or_allowed(
-                known, principal, limiter.outcomes(counters, answer.get("counters") or [])
+                known,
+                principal,
+                limiter.outcomes(counters, answer.get("counters") or []),
+                request.request_id,
             )
         raise Unavailable("the key's records kept changing while the request was decided; retry")
 
+    def grant(self, presented: str) -> Grant:
+        """The decision a Check granted; PermissionDenied when it is forged or expired."""
+        return self._grants.open(presented, time.time())
+
     async def record(self, seen: RecordInput, source: str = "response") -> list[RunCharge]:
         """Records what a response (or, with source `sweeper`, the sweeper) showed, and
-        answers each run's charge: made now, or when the run was first seen."""
+        answers the charge of each run the org created through the gateway: made now, or
+        when the run was first seen. Runs and steps of runs it did not create charge
+        nobody."""
         runs: list[RunCharge] = []
         steps: list[StepCharge] = []
         token_counters: list[limiter.Counter] = []
@@ -249,8 +294,21 @@ class Authorizer:
             facts = await self._store.charge_facts(seen.org_id, seen.key_id, models, run_ids)
             if facts.records:
                 token_counters = limiter.token_counters(*_records(*facts.records))
-            runs = [_run_charge(run, facts, seen.key_id) for run in seen.runs]
-            steps = [_step_charge(step, facts, seen.key_id) for step in seen.steps]
+            # Who created each run: recorded earlier, or by this very Record (a stream shows
+            # a run created and ended).
+            creators = facts.creators | {
+                object_id: seen.key_id for object_id, kind, _, _ in seen.objects if kind == "run"
+            }
+            runs = [
+                _run_charge(run, facts, creators[run.run_id])
+                for run in seen.runs
+                if run.run_id in creators
+            ]
+            steps = [
+                _step_charge(step, facts, creators[step.run_id])
+                for step in seen.steps
+                if step.run_id in creators
+            ]
         slot_sets = limiter.slot_sets(seen.org_id, seen.key_id) if seen.finished else []
         if not (seen.objects or seen.deleted_ids or runs or steps or slot_sets):
             return []
@@ -274,6 +332,31 @@ class Authorizer:
 
     async def filter_owned(self, org_id: str, ids: Sequence[str]) -> list[str]:
         return await self._store.filter_owned(org_id, ids)
+
+    async def validate(self, api_key: str, client_ip: str, model: str, route: str) -> Validation:
+        """Whether the key is valid and, for each of client_ip, model and route given, whether
+        the key's and its org's rules allow it. Reads the stored records afresh and counts
+        nothing."""
+        method = _method_of(route) if route else None
+        if client_ip and parse_address(client_ip) is None:
+            raise InvalidArgument(f"client_ip {client_ip!r} is not an IPv4 or IPv6 address")
+        if not api_key:
+            return Validation(valid=False, denial=policy.missing_key())
+        found = (
+            await self._store.find_key(keys.sha256(api_key))
+            if keys.is_well_formed(api_key)
+            else None
+        )
+        stored = found and await self._store.load_raw(*found)
+        if not stored:
+            return Validation(valid=False, denial=policy.unknown_key(api_key))
+        key, org = _records(*stored)
+        info = KeyInfo(org.id, key.id, key.display_prefix, key.name, dict(key.metadata))
+        unusable = policy.key_denial(key, now())
+        if unusable:
+            return Validation(valid=False, key=info, denial=unusable)
+        denial = policy.rules_denial(key, org, method, [model] if model else [], client_ip or None)
+        return Validation(valid=True, key=info, denial=denial)
 
     async def _admit(
         self,
@@ -300,7 +383,7 @@ class Authorizer:
         return answer, counters
 
     def _limited_or_allowed(
-        self, known: _Known, principal: Principal, found: list[Outcome]
+        self, known: _Known, principal: Principal, found: list[Outcome], request_id: str
     ) -> Decision:
         requests = _status(limiter.tightest(found, "requests_per_minute"))
         tokens = _status(limiter.tightest(found, "tokens_per_minute"))
@@ -323,6 +406,7 @@ class Authorizer:
             tokens=tokens,
             shadow_exceeded=shadow,
             record_wanted=any(outcome.counter.kind == "slots" for outcome in found),
+            grant=self._grants.issue(principal.org_id, principal.key_id, request_id, time.time()),
         )
 
     async def _read(self, secret_sha256: str) -> _Known | None:
@@ -352,6 +436,20 @@ class Authorizer:
         return Upstream(self._upstream.base_url, credential)
 
 
+_ROUTE_METHODS = frozenset({"GET", "POST", "DELETE"})
+
+
+def _method_of(route: str) -> str:
+    """The method of a route template (`POST /v1/threads/{thread_id}/runs`)."""
+    method, _, path = route.partition(" ")
+    if method not in _ROUTE_METHODS or not path.startswith("/v1/"):
+        raise InvalidArgument(
+            f"route {route!r} is not 'METHOD /v1/path-template', such as "
+            "'POST /v1/threads/{thread_id}/runs'"
+        )
+    return method
+
+
 def _records(key_json: str, org_json: str) -> tuple[KeyRecord, OrgRecord]:
     return KeyRecord.from_json(json.loads(key_json)), OrgRecord.from_json(json.loads(org_json))
 
@@ -368,7 +466,7 @@ def _status(outcome: Outcome | None) -> RateStatus | None:
 
 
 def _run_charge(run: EndedRun, facts: ChargeFacts, key_id: str) -> RunCharge:
-    """The run priced now, charged to the key that created it, else to key_id."""
+    """The run priced now, charged to key_id, the key that created it."""
     price = pricing.price_of(run.model, facts.prices)
     return RunCharge(
         run_id=run.run_id,
@@ -380,7 +478,7 @@ def _run_charge(run: EndedRun, facts: ChargeFacts, key_id: str) -> RunCharge:
         prompt_tokens=run.prompt_tokens,
         cached_tokens=run.cached_tokens,
         completion_tokens=run.completion_tokens,
-        key_id=facts.creators.get(run.run_id, key_id),
+        key_id=key_id,
         total_tokens=run.total_tokens,
     )
 
@@ -393,7 +491,7 @@ def _step_charge(step: StepSeen, facts: ChargeFacts, key_id: str) -> StepCharge:
         file_search_micros=pricing.file_search_cost(facts.tool_fees, step.file_search_calls),
         code_interpreter=step.code_interpreter_calls > 0 and bool(step.thread_id),
         code_interpreter_micros=pricing.code_interpreter_cost(facts.tool_fees),
-        key_id=facts.creators.get(step.run_id, key_id),
+        key_id=key_id,
     )
 
 

@@ -1,8 +1,9 @@
 """prism.v1.Authorizer: translates Check, Record and FilterOwned between the wire and the
-Authorizer.
+Authorizer. Only data planes reach it (callers.py).
 
 A denial is an answer (allowed=false); a gRPC error means the control plane could not
-decide, and the data plane then fails closed.
+decide, and the data plane then fails closed. Record and FilterOwned act for the org, key
+and request of the grant they present, never for ids on the wire.
 """
 
 from typing import Any
@@ -18,7 +19,7 @@ from controlplane.authorizer import (
 )
 from controlplane.metrics import CHECK_DECISIONS, CHECK_SECONDS
 from controlplane.statuses import aborts_on_domain_error
-from controlplane.wire import request_logging_to_wire
+from controlplane.wire import denial_to_wire, request_logging_to_wire
 from prism.runs import EndedRun
 from prism.v1 import authorizer_pb2, authorizer_pb2_grpc
 
@@ -48,7 +49,7 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
                     objects=[
                         ObjectRef(ref.id, _kind(ref.kind), ref.param) for ref in request.objects
                     ],
-                    run_assistant_id=request.run_assistant_id,
+                    model_object_id=request.model_object_id,
                     uses_model=request.uses_model,
                     request_id=request.request_id,
                 )
@@ -63,11 +64,12 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
     async def Record(
         self, request: authorizer_pb2.RecordRequest, context: Any
     ) -> authorizer_pb2.RecordResponse:
+        grant = self._authorizer.grant(request.grant)
         charges = await self._authorizer.record(
             RecordInput(
-                request_id=request.request_id,
-                org_id=request.org_id,
-                key_id=request.key_id,
+                request_id=grant.request_id,
+                org_id=grant.org_id,
+                key_id=grant.key_id,
                 objects=[
                     (item.id, _kind(item.kind), item.model, item.thread_id)
                     for item in request.objects
@@ -117,7 +119,8 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
     async def FilterOwned(
         self, request: authorizer_pb2.FilterOwnedRequest, context: Any
     ) -> authorizer_pb2.FilterOwnedResponse:
-        owned = await self._authorizer.filter_owned(request.org_id, request.ids)
+        grant = self._authorizer.grant(request.grant)
+        owned = await self._authorizer.filter_owned(grant.org_id, request.ids)
         return authorizer_pb2.FilterOwnedResponse(ids=owned)
 
 
@@ -128,20 +131,10 @@ def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
         record_wanted=decision.record_wanted,
         requests=_rate_status(decision.requests),
         tokens=_rate_status(decision.tokens),
+        grant=decision.grant,
     )
     if decision.denial is not None:
-        denial = decision.denial
-        response.denial.CopyFrom(
-            authorizer_pb2.Denial(
-                http_status=denial.http_status,
-                type=denial.type,
-                code=denial.code,
-                message=denial.message,
-                param=denial.param,
-                retry_after_ms=denial.retry_after_ms,
-                do_not_retry=denial.do_not_retry,
-            )
-        )
+        response.denial.CopyFrom(denial_to_wire(decision.denial))
     if decision.principal is not None:
         principal = decision.principal
         response.principal.CopyFrom(

@@ -12,13 +12,20 @@ from prism.settings import (
     positive_number,
     redis_url,
 )
+from prism.tls import Identity, authorities, identity
 
 
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
     grpc_listen: str
-    admin_token: str
+    admin_token: str = field(repr=False)
+    # What data planes present to prism.v1.Authorizer.
+    dataplane_token: str = field(repr=False)
+    # With a certificate and key the server speaks TLS only; with a client CA too, it
+    # requires client certificates that CA signed.
+    tls: Identity | None
+    client_ca: bytes | None
     upstream_url: str
     upstream_api_key: str = field(repr=False)
     # Seals orgs' own upstream credentials; None: SetUpstreamCredential is refused.
@@ -42,10 +49,26 @@ class Settings:
         metrics_host, metrics_port = host_port(
             "PRISM_METRICS_LISTEN", env("PRISM_METRICS_LISTEN", "127.0.0.1:9464")
         )
+        tls = identity("PRISM_GRPC_TLS_CERT", "PRISM_GRPC_TLS_KEY")
+        client_ca = authorities("PRISM_GRPC_TLS_CLIENT_CA")
+        if client_ca is not None and tls is None:
+            raise ConfigError(
+                "PRISM_GRPC_TLS_CLIENT_CA needs PRISM_GRPC_TLS_CERT and PRISM_GRPC_TLS_KEY: "
+                "client certificates are asked for over TLS only"
+            )
+        admin_token, dataplane_token = _admin_token(), _dataplane_token()
+        if admin_token == dataplane_token:
+            raise ConfigError(
+                "PRISM_DATAPLANE_TOKEN is the same as PRISM_ADMIN_TOKEN: choose another, or "
+                "every data plane could call prism.v1.Admin"
+            )
         return cls(
             redis_url=redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0")),
             grpc_listen=listen,
-            admin_token=_admin_token(),
+            admin_token=admin_token,
+            dataplane_token=dataplane_token,
+            tls=tls,
+            client_ca=client_ca,
             upstream_url=http_url(
                 "PRISM_UPSTREAM_URL", env("PRISM_UPSTREAM_URL", "https://api.openai.com/v1")
             ),
@@ -75,6 +98,16 @@ def _admin_token() -> str:
         raise ConfigError(
             "PRISM_ADMIN_TOKEN is not set: choose a long random token; Admin calls must send "
             "it as 'authorization: Bearer <token>'"
+        ) from None
+
+
+def _dataplane_token() -> str:
+    try:
+        return env("PRISM_DATAPLANE_TOKEN")
+    except ConfigError:
+        raise ConfigError(
+            "PRISM_DATAPLANE_TOKEN is not set: choose a long random token and give the data "
+            "planes the same; only callers presenting it may call prism.v1.Authorizer"
         ) from None
 
 

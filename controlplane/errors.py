@@ -24,6 +24,10 @@ class FailedPrecondition(DomainError):
     pass
 
 
+class PermissionDenied(DomainError):
+    """The caller is known but may not do this (a grant that is forged or expired)."""
+
+
 class Unavailable(DomainError):
     """Redis did not answer; the caller may retry, and the data plane fails closed."""
 

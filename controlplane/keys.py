@@ -1,7 +1,7 @@
-"""Key secrets and ids: how they are made, hashed, shown and masked.
+"""Key and service-token secrets and ids: how they are made, hashed, shown and masked.
 
-Only the SHA-256 of a secret is ever stored; the secret exists in the CreateKey or RotateKey
-response and nowhere else.
+Only the SHA-256 of a secret is ever stored; the secret exists in the CreateKey, RotateKey
+or CreateServiceToken response and nowhere else.
 """
 
 import hashlib
@@ -12,6 +12,10 @@ SECRET_PREFIX = "sk-prism-"
 BASE62 = string.ascii_letters + string.digits
 SECRET_LENGTH = 48
 KEY_ID_PREFIX = "key_"
+# Service tokens (prism.v1.Keys callers) look like keys, so redaction and secret scanners
+# treat them alike, but can never be taken for one: `-` is not base62.
+SERVICE_SECRET_PREFIX = SECRET_PREFIX + "svc-"
+SERVICE_TOKEN_ID_PREFIX = "svc_"
 ORG_ID_PREFIX = "org-"
 # How much of the secret's random part a display prefix shows: enough to tell keys apart,
 # far too little to guess the rest (62**42 remain).
@@ -35,6 +39,14 @@ def new_key_id() -> str:
     return KEY_ID_PREFIX + _random(BASE62, 24)
 
 
+def new_service_secret() -> str:
+    return SERVICE_SECRET_PREFIX + _random(BASE62, SECRET_LENGTH)
+
+
+def new_service_token_id() -> str:
+    return SERVICE_TOKEN_ID_PREFIX + _random(BASE62, 24)
+
+
 def new_org_id() -> str:
     return ORG_ID_PREFIX + _random(string.ascii_lowercase + string.digits, 16)
 
@@ -44,7 +56,8 @@ def sha256(secret: str) -> str:
 
 
 def display_prefix(secret: str) -> str:
-    return secret[: len(SECRET_PREFIX) + _SHOWN]
+    prefix = SERVICE_SECRET_PREFIX if secret.startswith(SERVICE_SECRET_PREFIX) else SECRET_PREFIX
+    return secret[: len(prefix) + _SHOWN]
 
 
 def is_well_formed(presented: str) -> bool:

@@ -51,6 +51,8 @@ class Denial:
     retry_after_ms: int = 0
     # Retrying cannot help (an exhausted budget).
     do_not_retry: bool = False
+    # The access rule that denied (`key.revoked`, `org.allowed_models`, ...); "" for others.
+    rule: str = ""
 
 
 def missing_key() -> Denial:
@@ -84,6 +86,11 @@ def decide(
 ) -> Denial | None:
     """None when the rules of the key and its org let the request pass; otherwise why not.
     Ownership, limits and budgets are decided with Redis, after this."""
+    return key_denial(key, at) or rules_denial(key, org, method, models, client_ip)
+
+
+def key_denial(key: KeyRecord, at: datetime) -> Denial | None:
+    """Why the key cannot be used at all (revoked, expired), if it cannot."""
     if key.revoke_time is not None:
         return Denial(
             401,
@@ -91,6 +98,7 @@ def decide(
             INVALID_API_KEY,
             f"The API key {key.display_prefix}… was revoked at {_when(key.revoke_time)}; "
             "ask your Prism operator for a new key.",
+            rule="key.revoked",
         )
     if key.expire_time is not None and key.expire_time <= at:
         return Denial(
@@ -99,12 +107,25 @@ def decide(
             INVALID_API_KEY,
             f"The API key {key.display_prefix}… expired at {_when(key.expire_time)}; "
             "ask your Prism operator for a new key.",
+            rule="key.expired",
         )
+    return None
+
+
+def rules_denial(
+    key: KeyRecord,
+    org: OrgRecord,
+    method: str | None,
+    models: Sequence[str],
+    client_ip: str | None,
+) -> Denial | None:
+    """Which access rule of the key or its org refuses the method, models and client address
+    (None: not asked about), if one does."""
     for owner, policy in (("key", key.policy), ("org", org.policy)):
         denial = (
-            _read_only_denial(owner, policy, method)
+            (method is not None and _read_only_denial(owner, policy, method))
             or _model_denial(owner, policy, models)
-            or _address_denial(owner, policy, client_ip)
+            or (client_ip is not None and _address_denial(owner, policy, client_ip))
         )
         if denial:
             return denial
@@ -120,12 +141,22 @@ def restricts_models(key: KeyRecord, org: OrgRecord) -> bool:
     return bool(key.policy.allowed_models or org.policy.allowed_models)
 
 
-def unknown_assistant_model(assistant_id: str) -> Denial:
+def unknown_object_model(object_id: str) -> Denial:
+    """The model of a run's assistant, or of the run tool outputs are submitted to, was never
+    seen by the gateway (created elsewhere, or before it remembered runs' models)."""
+    if object_id.startswith("run_"):
+        return Denial(
+            403,
+            PERMISSION_DENIED,
+            PERMISSION_DENIED,
+            f"the model of run '{object_id}' is not known to the gateway, so the allowed "
+            "models cannot be checked; start a new run through the gateway",
+        )
     return Denial(
         403,
         PERMISSION_DENIED,
         PERMISSION_DENIED,
-        f"the model of assistant '{assistant_id}' is not known to the gateway, so the "
+        f"the model of assistant '{object_id}' is not known to the gateway, so the "
         "allowed models cannot be checked; name the run's model with 'model'",
         param="assistant_id",
     )
@@ -192,6 +223,7 @@ def _read_only_denial(owner: str, policy: Policy, method: str) -> Denial | None:
         PERMISSION_DENIED,
         PERMISSION_DENIED,
         f"this {owner} is read-only: only GET requests are allowed, not {method}",
+        rule=f"{owner}.read_only",
     )
 
 
@@ -207,6 +239,7 @@ def _model_denial(owner: str, policy: Policy, models: Sequence[str]) -> Denial |
                 f"model '{model}' is not allowed for this {owner}; "
                 f"allowed: {', '.join(policy.allowed_models)}",
                 param="model",
+                rule=f"{owner}.allowed_models",
             )
     return None
 
@@ -225,6 +258,7 @@ def _address_denial(owner: str, policy: Policy, client_ip: str) -> Denial | None
         PERMISSION_DENIED,
         f"client IP {client_ip or '(unknown)'} is not allowed for this {owner}; "
         f"allowed_ip_ranges: {', '.join(policy.allowed_ip_ranges)}",
+        rule=f"{owner}.allowed_ip_ranges",
     )
 
 

@@ -1,4 +1,5 @@
-"""Assembles the gRPC server: Admin, Authorizer, health and reflection."""
+"""Assembles the gRPC server: Admin, Authorizer, Keys, health and reflection, behind the
+caller check (callers.py), on a plaintext or TLS port."""
 
 import grpc
 import redis.asyncio as redis
@@ -6,22 +7,33 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controlplane.admin_service import AdminService
-from controlplane.auth import AdminTokenInterceptor
 from controlplane.authorizer import Authorizer, Upstream
 from controlplane.authorizer_service import AuthorizerService
+from controlplane.callers import CallerInterceptor
 from controlplane.config import Settings
 from controlplane.costs import Costs
 from controlplane.credentials import Sealer
+from controlplane.grants import Grants
+from controlplane.keys_service import KeysService
 from controlplane.registry import Registry
 from controlplane.request_logs import RequestLogs
+from controlplane.service_tokens import ServiceTokens
 from controlplane.store import Store
 from controlplane.sweeper import Sweeper
-from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
+from prism.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    authorizer_pb2,
+    authorizer_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
+)
 
 REDIS_CONNECT_TIMEOUT = 5.0
 SERVICE_NAMES = (
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name,
+    keys_pb2.DESCRIPTOR.services_by_name["Keys"].full_name,
 )
 
 
@@ -30,19 +42,31 @@ async def build(
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, Sweeper]:
     """The server, not yet started, its health servicer and the run sweeper, not yet
     started either. Called once Redis has answered, so every service starts out SERVING."""
+    service_tokens = ServiceTokens(store.client)
+    callers = CallerInterceptor(
+        settings.admin_token,
+        settings.dataplane_token,
+        service_tokens,
+        client_certificates=settings.client_ca is not None,
+    )
     server = grpc.aio.server(
-        interceptors=[AdminTokenInterceptor(settings.admin_token)],
+        interceptors=[callers],
         # gRPC sets SO_REUSEPORT by default, which lets a second control plane share a port
         # already in use instead of failing; a taken PRISM_GRPC_LISTEN must be an error.
         options=[("grpc.so_reuseport", 0)],
     )
     sealer = Sealer(settings.master_key) if settings.master_key else None
     admin_pb2_grpc.add_AdminServicer_to_server(
-        AdminService(Registry(store, sealer), Costs(store), RequestLogs(store.client)), server
+        AdminService(
+            Registry(store, sealer), Costs(store), RequestLogs(store.client), service_tokens
+        ),
+        server,
     )
     upstream = Upstream(settings.upstream_url, settings.upstream_api_key)
-    authorizer = Authorizer(store, upstream, sealer, fail_open=settings.ratelimit_fail_open)
+    grants = Grants(await store.grant_key())
+    authorizer = Authorizer(store, upstream, grants, sealer, fail_open=settings.ratelimit_fail_open)
     authorizer_pb2_grpc.add_AuthorizerServicer_to_server(AuthorizerService(authorizer), server)
+    keys_pb2_grpc.add_KeysServicer_to_server(KeysService(authorizer), server)
     sweeper = Sweeper(
         authorizer,
         store,
@@ -58,7 +82,15 @@ async def build(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
-        server.add_insecure_port(settings.grpc_listen)
+        if settings.tls is None:
+            server.add_insecure_port(settings.grpc_listen)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(settings.tls.private_key, settings.tls.certificate_chain)],
+                root_certificates=settings.client_ca,
+                require_client_auth=settings.client_ca is not None,
+            )
+            server.add_secure_port(settings.grpc_listen, credentials)
     except RuntimeError:
         raise OSError(
             f"cannot listen on PRISM_GRPC_LISTEN={settings.grpc_listen}: the port is in use "

@@ -6,7 +6,9 @@ changes), so concurrent admin calls on any replica cannot interleave;
 nothing is cached in the process, so replicas never disagree.
 """
 
+import base64
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,7 +99,7 @@ class Recorded:
     step_micros: list[tuple[int, int]]
 
 
-def _unavailable_on_connection_error(
+def unavailable_on_connection_error(
     call: Callable[Params, Awaitable[Result]],
 ) -> Callable[Params, Awaitable[Result]]:
     @wraps(call)
@@ -125,11 +127,20 @@ class Store:
         """The connection pool, for readers of data the Store does not model (request_logs)."""
         return self._redis
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def ping(self) -> None:
         await self._redis.ping()
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
+    async def grant_key(self) -> bytes:
+        """The key every control plane signs grants with: made by the first to ask (SET NX),
+        read by the others."""
+        await self._redis.set(
+            redis_keys.GRANT_KEY, base64.b64encode(secrets.token_bytes(32)).decode(), nx=True
+        )
+        return base64.b64decode(await self._redis.get(redis_keys.GRANT_KEY))
+
+    @unavailable_on_connection_error
     async def find_key(self, secret_sha256: str) -> tuple[str, str] | None:
         """The org id and key id of the key with this secret hash, if any."""
         found = await self._redis.get(redis_keys.key_by_hash(secret_sha256))
@@ -138,7 +149,7 @@ class Store:
         org_id, key_id = found.split(" ")
         return org_id, key_id
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def load_raw(self, org_id: str, key_id: str) -> tuple[str, str] | None:
         """The key's and its org's records as stored (JSON), or None if either is gone."""
         key_json, org_json = await self._redis.mget(
@@ -150,7 +161,7 @@ class Store:
 
     # A request's decision and what its response showed
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def decide(
         self,
         org_id: str,
@@ -162,13 +173,13 @@ class Store:
         count: bool,
     ) -> dict[str, Any]:
         """Runs lua/verify.lua, and lua/check.lua after it when count is set, on the org's
-        records and counters; `state` is the scripts' ARGV object (digests, refs, assistant,
+        records and counters; `state` is the scripts' ARGV object (digests, refs, model_object,
         model, request_id). CountersUnavailable when Redis refuses the counters' writes."""
         keys = [
             redis_keys.key(org_id, key_id),
             redis_keys.org(org_id),
             redis_keys.objects(org_id),
-            redis_keys.assistant_models(org_id),
+            redis_keys.object_models(org_id),
         ]
         if not count:
             return json.loads(await self._verify(keys=keys, args=[json.dumps(state)]))
@@ -188,7 +199,7 @@ class Store:
             raise CountersUnavailable(f"Redis refused the rate-limit counters: {error}") from None
         return json.loads(answer)
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def charge_facts(
         self, org_id: str, key_id: str, models: Sequence[str], run_ids: Sequence[str]
     ) -> ChargeFacts:
@@ -217,7 +228,7 @@ class Store:
         records = (key_json, org_json) if key_json and org_json else None
         return ChargeFacts(records, prices, fees, creators)
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def record(
         self,
         org_id: str,
@@ -275,7 +286,7 @@ class Store:
         }
         keys = [
             redis_keys.objects(org_id),
-            redis_keys.assistant_models(org_id),
+            redis_keys.object_models(org_id),
             redis_keys.pending_runs(org_id),
             redis_keys.usage(org_id, usage.day_of(at)),
             *(redis_keys.run(org_id, item[0]) for item in objects if item[1] == "run"),
@@ -302,14 +313,14 @@ class Store:
             [(int(fs), int(ci)) for fs, ci in answer["steps"] or []],
         )
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def filter_owned(self, org_id: str, ids: Sequence[str]) -> list[str]:
         if not ids:
             return []
         kinds = await self._redis.hmget(redis_keys.objects(org_id), list(ids))
         return [object_id for object_id, kind in zip(ids, kinds, strict=True) if kind]
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def add_spend(self, org_id: str, key_id: str, micro_usd: int, at: datetime) -> None:
         """Adds a charge to the key's and org's spend of that day, month and all time, which
         budgets are checked against."""
@@ -322,26 +333,26 @@ class Store:
 
     # Prices and usage
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def set_model_price(self, model: str, price: Price) -> None:
         await self._redis.hset(redis_keys.MODEL_PRICES, model, json.dumps(price.to_json()))
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def model_prices(self) -> dict[str, Price]:
         """The prices SetModelPrice set, by model."""
         stored = await self._redis.hgetall(redis_keys.MODEL_PRICES)
         return {model: Price.from_json(json.loads(raw)) for model, raw in stored.items()}
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def set_tool_fees(self, fees: ToolFees) -> None:
         await self._redis.set(redis_keys.TOOL_FEES, json.dumps(fees.to_json()))
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def tool_fees(self) -> ToolFees:
         raw = await self._redis.get(redis_keys.TOOL_FEES)
         return ToolFees.from_json(json.loads(raw)) if raw else BUILT_IN_TOOL_FEES
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def usage(
         self, org_ids: Sequence[str], days: Sequence[str]
     ) -> list[tuple[str, str, dict[str, str]]]:
@@ -361,13 +372,13 @@ class Store:
             ]
         return found
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def org_ids(self) -> list[str]:
         return await self._redis.zrange(redis_keys.ORGS, 0, -1)
 
     # The sweeper's pending runs
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def pending_runs(
         self, org_ids: Sequence[str], created_before_ms: float, per_org: int
     ) -> list[tuple[str, str, float]]:
@@ -391,26 +402,26 @@ class Store:
                 found += [(org_id, run_id, created) for run_id, created in runs]
         return found
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def claim_run(self, org_id: str, run_id: str, for_ms: int) -> bool:
         """Whether this caller now holds the run for for_ms: at most one does."""
         return bool(
             await self._redis.set(redis_keys.sweep_claim(org_id, run_id), "1", nx=True, px=for_ms)
         )
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def run_origin(self, org_id: str, run_id: str) -> tuple[str, str]:
         """The key that created the run and its thread ("" when unknown)."""
         key_id, thread_id = await self._redis.hmget(redis_keys.run(org_id, run_id), "key", "thread")
         return key_id or "", thread_id or ""
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def forget_pending(self, org_id: str, run_id: str) -> None:
         await self._redis.zrem(redis_keys.pending_runs(org_id), run_id)
 
     # Vector-store storage fees
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def claim_storage_fees(
         self, org_ids: Sequence[str], day: str, token: str, for_ms: int
     ) -> list[str]:
@@ -422,12 +433,12 @@ class Store:
             answers = await pipe.execute()
         return [org_id for org_id, won in zip(org_ids, answers, strict=True) if won]
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def release_storage_fee(self, org_id: str, day: str, token: str) -> None:
         """Gives up the claim, so that a later sweep (here or elsewhere) retries the day."""
         await self._release_claim(keys=[redis_keys.storage_fee(org_id, day)], args=[token])
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def vector_store_ids(self, org_id: str) -> list[str]:
         """The vector stores the org created through the gateway and has not deleted. The
         objects hash holds every kind of object, so it is scanned, not read at once."""
@@ -439,11 +450,11 @@ class Store:
             if kind == "vector_store"
         ]
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def forget_object(self, org_id: str, object_id: str) -> None:
         await self._redis.hdel(redis_keys.objects(org_id), object_id)
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def charge_storage_fee(
         self, org_id: str, at: datetime, token: str, cost_micros: int
     ) -> bool:
@@ -468,7 +479,7 @@ class Store:
 
     # Orgs
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def create_org(self, org: OrgRecord) -> None:
         created = await self._create_org(
             keys=[redis_keys.org(org.id), redis_keys.ORGS], args=[_dump(org), org.id]
@@ -476,27 +487,27 @@ class Store:
         if not created:
             raise AlreadyExists(f"org '{org.id}' already exists; choose another org_id")
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def get_org(self, org_id: str) -> OrgRecord:
         raw = await self._redis.get(redis_keys.org(org_id))
         if raw is None:
             raise NotFound(f"org '{org_id}' not found")
         return OrgRecord.from_json(json.loads(raw))
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def list_orgs(self, after: str, count: int) -> tuple[list[OrgRecord], str]:
         """Up to count orgs with ids after `after`, and the id the next page starts after
         ("" when this is the last page)."""
-        ids, next_after = await self._page(redis_keys.ORGS, after, count)
+        ids, next_after = await page_of_ids(self._redis, redis_keys.ORGS, after, count)
         records = await self._redis.mget([redis_keys.org(i) for i in ids]) if ids else []
         orgs = [OrgRecord.from_json(json.loads(raw)) for raw in records if raw is not None]
         return orgs, next_after
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def update_org(self, org_id: str, change: Callable[[OrgRecord], OrgRecord]) -> OrgRecord:
         return await self._update(redis_keys.org(org_id), f"org '{org_id}'", OrgRecord, change)
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def delete_org(self, org_id: str, *, force: bool) -> None:
         org_key, keys_key = redis_keys.org(org_id), redis_keys.org_keys(org_id)
 
@@ -541,7 +552,7 @@ class Store:
 
     # Keys
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def create_key(self, key: KeyRecord) -> None:
         org_key = redis_keys.org(key.org_id)
 
@@ -558,20 +569,20 @@ class Store:
         # Watching the org makes a concurrent DeleteOrg and this create exclusive.
         await self._redis.transaction(create, org_key)
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def get_key(self, key_id: str) -> KeyRecord:
         raw = await self._redis.get(await self._key_record_name(key_id))
         if raw is None:
             raise NotFound(f"key '{key_id}' not found")
         return KeyRecord.from_json(json.loads(raw))
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def list_keys(self, org_id: str, after: str, count: int) -> tuple[list[KeyRecord], str]:
         """Like list_orgs, for the keys of org_id, or of every org when it is empty."""
         if org_id:
             await self.get_org(org_id)
         index = redis_keys.org_keys(org_id) if org_id else redis_keys.KEYS
-        ids, next_after = await self._page(index, after, count)
+        ids, next_after = await page_of_ids(self._redis, index, after, count)
         if not ids:
             return [], next_after
         orgs = [org_id] * len(ids) if org_id else await self._redis.hmget(redis_keys.KEY_ORGS, ids)
@@ -580,7 +591,7 @@ class Store:
         found = [KeyRecord.from_json(json.loads(raw)) for raw in records if raw is not None]
         return found, next_after
 
-    @_unavailable_on_connection_error
+    @unavailable_on_connection_error
     async def update_key(self, key_id: str, change: Callable[[KeyRecord], KeyRecord]) -> KeyRecord:
         """Applies change atomically; a changed secret hash moves the hash index with it."""
         record_name = await self._key_record_name(key_id)
@@ -593,14 +604,6 @@ class Store:
         if org_id is None:
             raise NotFound(f"key '{key_id}' not found")
         return redis_keys.key(org_id, key_id)
-
-    async def _page(self, index: str, after: str, count: int) -> tuple[list[str], str]:
-        """Up to count members after `after` in lexicographic order, and the last of them
-        when more follow (records deleted meanwhile are skipped, never the cursor)."""
-        start = f"({after}" if after else "-"
-        ids = await self._redis.zrange(index, start, "+", bylex=True, offset=0, num=count + 1)
-        page = ids[:count]
-        return page, page[-1] if len(ids) > count else ""
 
     async def _update(
         self,
@@ -632,6 +635,18 @@ class Store:
             return after
 
         return await self._redis.transaction(update, record_key, value_from_callable=True)
+
+
+async def page_of_ids(
+    client: redis.Redis, index: str, after: str, count: int
+) -> tuple[list[str], str]:
+    """Up to count members of a score-0 sorted set after `after` in lexicographic order, and
+    the last of them when more follow (records deleted meanwhile are skipped, never the
+    cursor)."""
+    start = f"({after}" if after else "-"
+    ids = await client.zrange(index, start, "+", bylex=True, offset=0, num=count + 1)
+    page = ids[:count]
+    return page, page[-1] if len(ids) > count else ""
 
 
 def _dump(record: OrgRecord | KeyRecord) -> str:

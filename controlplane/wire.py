@@ -7,8 +7,9 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from controlplane import pricing, usage
+from controlplane.authorizer import Validation
 from controlplane.errors import InvalidArgument
-from controlplane.policy import budgets_from_usd
+from controlplane.policy import Denial, budgets_from_usd
 from controlplane.pricing import Price, ToolFees
 from controlplane.records import (
     Budgets,
@@ -20,7 +21,8 @@ from controlplane.records import (
     RequestLogging,
 )
 from controlplane.request_logs import LogQuery, validated_request_logging
-from prism.v1 import admin_pb2, request_logging_pb2
+from controlplane.service_tokens import ServiceTokenRecord
+from prism.v1 import admin_pb2, authorizer_pb2, keys_pb2, request_logging_pb2
 
 
 def policy_from_wire(message: admin_pb2.Policy) -> Policy:
@@ -124,6 +126,49 @@ def key_to_wire(key: KeyRecord) -> admin_pb2.Key:
         metadata=key.metadata,
         policy=policy_to_wire(key.policy),
     )
+
+
+def service_token_to_wire(token: ServiceTokenRecord) -> admin_pb2.ServiceToken:
+    """The token as Admin shows it: everything but the secret's hash."""
+    return admin_pb2.ServiceToken(
+        id=token.id,
+        name=token.name,
+        display_prefix=token.display_prefix,
+        create_time=_timestamp(token.create_time),
+        revoked=token.revoke_time is not None,
+        revoke_time=_timestamp(token.revoke_time),
+    )
+
+
+def denial_to_wire(denial: Denial) -> authorizer_pb2.Denial:
+    return authorizer_pb2.Denial(
+        http_status=denial.http_status,
+        type=denial.type,
+        code=denial.code,
+        message=denial.message,
+        param=denial.param,
+        retry_after_ms=denial.retry_after_ms,
+        do_not_retry=denial.do_not_retry,
+        rule=denial.rule,
+    )
+
+
+def validation_to_wire(validation: Validation) -> keys_pb2.ValidateKeyResponse:
+    response = keys_pb2.ValidateKeyResponse(valid=validation.valid, allowed=validation.allowed)
+    if validation.key is not None:
+        key = validation.key
+        response.principal.CopyFrom(
+            keys_pb2.KeyPrincipal(
+                org_id=key.org_id,
+                key_id=key.key_id,
+                key_display_prefix=key.key_display_prefix,
+                name=key.name,
+                metadata=key.metadata,
+            )
+        )
+    if validation.denial is not None:
+        response.denial.CopyFrom(denial_to_wire(validation.denial))
+    return response
 
 
 def model_price_to_wire(model: str, price: Price, custom: bool) -> admin_pb2.ModelPrice:

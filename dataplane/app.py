@@ -35,7 +35,7 @@ def create_app(settings: Settings) -> Quart:
     app.url_map.merge_slashes = False
     app.url_map.converters.update(CONVERTERS)
 
-    authorizer = Authorizer(settings.controlplane_addr, settings.check_deadline)
+    authorizer = Authorizer(settings)
     recorder = Recorder(authorizer, settings.check_deadline)
     upstream = Upstream(settings.upstream_timeout)
     readiness = Readiness(authorizer, settings.redis_url)

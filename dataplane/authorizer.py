@@ -2,9 +2,12 @@
 Health for /readyz.
 
 One grpc.aio channel is opened when the server starts and reused by every call; every call
-has the Check deadline. A failed Check or FilterOwned (including its deadline) fails closed:
-the request is answered with 503 and nothing more is forwarded. A failed Record is logged and
-changes nothing: the response it describes is already decided, and often already sent.
+has the Check deadline and carries the data plane's credential (PRISM_DATAPLANE_TOKEN as
+`authorization` metadata; over mTLS the channel's client certificate too). Record and
+FilterOwned present the grant their request's Check returned. A failed Check or FilterOwned
+(including its deadline) fails closed: the request is answered with 503 and nothing more is
+forwarded. A failed Record is logged and changes nothing: the response it describes is
+already decided, and often already sent.
 """
 
 import logging
@@ -14,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from prism.v1 import authorizer_pb2, authorizer_pb2_grpc
 
+from .config import Settings
 from .errors import control_plane_unavailable
 from .metrics import timed_check
 
@@ -21,13 +25,33 @@ log = logging.getLogger("prism.dataplane")
 
 
 class Authorizer:
-    def __init__(self, address: str, deadline: float) -> None:
-        self._address = address
-        self._deadline = deadline
+    def __init__(self, settings: Settings) -> None:
+        self._address = settings.controlplane_addr
+        self._deadline = settings.check_deadline
+        self._metadata = (
+            (("authorization", f"Bearer {settings.dataplane_token}"),)
+            if settings.dataplane_token
+            else ()
+        )
+        self._credentials = (
+            None
+            if settings.controlplane_ca is None
+            else grpc.ssl_channel_credentials(
+                root_certificates=settings.controlplane_ca,
+                private_key=identity.private_key
+                if (identity := settings.controlplane_identity)
+                else None,
+                certificate_chain=identity.certificate_chain if identity else None,
+            )
+        )
         self._channel: grpc.aio.Channel | None = None
 
     async def open(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self._address)
+        self._channel = (
+            grpc.aio.insecure_channel(self._address)
+            if self._credentials is None
+            else grpc.aio.secure_channel(self._address, self._credentials)
+        )
         stub = authorizer_pb2_grpc.AuthorizerStub(self._channel)
         self._check = stub.Check
         self._record = stub.Record
@@ -41,32 +65,34 @@ class Authorizer:
     async def check(self, request: authorizer_pb2.CheckRequest) -> authorizer_pb2.CheckResponse:
         try:
             with timed_check():
-                return await self._check(request, timeout=self._deadline)
+                return await self._check(request, timeout=self._deadline, metadata=self._metadata)
         except grpc.RpcError as error:
             _warn("Check", request.request_id, error, "answering 503")
             raise control_plane_unavailable() from None
 
     async def record(
-        self, request: authorizer_pb2.RecordRequest
+        self, request_id: str, request: authorizer_pb2.RecordRequest
     ) -> authorizer_pb2.RecordResponse | None:
         """The control plane's answer (the runs' charges); None when it failed."""
         try:
             reply: authorizer_pb2.RecordResponse = await self._record(
-                request, timeout=self._deadline
+                request, timeout=self._deadline, metadata=self._metadata
             )
         except grpc.RpcError as error:
-            _warn("Record", request.request_id, error, "not recorded")
+            _warn("Record", request_id, error, "not recorded")
             return None
         return reply
 
-    async def filter_owned(self, org_id: str, ids: list[str]) -> list[str]:
-        """The ids of `ids` the org owns, in their order."""
+    async def filter_owned(self, grant: str, ids: list[str]) -> list[str]:
+        """The ids of `ids` the org of the request's grant owns, in their order."""
         try:
             reply = await self._filter_owned(
-                authorizer_pb2.FilterOwnedRequest(org_id=org_id, ids=ids), timeout=self._deadline
+                authorizer_pb2.FilterOwnedRequest(grant=grant, ids=ids),
+                timeout=self._deadline,
+                metadata=self._metadata,
             )
         except grpc.RpcError as error:
-            _warn("FilterOwned", f"org {org_id}", error, "answering 503")
+            _warn("FilterOwned", "a listing", error, "answering 503")
             raise control_plane_unavailable() from None
         return list(reply.ids)
 

@@ -1,9 +1,10 @@
 """The data plane's settings, read once from the environment at start."""
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prism.settings import ConfigError, env, host_port, positive_number, redis_url, whole_number
+from prism.tls import Identity, authorities, identity
 
 from .client_ip import Network
 
@@ -17,6 +18,12 @@ class Settings:
     http_workers: int
     # The control plane's gRPC address (`host:port`).
     controlplane_addr: str
+    # What proves to the control plane that this is a data plane: the shared token, and or
+    # (mTLS) a client certificate. None: the certificate alone.
+    dataplane_token: str | None = field(repr=False)
+    # Set: the control plane is reached over TLS, its certificate checked against this CA.
+    controlplane_ca: bytes | None
+    controlplane_identity: Identity | None
     redis_url: str
     # Seconds the gateway waits for a Check (or Record, FilterOwned) answer before failing
     # closed with 503.
@@ -36,11 +43,27 @@ def load_settings() -> Settings:
     )
     controlplane_addr = env("PRISM_CONTROLPLANE_ADDR", "127.0.0.1:50051")
     host_port("PRISM_CONTROLPLANE_ADDR", controlplane_addr)
+    controlplane_ca = authorities("PRISM_CONTROLPLANE_TLS_CA")
+    controlplane_identity = identity("PRISM_CONTROLPLANE_TLS_CERT", "PRISM_CONTROLPLANE_TLS_KEY")
+    if controlplane_identity is not None and controlplane_ca is None:
+        raise ConfigError(
+            "PRISM_CONTROLPLANE_TLS_CERT needs PRISM_CONTROLPLANE_TLS_CA: a client certificate "
+            "is presented over TLS only"
+        )
+    dataplane_token = env("PRISM_DATAPLANE_TOKEN", "") or None
+    if dataplane_token is None and controlplane_identity is None:
+        raise ConfigError(
+            "PRISM_DATAPLANE_TOKEN is not set: give the data plane the control plane's token "
+            "(or, with mTLS, a client certificate in PRISM_CONTROLPLANE_TLS_CERT)"
+        )
     return Settings(
         http_host=http_host,
         http_port=http_port,
         http_workers=whole_number("PRISM_HTTP_WORKERS", env("PRISM_HTTP_WORKERS", "1")),
         controlplane_addr=controlplane_addr,
+        dataplane_token=dataplane_token,
+        controlplane_ca=controlplane_ca,
+        controlplane_identity=controlplane_identity,
         redis_url=redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0")),
         check_deadline=positive_number(
             "PRISM_CHECK_DEADLINE_MS", env("PRISM_CHECK_DEADLINE_MS", "500")

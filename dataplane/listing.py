@@ -54,11 +54,12 @@ _WALK_PARAMETERS = frozenset({"limit", "after", "before"})
 async def owned_listing(
     request: ProxyRequest,
     target: authorizer_pb2.Upstream,
-    org_id: str,
+    grant: str,
     upstream: Upstream,
     filter_owned: FilterOwned,
 ) -> Response:
-    """The org's objects of the listing `request` asks for, as one OpenAI list page."""
+    """The org's objects of the listing `request` asks for, as one OpenAI list page; grant is
+    the request's, which FilterOwned presents for its org."""
     listing = _LISTINGS[f"GET {request.path}"]
     args = request.args
     limit = _limit(args.get("limit"), listing)
@@ -87,7 +88,7 @@ async def owned_listing(
                 # cursor the walk took from the page before); the SDK retries a 502.
                 raise _walk_failed(f"answered {status}")
             if unchecked:
-                _require_owned(unchecked, await filter_owned(org_id, [c for _, c in unchecked]))
+                _require_owned(unchecked, await filter_owned(grant, [c for _, c in unchecked]))
             # The client's own request failed (a bad `order`, an unknown cursor of its own).
             return Response(
                 body, status=status, headers=relayed_response_headers(headers, streamed=False)
@@ -101,7 +102,7 @@ async def owned_listing(
         if first:
             relayed, first = headers, False
         asked = [cursor for _, cursor in unchecked] + [obj["id"] for obj in data]
-        mine = set(await filter_owned(org_id, asked)) if asked else set()
+        mine = set(await filter_owned(grant, asked)) if asked else set()
         _require_owned(unchecked, mine)
         unchecked = []
         found = [obj for obj in data if obj["id"] in mine]

@@ -24,6 +24,8 @@ _RUN_ENDED_EVENTS = frozenset(f"thread.run.{status}" for status in TERMINAL_RUN_
 _STEP_COMPLETED_EVENT = "thread.run.step.completed"
 # Objects that belong to a thread, whose thread is recorded with them.
 _IN_THREAD = frozenset({RUN, MESSAGE})
+# Objects whose model is recorded with them.
+_WITH_MODEL = frozenset({ASSISTANT, RUN})
 # The events announcing a new object, and its kind.
 _CREATED_EVENTS = {
     "thread.created": THREAD,
@@ -186,7 +188,9 @@ def _owned(document: dict[str, Any], name: str, kind: ObjectKind.ValueType) -> O
     object_id = document.get(name)
     if not isinstance(object_id, str) or not object_id:
         return None
-    model = document.get("model") if kind == ASSISTANT else None
+    # An assistant's model is checked for the runs that name none; a run's, for the tool
+    # outputs submitted to it.
+    model = document.get("model") if kind in _WITH_MODEL else None
     # A run's thread is where the sweeper fetches it if nobody looks at it again.
     thread_id = document.get("thread_id") if kind in _IN_THREAD else None
     return OwnedObject(

@@ -96,7 +96,7 @@ class _Proxy:
                 route=route.check_name,
                 models=facts.models,
                 objects=facts.objects,
-                run_assistant_id=facts.run_assistant_id,
+                model_object_id=facts.model_object_id,
                 uses_model=route.uses_model,
                 request_id=request.trace.request_id,
             )
@@ -116,7 +116,7 @@ class _Proxy:
             listing = await owned_listing(
                 request,
                 decision.upstream,
-                decision.principal.org_id,
+                decision.grant,
                 self._upstream,
                 self._authorizer.filter_owned,
             )

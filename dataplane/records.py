@@ -64,19 +64,19 @@ class Recorder:
         return ResponseRecord(self, route, trace, decision)
 
     async def send(
-        self, request: authorizer_pb2.RecordRequest
+        self, request_id: str, request: authorizer_pb2.RecordRequest
     ) -> authorizer_pb2.RecordResponse | None:
         """Sends a Record and waits for its answer (None when it failed); cancelling the
         wait leaves it sending."""
-        return await asyncio.shield(self._sending(request))
+        return await asyncio.shield(self._sending(request_id, request))
 
-    def send_later(self, request: authorizer_pb2.RecordRequest) -> None:
-        self._sending(request)
+    def send_later(self, request_id: str, request: authorizer_pb2.RecordRequest) -> None:
+        self._sending(request_id, request)
 
     def _sending(
-        self, request: authorizer_pb2.RecordRequest
+        self, request_id: str, request: authorizer_pb2.RecordRequest
     ) -> asyncio.Task[authorizer_pb2.RecordResponse | None]:
-        task = asyncio.get_running_loop().create_task(self._authorizer.record(request))
+        task = asyncio.get_running_loop().create_task(self._authorizer.record(request_id, request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -108,8 +108,7 @@ class ResponseRecord:
         self._route = route
         self._trace = trace
         self._request_id = trace.request_id
-        self._org_id = decision.principal.org_id
-        self._key_id = decision.principal.key_id
+        self._grant = decision.grant
         self._finish = decision.record_wanted
         self._pending = Seen()
         self._ended = False
@@ -158,7 +157,7 @@ class ResponseRecord:
                 await self._send(self._request(self._pending, finished=self._finish))
 
     async def _send(self, request: authorizer_pb2.RecordRequest) -> None:
-        answer = await self._recorder.send(request)
+        answer = await self._recorder.send(self._request_id, request)
         if answer is not None:
             self._trace.charges += answer.runs
 
@@ -168,7 +167,9 @@ class ResponseRecord:
         if not self._ended:
             self._ended = True
             if self._pending or self._finish:
-                self._recorder.send_later(self._request(self._pending, finished=self._finish))
+                self._recorder.send_later(
+                    self._request_id, self._request(self._pending, finished=self._finish)
+                )
 
     def _readable(self, status: int, content_encoding: bytes) -> bool:
         if not (self._route.observed and 200 <= status < 300):
@@ -185,9 +186,7 @@ class ResponseRecord:
 
     def _request(self, seen: Seen, finished: bool) -> authorizer_pb2.RecordRequest:
         return authorizer_pb2.RecordRequest(
-            request_id=self._request_id,
-            org_id=self._org_id,
-            key_id=self._key_id,
+            grant=self._grant,
             objects=seen.objects,
             deleted_ids=seen.deleted_ids,
             runs=seen.runs,

@@ -1,5 +1,6 @@
 """What a request's JSON body says, for the control plane's Check: the models it names, the
-objects it refers to, the assistant a new run uses, and whether it asks for a stream.
+objects it refers to, the assistant a new run uses (or the run tool outputs resume), and
+whether it asks for a stream.
 
 The body is decoded with every object as its list of key/value pairs, so a key given twice is
 seen twice, whichever copy the upstream would use: each copy is checked.
@@ -59,7 +60,9 @@ class RequestFacts:
     models: list[str] = field(default_factory=list)
     # The objects the caller must own, the path's first, then the body's, each once.
     objects: list[ObjectRef] = field(default_factory=list)
-    run_assistant_id: str = ""
+    # The assistant a new run uses, or the run that tool outputs set back to work: Check
+    # holds its remembered model to the allowed models when the body names none.
+    model_object_id: str = ""
     streaming: bool = False
 
 
@@ -72,6 +75,8 @@ def request_facts(route: Route, path_parameters: dict[str, str], body: bytes) ->
         facts.objects.append(
             ObjectRef(id=path_parameters[name], kind=kind, param=_PATH_PARAMS.get(kind, ""))
         )
+    if route.resumes_run:
+        facts.model_object_id = path_parameters["run_id"]
     if not body:
         return facts
 
@@ -85,7 +90,7 @@ def request_facts(route: Route, path_parameters: dict[str, str], body: bytes) ->
         elif name == "stream" and route.streams and value is True:
             facts.streaming = True
         elif name == "assistant_id" and route.starts_run and isinstance(value, str):
-            facts.run_assistant_id = value
+            facts.model_object_id = value
 
     seen: set[tuple[str, int]] = {(ref.id, ref.kind) for ref in facts.objects}
     for ref in _references(document):

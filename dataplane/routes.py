@@ -81,8 +81,11 @@ class Route:
     streams: bool = False
     model_fields: tuple[str, ...] = ()
     # The body's top-level `assistant_id` is the assistant a new run uses (Check's
-    # run_assistant_id).
+    # model_object_id).
     starts_run: bool = False
+    # The path's `run_id` is a run the request sets back to work (Check's model_object_id):
+    # with tool outputs, the run's model answers again.
+    resumes_run: bool = False
     # The request starts model work, so tokens-per-minute limits apply (Check's uses_model).
     uses_model: bool = False
     # What a 2xx response creates or modifies: (the response's field holding an id, its kind).
@@ -209,6 +212,7 @@ ROUTES: tuple[Route, ...] = (
         "submitToolOuputsToRun",
         _JSON,
         streams=True,
+        resumes_run=True,
         uses_model=True,
         shows_runs=True,
     ),

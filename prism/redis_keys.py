@@ -50,8 +50,9 @@ def objects(org_id: str) -> str:
     return _tagged(org_id) + "objects"
 
 
-def assistant_models(org_id: str) -> str:
-    """Hash: assistant id -> the model it was last created or modified with."""
+def object_models(org_id: str) -> str:
+    """Hash: assistant or run id -> the model it was last created or modified with (the name
+    is from when only assistants' were kept)."""
     return _tagged(org_id) + "assistant-models"
 
 
@@ -111,6 +112,24 @@ def usage(org_id: str, day: str) -> str:
 def spend(org_id: str, owner: str, period: str) -> str:
     """Spend in micro-USD. period is `day:2026-11-24`, `month:2026-11` or `total`."""
     return _tagged(org_id) + f"spend:{owner}:{period}"
+
+
+# The key control planes sign their grants with (controlplane/grants.py): 32 random bytes,
+# base64, made by the first control plane to start (SET NX).
+GRANT_KEY = PREFIX + "grant-key"
+
+# Sorted set of every service token id.
+SERVICE_TOKENS = PREFIX + "service-tokens"
+
+
+def service_token(token_id: str) -> str:
+    """A service token's JSON record (with the secret's SHA-256, never the secret)."""
+    return f"{PREFIX}service-token:{token_id}"
+
+
+def service_token_by_hash(secret_sha256: str) -> str:
+    """The id of the unrevoked service token whose secret has this SHA-256 (hex)."""
+    return f"{PREFIX}service-token-hash:{secret_sha256}"
 
 
 # Hash: model -> JSON price (USD per million input, cached-input, output tokens) set by

@@ -67,15 +67,45 @@ class DataPlane:
         return self.base + "/v1"
 
 
-class AdminClient:
-    """The Admin stub with the admin token attached to every call: `admin.CreateOrg(req)`."""
+# The data planes' credential, shared by every control and data plane the suite starts (as
+# every plane of one deployment shares it).
+DATAPLANE_TOKEN = "dataplane-" + secrets.token_urlsafe(24)
 
-    def __init__(self, channel: grpc.Channel, token: str) -> None:
-        self._stub = admin_pb2_grpc.AdminStub(channel)
+
+class CredentialedStub:
+    """A stub with a bearer credential and a 10 s deadline on every call: `stub.Rpc(req)`."""
+
+    def __init__(self, stub: Any, token: str) -> None:
+        self._stub = stub
         self._metadata = (("authorization", f"Bearer {token}"),)
 
     def __getattr__(self, rpc: str) -> Callable[..., Any]:
         return functools.partial(getattr(self._stub, rpc), metadata=self._metadata, timeout=10)
+
+
+class AdminClient(CredentialedStub):
+    """The Admin stub with the admin token attached to every call: `admin.CreateOrg(req)`."""
+
+    def __init__(self, channel: grpc.Channel, token: str) -> None:
+        super().__init__(admin_pb2_grpc.AdminStub(channel), token)
+
+
+class AuthorizerClient(CredentialedStub):
+    """The Authorizer stub as a data plane holds it: with the data planes' token."""
+
+    def __init__(self, channel: grpc.Channel, token: str = DATAPLANE_TOKEN) -> None:
+        super().__init__(authorizer_pb2_grpc.AuthorizerStub(channel), token)
+
+    def grant(self, api_key: str) -> str:
+        """The grant of an allowed read with the key: what Record and FilterOwned present
+        to act for its org."""
+        allowed = self.Check(
+            authorizer_pb2.CheckRequest(
+                api_key=api_key, method="GET", route="GET /v1/assistants", request_id="req_read"
+            )
+        )
+        assert allowed.allowed, allowed.denial
+        return str(allowed.grant)
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +149,7 @@ def start_controlplane(
             "PRISM_GRPC_LISTEN": addr,
             "PRISM_METRICS_LISTEN": f"127.0.0.1:{stack.free_port()}",
             "PRISM_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(16),
+            "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
             "PRISM_UPSTREAM_URL": fake_upstream.url,
             "PRISM_UPSTREAM_API_KEY": fake_upstream.api_key,
             # The sweeper's fetches would show among the fake upstream's requests (and
@@ -150,6 +181,7 @@ def start_dataplane(redis_url: str, logs: Path) -> Iterator[Callable[..., DataPl
             "REDIS_URL": redis_url,
             "PRISM_HTTP_LISTEN": f"127.0.0.1:{port}",
             "PRISM_CONTROLPLANE_ADDR": controlplane_addr,
+            "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
         } | env
         process = stack.start_dataplane(settings, logs, name=f"dataplane-{len(started)}")
         started.append(process)
@@ -314,9 +346,9 @@ CLIENT_IP = "198.51.100.7"
 @pytest.fixture(scope="session")
 def check(controlplane: ControlPlane) -> Iterator[Check]:
     """Authorizer.Check as the data plane asks it: the presented key, the client's address,
-    the route and the models the body names; no admin metadata."""
+    the route and the models the body names, with the data planes' token."""
     with grpc.insecure_channel(controlplane.addr) as channel:
-        stub = authorizer_pb2_grpc.AuthorizerStub(channel)
+        stub = AuthorizerClient(channel)
 
         def call(
             api_key: str, models: Sequence[str] = (), client_ip: str = CLIENT_IP
@@ -329,8 +361,7 @@ def check(controlplane: ControlPlane) -> Iterator[Check]:
                     route="POST /v1/assistants",
                     models=list(models),
                     request_id="req_test_check",
-                ),
-                timeout=10,
+                )
             )
 
         yield call

@@ -18,8 +18,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from prism import redis_keys
-from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
-from tests.conftest import AdminClient, Check, ControlPlane, assert_one_clear_line, start_and_fail
+from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2
+from tests.conftest import (
+    DATAPLANE_TOKEN,
+    AdminClient,
+    AuthorizerClient,
+    Check,
+    ControlPlane,
+    assert_one_clear_line,
+    start_and_fail,
+)
 from tools import stack
 
 KEY_ID = re.compile(r"key_[A-Za-z0-9]{24}")
@@ -1135,11 +1143,11 @@ def second_replica(
 ) -> Iterator[tuple[ControlPlane, AdminClient, Check]]:
     replica = start_controlplane()
     with grpc.insecure_channel(replica.addr) as channel:
-        authorizer = authorizer_pb2_grpc.AuthorizerStub(channel)
+        authorizer = AuthorizerClient(channel)
 
         def check(api_key: str) -> authorizer_pb2.CheckResponse:
             return authorizer.Check(
-                authorizer_pb2.CheckRequest(api_key=api_key, client_ip="127.0.0.1"), timeout=10
+                authorizer_pb2.CheckRequest(api_key=api_key, client_ip="127.0.0.1")
             )
 
         yield replica, AdminClient(channel, replica.admin_token), check
@@ -1304,6 +1312,7 @@ def good_settings(redis_url: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "PRISM_GRPC_LISTEN": f"127.0.0.1:{stack.free_port()}",
         "PRISM_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(16),
+        "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
         "PRISM_UPSTREAM_API_KEY": "sk-upstream-test",
     }
 
@@ -1312,12 +1321,22 @@ def good_settings(redis_url: str) -> dict[str, str]:
     ("change", "says"),
     [
         ({"PRISM_ADMIN_TOKEN": ""}, ["PRISM_ADMIN_TOKEN is not set"]),
+        ({"PRISM_DATAPLANE_TOKEN": ""}, ["PRISM_DATAPLANE_TOKEN is not set"]),
+        ({"PRISM_ADMIN_TOKEN": DATAPLANE_TOKEN}, ["PRISM_DATAPLANE_TOKEN is the same as"]),
         ({"PRISM_UPSTREAM_API_KEY": ""}, ["PRISM_UPSTREAM_API_KEY (or OPENAI_API_KEY)"]),
         ({"PRISM_GRPC_LISTEN": "50051"}, ["PRISM_GRPC_LISTEN", "host:port"]),
         ({"PRISM_UPSTREAM_URL": "api.openai.com"}, ["PRISM_UPSTREAM_URL", "http(s) URL"]),
         ({"REDIS_URL": "localhost:6379"}, ["REDIS_URL", "Redis URL"]),
     ],
-    ids=["no-admin-token", "no-upstream-key", "bad-listen", "bad-upstream-url", "bad-redis-url"],
+    ids=[
+        "no-admin-token",
+        "no-dataplane-token",
+        "dataplane-token-is-admin-token",
+        "no-upstream-key",
+        "bad-listen",
+        "bad-upstream-url",
+        "bad-redis-url",
+    ],
 )
 def test_a_bad_setting_stops_the_start_with_one_line(
     good_settings: dict[str, str], change: dict[str, str], says: list[str]
@@ -1337,8 +1356,8 @@ def test_openai_api_key_stands_in_for_the_upstream_key(
         issued = replica_admin.CreateKey(
             admin_pb2.CreateKeyRequest(key=admin_pb2.Key(org_id=org.id))
         )
-        response = authorizer_pb2_grpc.AuthorizerStub(channel).Check(
-            authorizer_pb2.CheckRequest(api_key=issued.secret), timeout=10
+        response = AuthorizerClient(channel).Check(
+            authorizer_pb2.CheckRequest(api_key=issued.secret)
         )
     replica.process.stop()
 

@@ -1,8 +1,10 @@
 """Operators administer Prism with grpcurl alone: reflection, and the README's commands for
 creating an org and a key, using the key, and revoking or rotating it; internal services
-check a key the same way. The JSON here is what grpcurl accepts: field names in snake_case
-or camelCase, Timestamps as RFC 3339 strings, FieldMasks as `{"paths": [...]}`."""
+validate a key the same way, with a service token. The JSON here is what grpcurl accepts:
+field names in snake_case or camelCase, Timestamps as RFC 3339 strings, FieldMasks as
+`{"paths": [...]}`."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -14,7 +16,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import ControlPlane, DataPlane
+from tests.conftest import ControlPlane, DataPlane, FakeUpstream
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
 
@@ -40,10 +42,10 @@ def call(cp: ControlPlane, method: str, body: dict[str, Any]) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def check(cp: ControlPlane, api_key: str) -> dict[str, Any]:
-    """Authorizer/Check as an internal service calls it: no admin token."""
-    body = {"api_key": api_key, "client_ip": "10.0.0.1", "models": ["gpt-4o"]}
-    result = grpcurl(cp.addr, "prism.v1.Authorizer/Check", data=json.dumps(body))
+def validate(cp: ControlPlane, token: str, api_key: str, **asked: str) -> dict[str, Any]:
+    """Keys/ValidateKey as an internal service calls it, with its service token."""
+    body = {"api_key": api_key, **asked}
+    result = grpcurl(cp.addr, "prism.v1.Keys/ValidateKey", data=json.dumps(body), token=token)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -60,9 +62,12 @@ def refused(result: subprocess.CompletedProcess[str], code: str, *says: str) -> 
 def test_reflection_lists_and_describes_the_services(controlplane: ControlPlane) -> None:
     listed = grpcurl(controlplane.addr, "list")
     assert listed.returncode == 0, listed.stderr
-    assert {"prism.v1.Admin", "prism.v1.Authorizer", "grpc.health.v1.Health"} <= set(
-        listed.stdout.split()
-    )
+    assert {
+        "prism.v1.Admin",
+        "prism.v1.Authorizer",
+        "prism.v1.Keys",
+        "grpc.health.v1.Health",
+    } <= set(listed.stdout.split())
 
     described = grpcurl(controlplane.addr, "describe", "prism.v1.Admin")
     assert described.returncode == 0, described.stderr
@@ -130,30 +135,69 @@ def test_create_org_create_key_use_it_and_revoke_it(
         sdk.beta.assistants.list()
 
 
-def test_an_internal_service_checks_a_key_and_sees_it_rotate(controlplane: ControlPlane) -> None:
+def test_an_internal_service_validates_a_key_and_sees_it_rotate(
+    controlplane: ControlPlane, fake_upstream: FakeUpstream
+) -> None:
+    issued_token = call(controlplane, "prism.v1.Admin/CreateServiceToken", {"name": "billing"})
+    token = issued_token["secret"]
+    assert token.startswith(issued_token["token"]["display_prefix"])
     call(controlplane, "prism.v1.Admin/CreateOrg", {"orgId": "grpcurl-internal"})
     issued = call(
         controlplane,
         "prism.v1.Admin/CreateKey",
-        {"key": {"orgId": "grpcurl-internal", "policy": {"allowedModels": ["gpt-4o*"]}}},
+        {
+            "key": {
+                "orgId": "grpcurl-internal",
+                "name": "backend",
+                "metadata": {"team": "ml"},
+                "policy": {"allowedModels": ["gpt-4o*"]},
+            }
+        },
     )
 
-    allowed = check(controlplane, issued["secret"])
-    assert allowed["allowed"] is True
+    allowed = validate(controlplane, token, issued["secret"], client_ip="10.0.0.1", model="gpt-4o")
+    assert (allowed["valid"], allowed["allowed"]) == (True, True)
     assert allowed["principal"] == {
         "org_id": "grpcurl-internal",
         "key_id": issued["key"]["id"],
         "key_display_prefix": issued["key"]["display_prefix"],
+        "name": "backend",
+        "metadata": {"team": "ml"},
     }
+    other_model = validate(controlplane, token, issued["secret"], model="gpt-3.5-turbo")
+    assert other_model["valid"] is True
+    assert "allowed" not in other_model  # false is proto3's default, which grpcurl leaves out
+    assert other_model["denial"]["rule"] == "key.allowed_models"
 
     rotated = call(controlplane, "prism.v1.Admin/RotateKey", {"id": issued["key"]["id"]})
 
     assert rotated["secret"] != issued["secret"]
-    assert check(controlplane, rotated["secret"])["allowed"] is True
-    old = check(controlplane, issued["secret"])
-    assert "allowed" not in old  # false is proto3's default, which grpcurl leaves out
+    assert validate(controlplane, token, rotated["secret"])["allowed"] is True
+    old = validate(controlplane, token, issued["secret"])
+    assert "valid" not in old and "principal" not in old
     assert old["denial"]["code"] == "invalid_api_key"
     assert old["denial"]["http_status"] == 401
+    everything = json.dumps([allowed, other_model, old])
+    assert fake_upstream.api_key not in everything
+    assert hashlib.sha256(rotated["secret"].encode()).hexdigest() not in everything
+
+
+def test_a_revoked_service_token_validates_nothing(controlplane: ControlPlane) -> None:
+    issued = call(controlplane, "prism.v1.Admin/CreateServiceToken", {"name": "leaving"})
+    listed = call(controlplane, "prism.v1.Admin/ListServiceTokens", {"page_size": 1000})
+    assert issued["token"] in listed["tokens"]
+
+    revoked = call(controlplane, "prism.v1.Admin/RevokeServiceToken", {"id": issued["token"]["id"]})
+    again = call(controlplane, "prism.v1.Admin/RevokeServiceToken", {"id": issued["token"]["id"]})
+
+    assert revoked["revoked"] is True and again == revoked
+    result = grpcurl(
+        controlplane.addr,
+        "prism.v1.Keys/ValidateKey",
+        data=json.dumps({"api_key": "sk-prism-anything"}),
+        token=issued["secret"],
+    )
+    refused(result, "Unauthenticated", "neither a service token")
 
 
 def test_update_with_a_field_mask(controlplane: ControlPlane) -> None:

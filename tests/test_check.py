@@ -1,5 +1,5 @@
-"""prism.v1.Authorizer.Check over gRPC, as the data plane and internal services call it (no
-admin token): the allowed answer with its principal and upstream, and every denial with its
+"""prism.v1.Authorizer.Check over gRPC, as the data plane calls it (with the data planes'
+token): the allowed answer with its principal, upstream and grant, and every denial with its
 exact OpenAI-style status, type, code and param, and a message that names the rule."""
 
 import time
@@ -15,7 +15,15 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from prism.v1 import admin_pb2, authorizer_pb2, authorizer_pb2_grpc
-from tests.conftest import CLIENT_IP, AdminClient, Check, ControlPlane, FakeUpstream, IssueKey
+from tests.conftest import (
+    CLIENT_IP,
+    AdminClient,
+    AuthorizerClient,
+    Check,
+    ControlPlane,
+    FakeUpstream,
+    IssueKey,
+)
 from tools import stack
 
 # Well formed (sk-prism- and 48 base62 characters), issued to nobody.
@@ -105,19 +113,22 @@ def test_an_allowed_key_gets_its_principal_and_the_upstream(
     assert issued.secret not in str(response)
 
 
-def test_check_ignores_admin_metadata_either_way(
+def test_check_answers_only_a_caller_with_the_data_planes_token(
     controlplane: ControlPlane, issue_key: IssueKey
 ) -> None:
     _, issued = issue_key()
+    request = authorizer_pb2.CheckRequest(api_key=issued.secret, client_ip=CLIENT_IP)
     with grpc.insecure_channel(controlplane.addr) as channel:
         stub = authorizer_pb2_grpc.AuthorizerStub(channel)
-        for metadata in ((), (("authorization", "Bearer not-the-admin-token"),)):
-            response = stub.Check(
-                authorizer_pb2.CheckRequest(api_key=issued.secret, client_ip=CLIENT_IP),
-                metadata=metadata,
-                timeout=10,
-            )
-            assert_allowed(response)
+        for metadata in (
+            (),
+            (("authorization", "Bearer not-the-token"),),
+            (("authorization", f"Bearer {controlplane.admin_token}"),),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Check(request, metadata=metadata, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        assert_allowed(AuthorizerClient(channel).Check(request))
 
 
 # The key itself
@@ -436,13 +447,13 @@ def test_without_redis_check_is_an_unavailable_error_not_an_answer(
         issued = replica_admin.CreateKey(
             admin_pb2.CreateKeyRequest(key=admin_pb2.Key(org_id=org.id))
         )
-        stub = authorizer_pb2_grpc.AuthorizerStub(channel)
+        stub = AuthorizerClient(channel)
         request = authorizer_pb2.CheckRequest(api_key=issued.secret, client_ip=CLIENT_IP)
-        assert_allowed(stub.Check(request, timeout=10))
+        assert_allowed(stub.Check(request))
 
         private_redis.stop()
         with pytest.raises(grpc.RpcError) as caught:
-            stub.Check(request, timeout=10)
+            stub.Check(request)
         error: Any = caught.value
         assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
         assert "Redis" in error.details()
@@ -453,7 +464,7 @@ def test_without_redis_check_is_an_unavailable_error_not_an_answer(
         private_redis = stack.start_redis(port, tmp_path / "redis", logs)
         try:
             # The data was in memory only; the key is gone, and Check says so.
-            response = stub.Check(request, timeout=10)
+            response = stub.Check(request)
         finally:
             private_redis.stop()
             replica.process.stop()

@@ -97,10 +97,10 @@ async def _decide_and_record(url: str) -> tuple[dict[str, object], list[str]]:
             "key_digest": _sha1(key_json),
             "org_digest": _sha1(org_json),
             "refs": [["asst_1", "assistant"]],
-            "assistant": "asst_1",
+            "model_object": "asst_1",
             "model": "gpt-4o",
             "request_id": "req_2",
-            "usage": {"key_id": key.id, "model": "", "assistant": "asst_1"},
+            "usage": {"key_id": key.id, "model": "", "model_object": "asst_1"},
         }
         answer = await store.decide(
             org.id,

@@ -16,8 +16,8 @@ import openai
 import pytest
 from openai.types.beta.threads import Run
 
-from prism.v1 import admin_pb2, authorizer_pb2, authorizer_pb2_grpc
-from tests.conftest import AdminClient, ControlPlane, DataPlane, IssueKey, Sdk
+from prism.v1 import admin_pb2, authorizer_pb2
+from tests.conftest import AdminClient, AuthorizerClient, ControlPlane, DataPlane, IssueKey, Sdk
 
 # USD per million input, cached-input and output tokens, as OpenAI publishes them.
 GPT_4O = ("2.50", "1.25", "10.00")
@@ -263,14 +263,12 @@ def test_a_model_without_a_price_costs_nothing_and_is_flagged(
     run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant_id)
     seen = client.beta.threads.runs.with_raw_response.retrieve(run.id, thread_id=thread_id)
     with grpc.insecure_channel(controlplane.addr) as channel:
-        answer = authorizer_pb2_grpc.AuthorizerStub(channel).Record(
+        authorizer = AuthorizerClient(channel)
+        answer = authorizer.Record(
             authorizer_pb2.RecordRequest(
-                request_id="req_unpriced",
-                org_id=org.id,
-                key_id=issued.key.id,
+                grant=authorizer.grant(issued.secret),
                 runs=[authorizer_pb2.RunUsage(run_id=run.id, model="no-price-model")],
-            ),
-            timeout=10,
+            )
         )
 
     assert seen.headers["x-prism-cost"] == "0.000000"
@@ -355,17 +353,22 @@ def test_a_code_interpreter_session_is_charged_once_per_thread_and_hour(
         )
 
     with grpc.insecure_channel(controlplane.addr) as channel:
-        record = authorizer_pb2_grpc.AuthorizerStub(channel).Record
+        authorizer = AuthorizerClient(channel)
+        grant = authorizer.grant(issued.secret)
+        # Created through the gateway: only its org's own runs are charged.
+        authorizer.Record(
+            authorizer_pb2.RecordRequest(
+                grant=grant,
+                objects=[
+                    authorizer_pb2.OwnedObject(id="run_x", kind=authorizer_pb2.OBJECT_KIND_RUN)
+                ],
+            )
+        )
         for steps in (
             [step("step_a", "thread_1")],
             [step("step_a", "thread_1"), step("step_b", "thread_1"), step("step_c", "thread_2")],
         ):
-            record(
-                authorizer_pb2.RecordRequest(
-                    request_id="req_code", org_id=org.id, key_id=issued.key.id, steps=steps
-                ),
-                timeout=10,
-            )
+            authorizer.Record(authorizer_pb2.RecordRequest(grant=grant, steps=steps))
 
     fees = usage_of(admin, org_id=org.id, model="code_interpreter").total
     # 0.03 USD a session: one on each thread.

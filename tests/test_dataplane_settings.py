@@ -3,7 +3,7 @@ which and why, and starts on the documented defaults' shapes."""
 
 import pytest
 
-from tests.conftest import DataPlane, assert_one_clear_line, start_and_fail
+from tests.conftest import DATAPLANE_TOKEN, DataPlane, assert_one_clear_line, start_and_fail
 from tools import stack
 
 
@@ -13,6 +13,7 @@ def good_settings(redis_url: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "PRISM_HTTP_LISTEN": f"127.0.0.1:{stack.free_port()}",
         "PRISM_CONTROLPLANE_ADDR": "127.0.0.1:50051",
+        "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
     }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import openai
 
 from tests.conftest import (
+    DATAPLANE_TOKEN,
     ControlPlane,
     DataPlane,
     IssueKey,
@@ -112,6 +113,7 @@ def test_a_second_gateway_of_several_workers_cannot_take_the_port(
             "REDIS_URL": redis_url,
             "PRISM_HTTP_LISTEN": taken,
             "PRISM_CONTROLPLANE_ADDR": controlplane.addr,
+            "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
             "PRISM_HTTP_WORKERS": str(WORKERS),
         },
     )

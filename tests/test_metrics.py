@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from prism.v1 import admin_pb2
 from tests.conftest import (
+    DATAPLANE_TOKEN,
     ControlPlane,
     DataPlane,
     IssueKey,
@@ -302,6 +303,7 @@ def good_settings(redis_url: str) -> Iterator[dict[str, str]]:
         "PRISM_GRPC_LISTEN": f"127.0.0.1:{stack.free_port()}",
         "PRISM_METRICS_LISTEN": f"127.0.0.1:{stack.free_port()}",
         "PRISM_ADMIN_TOKEN": "admin-test",
+        "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
         "PRISM_UPSTREAM_API_KEY": "sk-upstream-test",
     }
 

@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio
 
 from controlplane.store import Store
-from prism.v1 import admin_pb2, authorizer_pb2, authorizer_pb2_grpc
-from tests.conftest import AdminClient, ControlPlane, IssueKey
+from prism.v1 import admin_pb2, authorizer_pb2
+from tests.conftest import AdminClient, AuthorizerClient, ControlPlane, IssueKey
 
 ASSISTANT = authorizer_pb2.OBJECT_KIND_ASSISTANT
 THREAD = authorizer_pb2.OBJECT_KIND_THREAD
@@ -22,10 +22,11 @@ RUN = authorizer_pb2.OBJECT_KIND_RUN
 
 
 class Authorizer:
-    """The Authorizer stub, with Check's request spelled as keyword arguments."""
+    """The Authorizer stub as the data plane calls it, with Check's request spelled as
+    keyword arguments."""
 
     def __init__(self, channel: grpc.Channel) -> None:
-        self._stub = authorizer_pb2_grpc.AuthorizerStub(channel)
+        self._stub = AuthorizerClient(channel)
         self._requests = 0
 
     def check(
@@ -35,7 +36,7 @@ class Authorizer:
         route: str = "POST /v1/threads/{thread_id}/messages",
         models: Sequence[str] = (),
         objects: Sequence[authorizer_pb2.ObjectRef] = (),
-        run_assistant_id: str = "",
+        model_object_id: str = "",
         uses_model: bool = False,
         request_id: str = "",
     ) -> authorizer_pb2.CheckResponse:
@@ -48,15 +49,22 @@ class Authorizer:
                 route=route,
                 models=models,
                 objects=objects,
-                run_assistant_id=run_assistant_id,
+                model_object_id=model_object_id,
                 uses_model=uses_model,
                 request_id=request_id or f"req_policy_{self._requests}",
-            ),
-            timeout=10,
+            )
         )
 
-    def record(self, **fields: object) -> None:
-        self._stub.Record(authorizer_pb2.RecordRequest(**fields), timeout=10)
+    def grant(self, api_key: str) -> str:
+        return self._stub.grant(api_key)
+
+    def record(self, grant: str, **fields: object) -> authorizer_pb2.RecordResponse:
+        return self._stub.Record(authorizer_pb2.RecordRequest(grant=grant, **fields))
+
+    def filter_owned(self, grant: str, ids: Sequence[str]) -> list[str]:
+        return list(
+            self._stub.FilterOwned(authorizer_pb2.FilterOwnedRequest(grant=grant, ids=ids)).ids
+        )
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +147,7 @@ def test_a_shadow_limit_is_reported_but_never_enforced(
 def test_concurrent_requests_hold_a_slot_until_recorded_finished(
     issue_key: IssueKey, authorizer: Authorizer
 ) -> None:
-    org, issued = issue_key(rate_limits=limits(concurrent_requests=2))
+    _, issued = issue_key(rate_limits=limits(concurrent_requests=2))
 
     first, second, third = (
         authorizer.check(issued.secret, request_id=f"req_slot_{i}") for i in range(3)
@@ -148,7 +156,7 @@ def test_concurrent_requests_hold_a_slot_until_recorded_finished(
     assert first.allowed and second.allowed and first.record_wanted
     assert not third.allowed and third.denial.http_status == 429
     assert "concurrent requests" in third.denial.message
-    authorizer.record(request_id="req_slot_0", org_id=org.id, key_id=issued.key.id, finished=True)
+    authorizer.record(first.grant, finished=True)
     fourth = authorizer.check(issued.secret)
     assert fourth.allowed
 
@@ -156,15 +164,20 @@ def test_concurrent_requests_hold_a_slot_until_recorded_finished(
 def test_tokens_count_once_per_run_and_limit_only_model_work(
     issue_key: IssueKey, authorizer: Authorizer
 ) -> None:
-    org, issued = issue_key(rate_limits=limits(tokens_per_minute=1000))
+    _, issued = issue_key(rate_limits=limits(tokens_per_minute=1000))
     run = authorizer_pb2.RunUsage(run_id="run_tpm_once", total_tokens=600)
-    seen = {"request_id": "req_tpm", "org_id": org.id, "key_id": issued.key.id}
+    created = [authorizer_pb2.OwnedObject(id=run.run_id, kind=RUN, thread_id="thread_tpm")]
 
     before = authorizer.check(issued.secret, uses_model=True)
-    authorizer.record(**seen, runs=[run])
-    authorizer.record(**seen, runs=[run])  # the same run polled again
+    authorizer.record(before.grant, objects=created, runs=[run])
+    authorizer.record(before.grant, runs=[run])  # the same run polled again
     after_one = authorizer.check(issued.secret, uses_model=True)
-    authorizer.record(**seen, runs=[authorizer_pb2.RunUsage(run_id="run_tpm_2", total_tokens=600)])
+    second = authorizer_pb2.RunUsage(run_id="run_tpm_2", total_tokens=600)
+    authorizer.record(
+        after_one.grant,
+        objects=[authorizer_pb2.OwnedObject(id=second.run_id, kind=RUN)],
+        runs=[second],
+    )
     over = authorizer.check(issued.secret, uses_model=True)
     reading = authorizer.check(issued.secret, method="GET", uses_model=False)
 
@@ -234,12 +247,10 @@ def test_an_org_budget_counts_the_spend_of_all_its_keys(
 def test_objects_are_owned_by_the_org_that_created_them(
     issue_key: IssueKey, authorizer: Authorizer
 ) -> None:
-    org, mine = issue_key()
+    _, mine = issue_key()
     _, theirs = issue_key()
     authorizer.record(
-        request_id="req_own",
-        org_id=org.id,
-        key_id=mine.key.id,
+        authorizer.grant(mine.secret),
         objects=[authorizer_pb2.OwnedObject(id="thread_owned_1", kind=THREAD)],
     )
     thread = [ref("thread_owned_1", THREAD)]
@@ -270,11 +281,9 @@ def test_a_body_reference_to_an_unowned_file_is_the_upstreams_404_naming_the_par
 def test_an_object_of_another_kind_with_that_id_is_not_owned(
     issue_key: IssueKey, authorizer: Authorizer
 ) -> None:
-    org, issued = issue_key()
+    _, issued = issue_key()
     authorizer.record(
-        request_id="req_kind",
-        org_id=org.id,
-        key_id=issued.key.id,
+        authorizer.grant(issued.secret),
         objects=[authorizer_pb2.OwnedObject(id="obj_1", kind=RUN)],
     )
 
@@ -282,10 +291,10 @@ def test_an_object_of_another_kind_with_that_id_is_not_owned(
 
 
 def test_a_deleted_object_is_owned_no_more(issue_key: IssueKey, authorizer: Authorizer) -> None:
-    org, issued = issue_key()
-    seen = {"request_id": "req_del", "org_id": org.id, "key_id": issued.key.id}
-    authorizer.record(**seen, objects=[authorizer_pb2.OwnedObject(id="asst_gone", kind=ASSISTANT)])
-    authorizer.record(**seen, deleted_ids=["asst_gone"])
+    _, issued = issue_key()
+    grant = authorizer.grant(issued.secret)
+    authorizer.record(grant, objects=[authorizer_pb2.OwnedObject(id="asst_gone", kind=ASSISTANT)])
+    authorizer.record(grant, deleted_ids=["asst_gone"])
 
     denial = authorizer.check(issued.secret, objects=[ref("asst_gone", ASSISTANT)]).denial
 
@@ -293,55 +302,47 @@ def test_a_deleted_object_is_owned_no_more(issue_key: IssueKey, authorizer: Auth
 
 
 def test_filter_owned_keeps_the_orgs_ids_in_order(
-    issue_key: IssueKey, authorizer: Authorizer, controlplane: ControlPlane
+    issue_key: IssueKey, authorizer: Authorizer
 ) -> None:
-    org, issued = issue_key()
+    _, issued = issue_key()
+    grant = authorizer.grant(issued.secret)
     authorizer.record(
-        request_id="req_filter",
-        org_id=org.id,
-        key_id=issued.key.id,
+        grant,
         objects=[
             authorizer_pb2.OwnedObject(id=f"asst_f{i}", kind=ASSISTANT, model="gpt-4o")
             for i in (1, 3)
         ],
     )
-    with grpc.insecure_channel(controlplane.addr) as channel:
-        owned = authorizer_pb2_grpc.AuthorizerStub(channel).FilterOwned(
-            authorizer_pb2.FilterOwnedRequest(
-                org_id=org.id, ids=["asst_f3", "asst_f2", "asst_f1", "asst_f4"]
-            ),
-            timeout=10,
-        )
 
-    assert list(owned.ids) == ["asst_f3", "asst_f1"]
+    owned = authorizer.filter_owned(grant, ["asst_f3", "asst_f2", "asst_f1", "asst_f4"])
+
+    assert owned == ["asst_f3", "asst_f1"]
 
 
 # An assistant's model, when a run names none
 
 
-def _assistant(authorizer: Authorizer, org_id: str, key_id: str, model: str) -> None:
+def _assistant(authorizer: Authorizer, grant: str, model: str) -> None:
     authorizer.record(
-        request_id="req_asst",
-        org_id=org_id,
-        key_id=key_id,
-        objects=[authorizer_pb2.OwnedObject(id="asst_model", kind=ASSISTANT, model=model)],
+        grant, objects=[authorizer_pb2.OwnedObject(id="asst_model", kind=ASSISTANT, model=model)]
     )
 
 
 def test_a_run_without_a_model_is_checked_against_its_assistants_model(
     issue_key: IssueKey, authorizer: Authorizer
 ) -> None:
-    org, issued = issue_key(allowed_models=["gpt-4o-mini"])
+    _, issued = issue_key(allowed_models=["gpt-4o-mini"])
+    grant = authorizer.grant(issued.secret)
     run = {
         "route": "POST /v1/threads/{thread_id}/runs",
         "objects": [ref("asst_model", ASSISTANT, "assistant_id")],
-        "run_assistant_id": "asst_model",
+        "model_object_id": "asst_model",
         "uses_model": True,
     }
 
-    _assistant(authorizer, org.id, issued.key.id, "gpt-4o-mini")
+    _assistant(authorizer, grant, "gpt-4o-mini")
     allowed = authorizer.check(issued.secret, **run)
-    _assistant(authorizer, org.id, issued.key.id, "gpt-4o")  # modified through the gateway
+    _assistant(authorizer, grant, "gpt-4o")  # modified through the gateway
     denied = authorizer.check(issued.secret, **run)
     overridden = authorizer.check(issued.secret, models=["gpt-4o-mini"], **run)
 

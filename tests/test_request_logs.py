@@ -23,6 +23,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from prism import redis_keys
 from prism.v1 import admin_pb2, request_logging_pb2
 from tests.conftest import (
+    DATAPLANE_TOKEN,
     AdminClient,
     ControlPlane,
     DataPlane,
@@ -574,6 +575,7 @@ def test_a_bad_log_setting_stops_the_start_with_one_line(
         "REDIS_URL": redis_url,
         "PRISM_HTTP_LISTEN": f"127.0.0.1:{stack.free_port()}",
         "PRISM_CONTROLPLANE_ADDR": "127.0.0.1:1",
+        "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
     }
     result = start_and_fail("dataplane", settings | change)
 

@@ -12,6 +12,7 @@ import pytest
 
 from prism.v1 import admin_pb2
 from tests.conftest import (
+    DATAPLANE_TOKEN,
     AdminClient,
     ControlPlane,
     DataPlane,
@@ -164,6 +165,7 @@ def test_a_malformed_master_key_stops_the_control_plane_with_one_line(
         {
             "REDIS_URL": redis_url,
             "PRISM_ADMIN_TOKEN": "token",
+            "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
             "PRISM_UPSTREAM_API_KEY": "sk-upstream",
             "PRISM_GRPC_LISTEN": f"127.0.0.1:{stack.free_port()}",
             "PRISM_MASTER_KEY": master_key,

@@ -46,6 +46,9 @@ ENGINE_WARMUP = 5
 ENGINE_POLL_SECONDS = 0.005
 
 MODEL = "gpt-4o"
+# The bench stack's data planes' credential, which the bench's own Checks present too.
+DATAPLANE_TOKEN = secrets.token_urlsafe(32)
+DATAPLANE_METADATA = (("authorization", f"Bearer {DATAPLANE_TOKEN}"),)
 NEVER_REACHED = 10**9  # every limit of the full policy, per minute or at once
 NAME_WIDTH = 48  # of the tables' first column
 
@@ -374,7 +377,7 @@ def check_request(
                 param="assistant_id",
             ),
         ],
-        run_assistant_id=objects.assistant,
+        model_object_id=objects.assistant,
         uses_model=True,
         request_id=request_id,
     )
@@ -382,13 +385,17 @@ def check_request(
 
 async def record_objects(stub: authorizer_pb2_grpc.AuthorizerStub, tenant: Tenant) -> Objects:
     """An assistant and a thread recorded as the tenant's org's, as the data plane records
-    the objects its responses create."""
+    the objects its responses create (with the grant of a Check, whose slot it frees)."""
     objects = Objects("asst_bench" + secrets.token_hex(8), "thread_bench" + secrets.token_hex(8))
+    allowed = await stub.Check(
+        check_request(tenant, None, "req_bench_setup_" + tenant.org_id),
+        timeout=10,
+        metadata=DATAPLANE_METADATA,
+    )
     await stub.Record(
         authorizer_pb2.RecordRequest(
-            request_id="req_bench_setup_" + tenant.org_id,
-            org_id=tenant.org_id,
-            key_id=tenant.key_id,
+            grant=allowed.grant,
+            finished=True,
             objects=[
                 authorizer_pb2.OwnedObject(
                     id=objects.assistant, kind=authorizer_pb2.OBJECT_KIND_ASSISTANT, model=MODEL
@@ -399,6 +406,7 @@ async def record_objects(stub: authorizer_pb2_grpc.AuthorizerStub, tenant: Tenan
             ],
         ),
         timeout=10,
+        metadata=DATAPLANE_METADATA,
     )
     return objects
 
@@ -417,19 +425,15 @@ async def check_runs(
         async def check(tenant: Tenant, objects: Objects | None) -> CheckSample:
             request = check_request(tenant, objects, f"req_bench_check_{next(ids)}")
             began = time.perf_counter()
-            answer = await stub.Check(request, timeout=10)
+            answer = await stub.Check(request, timeout=10, metadata=DATAPLANE_METADATA)
             check_ms = (time.perf_counter() - began) * 1000
             release_ms = None
             if answer.record_wanted:
                 began = time.perf_counter()
                 await stub.Record(
-                    authorizer_pb2.RecordRequest(
-                        request_id=request.request_id,
-                        org_id=answer.principal.org_id,
-                        key_id=answer.principal.key_id,
-                        finished=True,
-                    ),
+                    authorizer_pb2.RecordRequest(grant=answer.grant, finished=True),
                     timeout=10,
+                    metadata=DATAPLANE_METADATA,
                 )
                 release_ms = (time.perf_counter() - began) * 1000
             return CheckSample(check_ms, answer.allowed, answer.HasField("requests"), release_ms)
@@ -619,6 +623,7 @@ def main() -> None:
                         "REDIS_URL": redis_url,
                         "PRISM_GRPC_LISTEN": grpc_addr,
                         "PRISM_ADMIN_TOKEN": token,
+                        "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
                         "PRISM_UPSTREAM_URL": upstream_url,
                         "PRISM_UPSTREAM_API_KEY": upstream_key,
                     },
@@ -630,6 +635,7 @@ def main() -> None:
                     "REDIS_URL": redis_url,
                     "PRISM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
                     "PRISM_CONTROLPLANE_ADDR": grpc_addr,
+                    "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
                 },
                 logs,
             )

@@ -44,6 +44,8 @@ def main() -> None:
         } | {"REDIS_URL": redis_address}
         upstream_url, upstream_key, upstream_name = _upstream(shared, logs, processes)
         admin_token = os.environ.get("PRISM_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+        # Only the two planes started here need it, so a new one each run unless given.
+        dataplane_token = os.environ.get("PRISM_DATAPLANE_TOKEN") or secrets.token_urlsafe(32)
         grpc_listen = env("PRISM_GRPC_LISTEN", "127.0.0.1:50051")
         controlplane_addr = env("PRISM_CONTROLPLANE_ADDR", grpc_listen)
         http_listen = env("PRISM_HTTP_LISTEN", "127.0.0.1:8080")
@@ -55,6 +57,7 @@ def main() -> None:
                     "PRISM_GRPC_LISTEN": grpc_listen,
                     "PRISM_METRICS_LISTEN": metrics_listen,
                     "PRISM_ADMIN_TOKEN": admin_token,
+                    "PRISM_DATAPLANE_TOKEN": dataplane_token,
                     "PRISM_UPSTREAM_URL": upstream_url,
                     "PRISM_UPSTREAM_API_KEY": upstream_key,
                     "PRISM_MASTER_KEY": _master_key(),
@@ -68,6 +71,7 @@ def main() -> None:
                 | {
                     "PRISM_HTTP_LISTEN": http_listen,
                     "PRISM_CONTROLPLANE_ADDR": controlplane_addr,
+                    "PRISM_DATAPLANE_TOKEN": dataplane_token,
                 },
                 logs,
             )

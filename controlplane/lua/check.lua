@@ -5,8 +5,9 @@
 -- More of ARGV[1]:
 --   request_id: the member a concurrency slot is held by;
 --   budgets: [limit, ...] in micro-USD, one per KEYS[5...] spend counter;
---   usage: {key_id, model, assistant, ttl}: an allowed request counts once in the usage
---     hash (the last KEY), under `model`, else the model remembered for `assistant`, else '';
+--   usage: {key_id, model, model_object, ttl}: an allowed request counts once in the usage
+--     hash (the last KEY), under `model`, else the model remembered for `model_object` (the
+--     run's assistant, the run tool outputs go to), else '';
 --   counters: [{kind, limit, period, shadow}, ...], one per following KEY:
 --     'rate'   a GCRA state (the theoretical arrival time, ms) that this request adds 1 to;
 --     'tokens' a GCRA state that Record adds run tokens to; passes while any token is left;
@@ -85,8 +86,8 @@ for i, counter in ipairs(spec.counters) do
 end
 local usage = spec.usage
 local model = usage.model
-if model == '' and usage.assistant ~= '' then
-  model = redis.call('HGET', KEYS[4], usage.assistant) or ''
+if model == '' and usage.model_object ~= '' then
+  model = redis.call('HGET', KEYS[4], usage.model_object) or ''
 end
 local usage_key = KEYS[next_key + #spec.counters]
 redis.call('HINCRBY', usage_key, usage.key_id .. '\n' .. model .. '\nrequests', 1)

@@ -1,6 +1,6 @@
 -- What a response (or the sweeper) showed, recorded for the org in one round trip.
 --
--- KEYS[1] the org's objects, KEYS[2] its assistant models, KEYS[3] its pending runs,
+-- KEYS[1] the org's objects, KEYS[2] its object models, KEYS[3] its pending runs,
 -- KEYS[4] its usage hash of the day; then, in this order:
 --   one run hash per object of kind 'run';
 --   per run charged: its run hash, then its 6 spend counters (spend_ttls says each TTL);
@@ -9,11 +9,11 @@
 -- ARGV[1] is a JSON object:
 --   key_id: the key whose request showed all this;
 --   objects: [[id, kind, model, thread], ...] created or modified (model '' unless an
---     assistant, thread '' unless a run or message);
+--     assistant or run, thread '' unless a run or message);
 --   deleted: [id, ...];
 --   runs: [{id, tokens, model, prompt, cached, completion, cost, priced, key}, ...]: a run
---     is charged once, to `key` (its creator, else key_id): cost to the spend counters,
---     tokens to the usage hash and the token counters;
+--     the org created through the gateway is charged once, to `key` (its creator): cost to
+--     the spend counters, tokens to the usage hash and the token counters;
 --   steps: [{file_search_calls, file_search_cost, code_interpreter, code_cost, key}, ...]:
 --     a step's tool calls are charged once; a code_interpreter session once per thread and
 --     hour;

@@ -28,7 +28,7 @@ if _version_not_supported:
 
 class AdminStub:
     """Operators' API: orgs and their virtual keys. Every call needs the metadata
-    `authorization: Bearer <PRISM_ADMIN_TOKEN>`.
+    `authorization: Bearer <PRISM_ADMIN_TOKEN>`; anyone else gets UNAUTHENTICATED.
     """
 
     def __init__(self, channel):
@@ -127,11 +127,26 @@ class AdminStub:
                 request_serializer=prism_dot_v1_dot_admin__pb2.GetRequestLogRequest.SerializeToString,
                 response_deserializer=prism_dot_v1_dot_admin__pb2.RequestLog.FromString,
                 _registered_method=True)
+        self.CreateServiceToken = channel.unary_unary(
+                '/prism.v1.Admin/CreateServiceToken',
+                request_serializer=prism_dot_v1_dot_admin__pb2.CreateServiceTokenRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.IssuedServiceToken.FromString,
+                _registered_method=True)
+        self.ListServiceTokens = channel.unary_unary(
+                '/prism.v1.Admin/ListServiceTokens',
+                request_serializer=prism_dot_v1_dot_admin__pb2.ListServiceTokensRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.ListServiceTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeServiceToken = channel.unary_unary(
+                '/prism.v1.Admin/RevokeServiceToken',
+                request_serializer=prism_dot_v1_dot_admin__pb2.RevokeServiceTokenRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_admin__pb2.ServiceToken.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
     """Operators' API: orgs and their virtual keys. Every call needs the metadata
-    `authorization: Bearer <PRISM_ADMIN_TOKEN>`.
+    `authorization: Bearer <PRISM_ADMIN_TOKEN>`; anyone else gets UNAUTHENTICATED.
     """
 
     def CreateOrg(self, request, context):
@@ -255,6 +270,27 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateServiceToken(self, request, context):
+        """Service tokens: the credentials internal services present to prism.v1.Keys. The secret
+        is in the CreateServiceToken reply only; Prism keeps its SHA-256.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServiceTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeServiceToken(self, request, context):
+        """Takes effect on the next call. Revoking a revoked token returns it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -348,6 +384,21 @@ def add_AdminServicer_to_server(servicer, server):
                     request_deserializer=prism_dot_v1_dot_admin__pb2.GetRequestLogRequest.FromString,
                     response_serializer=prism_dot_v1_dot_admin__pb2.RequestLog.SerializeToString,
             ),
+            'CreateServiceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateServiceToken,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.CreateServiceTokenRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.IssuedServiceToken.SerializeToString,
+            ),
+            'ListServiceTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServiceTokens,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.ListServiceTokensRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.ListServiceTokensResponse.SerializeToString,
+            ),
+            'RevokeServiceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeServiceToken,
+                    request_deserializer=prism_dot_v1_dot_admin__pb2.RevokeServiceTokenRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_admin__pb2.ServiceToken.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'prism.v1.Admin', rpc_method_handlers)
@@ -358,7 +409,7 @@ def add_AdminServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Admin:
     """Operators' API: orgs and their virtual keys. Every call needs the metadata
-    `authorization: Bearer <PRISM_ADMIN_TOKEN>`.
+    `authorization: Bearer <PRISM_ADMIN_TOKEN>`; anyone else gets UNAUTHENTICATED.
     """
 
     @staticmethod
@@ -837,6 +888,87 @@ class Admin:
             '/prism.v1.Admin/GetRequestLog',
             prism_dot_v1_dot_admin__pb2.GetRequestLogRequest.SerializeToString,
             prism_dot_v1_dot_admin__pb2.RequestLog.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateServiceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/CreateServiceToken',
+            prism_dot_v1_dot_admin__pb2.CreateServiceTokenRequest.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.IssuedServiceToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServiceTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/ListServiceTokens',
+            prism_dot_v1_dot_admin__pb2.ListServiceTokensRequest.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.ListServiceTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeServiceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Admin/RevokeServiceToken',
+            prism_dot_v1_dot_admin__pb2.RevokeServiceTokenRequest.SerializeToString,
+            prism_dot_v1_dot_admin__pb2.ServiceToken.FromString,
             options,
             channel_credentials,
             insecure,

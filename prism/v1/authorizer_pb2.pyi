@@ -28,7 +28,7 @@ OBJECT_KIND_VECTOR_STORE: ObjectKind
 OBJECT_KIND_VECTOR_STORE_FILE_BATCH: ObjectKind
 
 class CheckRequest(_message.Message):
-    __slots__ = ("api_key", "client_ip", "method", "route", "models", "request_id", "objects", "run_assistant_id", "uses_model")
+    __slots__ = ("api_key", "client_ip", "method", "route", "models", "request_id", "objects", "model_object_id", "uses_model")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -36,7 +36,7 @@ class CheckRequest(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
-    RUN_ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     USES_MODEL_FIELD_NUMBER: _ClassVar[int]
     api_key: str
     client_ip: str
@@ -45,9 +45,9 @@ class CheckRequest(_message.Message):
     models: _containers.RepeatedScalarFieldContainer[str]
     request_id: str
     objects: _containers.RepeatedCompositeFieldContainer[ObjectRef]
-    run_assistant_id: str
+    model_object_id: str
     uses_model: bool
-    def __init__(self, api_key: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ..., run_assistant_id: _Optional[str] = ..., uses_model: _Optional[bool] = ...) -> None: ...
+    def __init__(self, api_key: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ..., model_object_id: _Optional[str] = ..., uses_model: _Optional[bool] = ...) -> None: ...
 
 class ObjectRef(_message.Message):
     __slots__ = ("id", "kind", "param")
@@ -60,7 +60,7 @@ class ObjectRef(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ObjectKind, str]] = ..., param: _Optional[str] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("allowed", "denial", "principal", "upstream", "requests", "tokens", "shadow_exceeded", "record_wanted", "request_logging")
+    __slots__ = ("allowed", "denial", "principal", "upstream", "requests", "tokens", "shadow_exceeded", "record_wanted", "request_logging", "grant")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     DENIAL_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class CheckResponse(_message.Message):
     SHADOW_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     RECORD_WANTED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_LOGGING_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     denial: Denial
     principal: Principal
@@ -79,7 +80,8 @@ class CheckResponse(_message.Message):
     shadow_exceeded: _containers.RepeatedScalarFieldContainer[str]
     record_wanted: bool
     request_logging: _request_logging_pb2.RequestLogging
-    def __init__(self, allowed: _Optional[bool] = ..., denial: _Optional[_Union[Denial, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., upstream: _Optional[_Union[Upstream, _Mapping]] = ..., requests: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., tokens: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., shadow_exceeded: _Optional[_Iterable[str]] = ..., record_wanted: _Optional[bool] = ..., request_logging: _Optional[_Union[_request_logging_pb2.RequestLogging, _Mapping]] = ...) -> None: ...
+    grant: str
+    def __init__(self, allowed: _Optional[bool] = ..., denial: _Optional[_Union[Denial, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., upstream: _Optional[_Union[Upstream, _Mapping]] = ..., requests: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., tokens: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., shadow_exceeded: _Optional[_Iterable[str]] = ..., record_wanted: _Optional[bool] = ..., request_logging: _Optional[_Union[_request_logging_pb2.RequestLogging, _Mapping]] = ..., grant: _Optional[str] = ...) -> None: ...
 
 class RateLimitStatus(_message.Message):
     __slots__ = ("limit", "remaining", "reset_ms")
@@ -92,7 +94,7 @@ class RateLimitStatus(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., remaining: _Optional[int] = ..., reset_ms: _Optional[int] = ...) -> None: ...
 
 class Denial(_message.Message):
-    __slots__ = ("http_status", "type", "code", "message", "param", "retry_after_ms", "do_not_retry")
+    __slots__ = ("http_status", "type", "code", "message", "param", "retry_after_ms", "do_not_retry", "rule")
     HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +102,7 @@ class Denial(_message.Message):
     PARAM_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     DO_NOT_RETRY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
     http_status: int
     type: str
     code: str
@@ -107,7 +110,8 @@ class Denial(_message.Message):
     param: str
     retry_after_ms: int
     do_not_retry: bool
-    def __init__(self, http_status: _Optional[int] = ..., type: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., param: _Optional[str] = ..., retry_after_ms: _Optional[int] = ..., do_not_retry: _Optional[bool] = ...) -> None: ...
+    rule: str
+    def __init__(self, http_status: _Optional[int] = ..., type: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., param: _Optional[str] = ..., retry_after_ms: _Optional[int] = ..., do_not_retry: _Optional[bool] = ..., rule: _Optional[str] = ...) -> None: ...
 
 class Principal(_message.Message):
     __slots__ = ("org_id", "key_id", "key_display_prefix")
@@ -130,24 +134,20 @@ class Upstream(_message.Message):
     def __init__(self, base_url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
 
 class RecordRequest(_message.Message):
-    __slots__ = ("request_id", "org_id", "key_id", "objects", "deleted_ids", "runs", "finished", "steps")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    ORG_ID_FIELD_NUMBER: _ClassVar[int]
-    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("grant", "objects", "deleted_ids", "runs", "finished", "steps")
+    GRANT_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    org_id: str
-    key_id: str
+    grant: str
     objects: _containers.RepeatedCompositeFieldContainer[OwnedObject]
     deleted_ids: _containers.RepeatedScalarFieldContainer[str]
     runs: _containers.RepeatedCompositeFieldContainer[RunUsage]
     finished: bool
     steps: _containers.RepeatedCompositeFieldContainer[StepToolCalls]
-    def __init__(self, request_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[OwnedObject, _Mapping]]] = ..., deleted_ids: _Optional[_Iterable[str]] = ..., runs: _Optional[_Iterable[_Union[RunUsage, _Mapping]]] = ..., finished: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepToolCalls, _Mapping]]] = ...) -> None: ...
+    def __init__(self, grant: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[OwnedObject, _Mapping]]] = ..., deleted_ids: _Optional[_Iterable[str]] = ..., runs: _Optional[_Iterable[_Union[RunUsage, _Mapping]]] = ..., finished: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepToolCalls, _Mapping]]] = ...) -> None: ...
 
 class OwnedObject(_message.Message):
     __slots__ = ("id", "kind", "model", "thread_id")
@@ -218,12 +218,12 @@ class RunCharge(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., model: _Optional[str] = ..., cost_micros: _Optional[int] = ..., priced: _Optional[bool] = ..., prompt_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
 
 class FilterOwnedRequest(_message.Message):
-    __slots__ = ("org_id", "ids")
-    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("ids", "grant")
     IDS_FIELD_NUMBER: _ClassVar[int]
-    org_id: str
+    GRANT_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, org_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    grant: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., grant: _Optional[str] = ...) -> None: ...
 
 class FilterOwnedResponse(_message.Message):
     __slots__ = ("ids",)

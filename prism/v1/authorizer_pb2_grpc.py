@@ -26,8 +26,11 @@ if _version_not_supported:
 
 
 class AuthorizerStub:
-    """The data plane's hot-path decision, asked once per proxied request. A denial is an
-    answer, not an error: gRPC errors mean the control plane itself failed.
+    """The data plane's RPCs: the hot-path decision, asked once per proxied request, and what
+    the gateway learns from its response. Only a data plane may call them: every call carries
+    the metadata `authorization: Bearer <PRISM_DATAPLANE_TOKEN>` or, when the control plane
+    requires client certificates (PRISM_GRPC_TLS_CLIENT_CA), comes with one; anyone else gets
+    UNAUTHENTICATED. Internal services validate keys with prism.v1.Keys instead.
     """
 
     def __init__(self, channel):
@@ -54,29 +57,36 @@ class AuthorizerStub:
 
 
 class AuthorizerServicer:
-    """The data plane's hot-path decision, asked once per proxied request. A denial is an
-    answer, not an error: gRPC errors mean the control plane itself failed.
+    """The data plane's RPCs: the hot-path decision, asked once per proxied request, and what
+    the gateway learns from its response. Only a data plane may call them: every call carries
+    the metadata `authorization: Bearer <PRISM_DATAPLANE_TOKEN>` or, when the control plane
+    requires client certificates (PRISM_GRPC_TLS_CLIENT_CA), comes with one; anyone else gets
+    UNAUTHENTICATED. Internal services validate keys with prism.v1.Keys instead.
     """
 
     def Check(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A denial is an answer, not an error: gRPC errors mean the control plane itself failed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Record(self, request, context):
         """What the response to an allowed request showed: the objects it created, modified or
-        deleted, the runs it saw end with usage, and that it is over. The data plane sends it
-        only when CheckResponse.record_wanted is set or the response holds something to record;
-        objects are recorded before the response reaches the client.
+        deleted, the runs it saw end with usage, and that it is over, for the org, key and
+        request of the grant Check answered. The data plane sends it only when
+        CheckResponse.record_wanted is set or the response holds something to record; objects
+        are recorded before the response reaches the client. A grant this control plane's
+        deployment did not issue, or one that has expired, is PERMISSION_DENIED and changes
+        nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def FilterOwned(self, request, context):
-        """Which of the given object ids an org owns, in the order given; listings are filtered
-        with it.
+        """Which of the given object ids the grant's org owns, in the order given; listings are
+        filtered with it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,8 +119,11 @@ def add_AuthorizerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Authorizer:
-    """The data plane's hot-path decision, asked once per proxied request. A denial is an
-    answer, not an error: gRPC errors mean the control plane itself failed.
+    """The data plane's RPCs: the hot-path decision, asked once per proxied request, and what
+    the gateway learns from its response. Only a data plane may call them: every call carries
+    the metadata `authorization: Bearer <PRISM_DATAPLANE_TOKEN>` or, when the control plane
+    requires client certificates (PRISM_GRPC_TLS_CLIENT_CA), comes with one; anyone else gets
+    UNAUTHENTICATED. Internal services validate keys with prism.v1.Keys instead.
     """
 
     @staticmethod
