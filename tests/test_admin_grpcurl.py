@@ -6,33 +6,14 @@ field names in snake_case or camelCase, Timestamps as RFC 3339 strings, FieldMas
 
 import hashlib
 import json
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
 from tests.conftest import ControlPlane, DataPlane, FakeUpstream
-
-GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
-
-
-def grpcurl(
-    addr: str, *verb: str, data: str | None = None, token: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`grpcurl -plaintext [-rpc-header auth] [-d data] addr verb…`, as an operator types it."""
-    flags = ["-rpc-header", f"authorization: Bearer {token}"] if token else []
-    flags += ["-d", data] if data is not None else []
-    return subprocess.run(
-        [GRPCURL, "-plaintext", *flags, addr, *verb],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+from tests.grpcurl import grpcurl, refused
 
 
 def call(cp: ControlPlane, method: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -48,15 +29,6 @@ def validate(cp: ControlPlane, token: str, api_key: str, **asked: str) -> dict[s
     result = grpcurl(cp.addr, "prism.v1.Keys/ValidateKey", data=json.dumps(body), token=token)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def refused(result: subprocess.CompletedProcess[str], code: str, *says: str) -> None:
-    """grpcurl failed with this status code name and a message holding every fragment."""
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert f"Code: {code}" in output, output
-    for fragment in says:
-        assert fragment in output, output
 
 
 def test_reflection_lists_and_describes_the_services(controlplane: ControlPlane) -> None:
