@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from prism.v1 import admin_pb2
 from tests.conftest import AdminClient, FakeUpstream, IssueKey, Sdk
+from tests.test_sdk_scenarios import WEATHER_TOOL
 
 
 def assert_denied_and_not_forwarded(
@@ -116,3 +117,92 @@ def _poll_until_denied(client: openai.OpenAI) -> None:
     while datetime.now(UTC) < deadline:
         client.beta.assistants.list()
     raise AssertionError("the key still worked 10 s after it expired")
+
+
+# Model work on another key's objects: every route that sets a model to work checks it
+
+
+@pytest.fixture
+def narrow_and_wide(
+    issue_key: IssueKey, admin: AdminClient, sdk: Sdk
+) -> tuple[openai.OpenAI, openai.OpenAI]:
+    """Two SDK clients of one org: `wide` may use any model, `narrow` only gpt-4o-mini."""
+    org, wide = issue_key()
+    narrow = admin.CreateKey(
+        admin_pb2.CreateKeyRequest(
+            key=admin_pb2.Key(
+                org_id=org.id, policy=admin_pb2.Policy(allowed_models=["gpt-4o-mini"])
+            )
+        )
+    )
+    return sdk(narrow.secret), sdk(wide.secret)
+
+
+def test_tool_outputs_resume_a_run_only_for_a_key_allowed_its_model(
+    narrow_and_wide: tuple[openai.OpenAI, openai.OpenAI], fake_upstream: FakeUpstream
+) -> None:
+    narrow, wide = narrow_and_wide
+    assistant = wide.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    thread = wide.beta.threads.create(
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}]
+    )
+    run = wide.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "requires_action"
+    outputs = [
+        {"tool_call_id": run.required_action.submit_tool_outputs.tool_calls[0].id, "output": "22C"}
+    ]
+    fake_upstream.clear_requests()
+
+    for stream in (False, True):
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            narrow.beta.threads.runs.submit_tool_outputs(
+                run.id, thread_id=thread.id, tool_outputs=outputs, stream=stream
+            )
+        assert_denied_and_not_forwarded(denied, fake_upstream, "gpt-4o", "gpt-4o-mini")
+
+    resumed = wide.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, tool_outputs=outputs
+    )
+    assert resumed.status == "completed"
+
+
+def test_a_run_of_an_allowed_model_takes_tool_outputs_from_the_narrow_key(
+    narrow_and_wide: tuple[openai.OpenAI, openai.OpenAI],
+) -> None:
+    narrow, wide = narrow_and_wide
+    assistant = wide.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
+    thread = wide.beta.threads.create(
+        messages=[{"role": "user", "content": "What's the weather in Oslo?"}]
+    )
+    run = narrow.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, model="gpt-4o-mini"
+    )
+    calls = run.required_action.submit_tool_outputs.tool_calls
+
+    resumed = narrow.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": calls[0].id, "output": "3C"}],
+    )
+
+    assert resumed.status == "completed"
+
+
+def test_a_run_naming_no_model_is_held_to_its_assistants_model_on_every_route(
+    narrow_and_wide: tuple[openai.OpenAI, openai.OpenAI], fake_upstream: FakeUpstream
+) -> None:
+    narrow, wide = narrow_and_wide
+    assistant = wide.beta.assistants.create(model="gpt-4o")
+    thread = wide.beta.threads.create()
+    fake_upstream.clear_requests()
+
+    attempts = [
+        lambda: narrow.beta.threads.runs.create(thread.id, assistant_id=assistant.id),
+        lambda: narrow.beta.threads.runs.create(thread.id, assistant_id=assistant.id, stream=True),
+        lambda: narrow.beta.threads.create_and_run(assistant_id=assistant.id),
+        lambda: narrow.beta.threads.create_and_run(assistant_id=assistant.id, stream=True),
+    ]
+    for attempt in attempts:
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            attempt()
+        assert_denied_and_not_forwarded(denied, fake_upstream, "gpt-4o", "gpt-4o-mini")
