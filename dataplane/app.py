@@ -8,6 +8,7 @@ from quart.globals import request_ctx
 
 from prism.settings import load_or_exit
 
+from . import framing
 from .asgi import REQUEST_LOG, ProxyHTTPConnection, ProxyRequest
 from .authorizer import Authorizer
 from .client_ip import ClientAddress
@@ -91,4 +92,5 @@ def worker_app() -> Quart:
     """The app of one server process. Hypercorn starts each worker as a new interpreter (not
     a fork), so a worker reads its settings (the parent checked them) and sets up its log."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    framing.install()
     return create_app(load_or_exit("dataplane", load_settings))

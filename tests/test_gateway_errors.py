@@ -5,6 +5,7 @@ forwarded upstream when the gateway refused the request."""
 import asyncio
 import http.client
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -351,3 +352,66 @@ def test_readiness_names_redis_when_it_is_down(
     assert response.status_code == 503
     assert response.json()["down"] == ["redis"]
     assert "redis" in response.json()["message"]
+
+
+# Requests Hypercorn refuses before the app sees them
+
+
+def _raw(dataplane: DataPlane, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Sends bytes as they are and reads the answer until the server closes."""
+    address = urlsplit(dataplane.base)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in header_lines)
+    }
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /v1/assistants HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (b"GET /v1/assistants HTTP/1.1\r\n\r\n", 400, "malformed_request"),
+        (b"GET /v1/assist\xffants HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request"),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, "malformed_request"),
+        (
+            b"POST /v1/threads HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (
+            b"POST /v1/threads HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+            "malformed_request",
+        ),
+    ],
+    ids=[
+        "oversized-headers",
+        "no-host",
+        "raw-non-ascii-path",
+        "no-request-line",
+        "bad-content-length",
+        "bad-chunk",
+    ],
+)
+def test_a_request_that_is_not_http_gets_an_openai_error(
+    dataplane: DataPlane, request_bytes: bytes, status: int, code: str
+) -> None:
+    got, headers, body = _raw(dataplane, request_bytes)
+
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert set(error) == ERROR_FIELDS
+    assert (error["type"], error["code"]) == ("invalid_request_error", code)
