@@ -11,7 +11,13 @@ import logging
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from prism.openai_errors import INVALID_REQUEST, SERVER_ERROR, error_json, unknown_url_message
+from prism.openai_errors import (
+    INVALID_REQUEST,
+    SERVER_ERROR,
+    error_event,
+    error_json,
+    unknown_url_message,
+)
 from prism.v1 import authorizer_pb2
 
 log = logging.getLogger("prism.dataplane")
@@ -58,6 +64,10 @@ class GatewayError(Exception):
             self.status, self.message, self.type, self.code, self.param, self.headers
         )
 
+    def event(self) -> bytes:
+        """The error as a stream's last event, once a 200 stream has begun."""
+        return error_event(self.message, self.type, self.code)
+
 
 def unknown_url(method: str, path: str) -> GatewayError:
     return GatewayError(404, unknown_url_message(method, path), INVALID_REQUEST, "unknown_url")
@@ -97,6 +107,38 @@ def control_plane_unavailable() -> GatewayError:
         SERVER_ERROR,
         "control_plane_unavailable",
         headers={"retry-after": "1"},
+    )
+
+
+def not_recorded() -> GatewayError:
+    # 503 makes the SDK retry, which is safe: what the upstream made was undone.
+    return GatewayError(
+        503,
+        "The gateway could not record what this request created, because its control plane "
+        "is unavailable, so it deleted it upstream (a run was cancelled). Please retry shortly.",
+        SERVER_ERROR,
+        "control_plane_unavailable",
+        headers={"retry-after": "1"},
+    )
+
+
+def stream_broken() -> GatewayError:
+    return GatewayError(
+        502,
+        "The upstream API's stream broke off before it ended; the run may still be going: "
+        "retrieve it to see how it ends.",
+        SERVER_ERROR,
+        "upstream_stream_broken",
+    )
+
+
+def stream_timeout(seconds: float) -> GatewayError:
+    return GatewayError(
+        504,
+        f"The upstream API's stream sent nothing for {seconds:g} s; the run may still be "
+        "going: retrieve it to see how it ends.",
+        SERVER_ERROR,
+        "upstream_timeout",
     )
 
 

@@ -30,6 +30,8 @@ from quart import Response
 
 from prism.v1 import authorizer_pb2
 
+from .errors import GatewayError
+
 # Headers that describe one connection, not the message (RFC 9110 7.6.1), so they are never
 # relayed in either direction; `expect` too, since the gateway answers `100 Continue` itself.
 HOP_BY_HOP = frozenset(
@@ -67,6 +69,7 @@ class Trace:
         "provider",
         "request_id",
         "started",
+        "stream_error",
         "trace_id",
         "upstream_seconds",
     )
@@ -82,6 +85,8 @@ class Trace:
         self.limits: list[tuple[str, str]] = []
         # The charges of the runs the response carries, from every Record's answer.
         self.charges: list[authorizer_pb2.RunCharge] = []
+        # The error a 200 event stream ended with (its `error` event), if it broke off.
+        self.stream_error: GatewayError | None = None
 
 
 def stamp(response: Response, trace: Trace) -> Response:

@@ -23,7 +23,7 @@ from prism.v1 import authorizer_pb2
 from .asgi import ProxyRequest
 from .errors import INVALID_REQUEST, SERVER_ERROR, GatewayError
 from .headers import relayed_response_headers
-from .upstream import Upstream
+from .upstream import Upstream, api_path
 
 JSON = dict[str, Any]
 FilterOwned = Callable[[str, list[str]], Awaitable[list[str]]]
@@ -81,7 +81,9 @@ async def owned_listing(
     first = True
     while True:
         query = [*kept, ("limit", str(page_size)), *_cursors(after, before)]
-        status, headers, body = await upstream.get_json(request, target, query)
+        status, headers, body = await upstream.call(
+            request, target, "GET", api_path(request), query
+        )
         if status != 200:
             if not first:
                 # Passed through, a later page's error could name a foreign object (the

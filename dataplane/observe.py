@@ -1,7 +1,9 @@
-"""Reading what an upstream response shows: the objects it created or deleted, the runs it
-saw end with usage (their model and tokens, which price them) and the run steps it saw
-completed with tool calls (file_search, code_interpreter, which have fees). The data plane
-tells the control plane (records.py), which charges each run and step once.
+"""Reading what an upstream response shows: the objects it created (vector stores made
+inline included), modified or deleted, the runs it saw end with usage (their model and
+tokens, which price them) and the run steps it saw completed with tool calls (file_search,
+code_interpreter, which have fees). The data plane tells the control plane (records.py),
+which charges each run and step once. For what a response created before the client could
+see it, it also says how the upstream would delete (or stop) each, should the record fail.
 
 Two readers, neither of which changes a byte the client receives:
 - `inspect_json` reads a JSON body the gateway holds whole;
@@ -11,14 +13,25 @@ Two readers, neither of which changes a byte the client receives:
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from prism.runs import TERMINAL_RUN_STATUSES, ended_run
 from prism.v1.authorizer_pb2 import ObjectKind, OwnedObject, RunUsage, StepToolCalls
 
-from .routes import ASSISTANT, MESSAGE, RUN, THREAD, Route
+from .routes import (
+    ASSISTANT,
+    FILE,
+    MESSAGE,
+    RUN,
+    THREAD,
+    VECTOR_STORE,
+    VECTOR_STORE_FILE_BATCH,
+    InlineStores,
+    Route,
+)
 
 _RUN_ENDED_EVENTS = frozenset(f"thread.run.{status}" for status in TERMINAL_RUN_STATUSES)
 _STEP_COMPLETED_EVENT = "thread.run.step.completed"
@@ -26,6 +39,19 @@ _STEP_COMPLETED_EVENT = "thread.run.step.completed"
 _IN_THREAD = frozenset({RUN, MESSAGE})
 # Objects whose model is recorded with them.
 _WITH_MODEL = frozenset({ASSISTANT, RUN})
+# How the upstream deletes, or stops, an object of each kind: the method and the path under
+# the API root, filled from the object's id, its thread and its vector store.
+_UNDO = {
+    ASSISTANT: ("DELETE", "/assistants/{id}"),
+    THREAD: ("DELETE", "/threads/{id}"),
+    MESSAGE: ("DELETE", "/threads/{thread_id}/messages/{id}"),
+    RUN: ("POST", "/threads/{thread_id}/runs/{id}/cancel"),
+    FILE: ("DELETE", "/files/{id}"),
+    VECTOR_STORE: ("DELETE", "/vector_stores/{id}"),
+    VECTOR_STORE_FILE_BATCH: ("POST", "/vector_stores/{vector_store_id}/file_batches/{id}/cancel"),
+}
+# An upstream request: (method, path under the API root).
+Undo = tuple[str, str]
 # The events announcing a new object, and its kind.
 _CREATED_EVENTS = {
     "thread.created": THREAD,
@@ -42,6 +68,9 @@ class Seen:
     deleted_ids: list[str] = field(default_factory=list)
     runs: list[RunUsage] = field(default_factory=list)
     steps: list[StepToolCalls] = field(default_factory=list)
+    # What deletes or stops the objects this response created before the client saw their
+    # ids, in order: sent upstream when they cannot be recorded.
+    undo: list[Undo] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.objects or self.deleted_ids or self.runs or self.steps)
@@ -51,12 +80,23 @@ class Seen:
         self.deleted_ids += other.deleted_ids
         self.runs += other.runs
         self.steps += other.steps
+        self.undo += other.undo
 
 
-def inspect_json(route: Route, body: bytes) -> Seen:
+@dataclass(frozen=True)
+class Asked:
+    """What the request itself said that reading its response needs."""
+
+    # The existing vector stores it names.
+    named_stores: Set[str] = frozenset()
+    # It makes vector stores inline.
+    makes_stores: bool = False
+
+
+def inspect_json(route: Route, body: bytes, asked: Asked) -> Seen:
     """What a successful (2xx) JSON response of `route` shows; nothing when it is no JSON
     object."""
-    document = _object(body)
+    document = json_object(body)
     seen = Seen()
     if document is None:
         return seen
@@ -64,6 +104,13 @@ def inspect_json(route: Route, body: bytes) -> Seen:
         created = _owned(document, name, kind)
         if created is not None:
             seen.objects.append(created)
+            seen.undo.append(_undo(created, document))
+    for name, kind in route.modifies:
+        modified = _owned(document, name, kind)
+        if modified is not None:
+            seen.objects.append(modified)
+    if route.inline_stores is InlineStores.RESPONSE:
+        seen.add(made_stores(document, asked))
     object_id = document.get("id")
     if route.deletes and document.get("deleted") is True and isinstance(object_id, str):
         seen.deleted_ids.append(object_id)
@@ -155,28 +202,51 @@ class EventStream:
         return event
 
 
-def run_event_seen(event: ServerSentEvent) -> Seen:
-    """What one event of a run's stream shows: a thread, run or message it created, a run
-    that ended with usage, or a step completed with tool calls."""
+def made_stores(document: dict[str, Any], asked: Asked) -> Seen:
+    """The vector stores an assistant or thread holds that its request made inline: those in
+    its `tool_resources` that the request did not name (with vector_store_ids)."""
+    seen = Seen()
+    if not asked.makes_stores:
+        return seen
+    resources = document.get("tool_resources")
+    file_search = resources.get("file_search") if isinstance(resources, dict) else None
+    ids = file_search.get("vector_store_ids") if isinstance(file_search, dict) else None
+    for store_id in ids if isinstance(ids, list) else ():
+        if isinstance(store_id, str) and store_id and store_id not in asked.named_stores:
+            store = OwnedObject(id=store_id, kind=VECTOR_STORE)
+            seen.objects.append(store)
+            seen.undo.append(_undo(store, {}))
+    return seen
+
+
+def run_event_seen(event: ServerSentEvent, asked: Asked) -> Seen:
+    """What one event of a run's stream shows: a thread (with the vector stores its request
+    made), run or message it created, a run that ended with usage, or a step completed with
+    tool calls. Only a new thread goes with its undo: the client sees the others' ids before
+    their Record, which waits for the stream's end."""
     seen = Seen()
     kind = _CREATED_EVENTS.get(event.name)
     if kind is not None:
-        document = _object(event.data)
+        document = json_object(event.data)
         created = _owned(document, "id", kind) if document is not None else None
-        if created is not None:
+        if created is not None and document is not None:
             seen.objects.append(created)
+            if kind == THREAD:
+                seen.undo.append(_undo(created, document))
+                seen.add(made_stores(document, asked))
     elif event.name in _RUN_ENDED_EVENTS:
-        document = _object(event.data)
+        document = json_object(event.data)
         if document is not None:
             seen.runs += _ended_runs(document)
     elif event.name == _STEP_COMPLETED_EVENT:
-        document = _object(event.data)
+        document = json_object(event.data)
         if document is not None:
             seen.steps += _completed_steps(document)
     return seen
 
 
-def _object(body: str | bytes) -> dict[str, Any] | None:
+def json_object(body: str | bytes) -> dict[str, Any] | None:
+    """The JSON object body holds; None for anything else."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -199,6 +269,17 @@ def _owned(document: dict[str, Any], name: str, kind: ObjectKind.ValueType) -> O
         model=model if isinstance(model, str) else "",
         thread_id=thread_id if isinstance(thread_id, str) else "",
     )
+
+
+def _undo(created: OwnedObject, document: dict[str, Any]) -> Undo:
+    method, template = _UNDO[created.kind]
+    vector_store_id = document.get("vector_store_id")
+    path = template.format(
+        id=quote(created.id, safe=""),
+        thread_id=quote(created.thread_id, safe=""),
+        vector_store_id=quote(vector_store_id if isinstance(vector_store_id, str) else "", safe=""),
+    )
+    return method, path
 
 
 def _listed(document: dict[str, Any], kind: str) -> list[Any]:

@@ -11,6 +11,7 @@ after Check carries the client's rate-limit headers.
 """
 
 from collections.abc import AsyncIterable, Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from quart import Blueprint, Response
@@ -24,6 +25,7 @@ from .client_ip import ClientAddress
 from .errors import GatewayError, body_too_large, denial_response, unknown_url
 from .headers import rate_limit_headers
 from .listing import OWNED_LISTINGS, owned_listing
+from .observe import Asked
 from .records import Recorder
 from .references import request_facts
 from .routes import JSON_BODY_LIMIT, ROUTES, UPLOAD_BODY_LIMIT, BodyKind, Route
@@ -106,13 +108,17 @@ class _Proxy:
         if not decision.allowed:
             return denial_response(decision.denial)
         request.trace.provider = decision.upstream.provider
-        record = self._recorder.start(route, request.trace, decision)
+        record = self._recorder.start(
+            route,
+            request.trace,
+            decision,
+            Asked(facts.named_vector_stores, facts.makes_vector_stores),
+            partial(self._call_upstream, request, decision.upstream),
+        )
         request.on_response_over = record.over
         try:
             if route.check_name not in OWNED_LISTINGS:
-                return await self._upstream.forward(
-                    request, decision.upstream, content, facts.streaming, record
-                )
+                return await self._upstream.forward(request, decision.upstream, content, record)
             listing = await owned_listing(
                 request,
                 decision.upstream,
@@ -126,6 +132,12 @@ class _Proxy:
             raise
         await record.end()
         return listing
+
+    async def _call_upstream(
+        self, request: ProxyRequest, target: authorizer_pb2.Upstream, method: str, path: str
+    ) -> tuple[int, bytes]:
+        status, _, body = await self._upstream.call(request, target, method, path)
+        return status, body
 
 
 def _bearer_token(authorization: str) -> str:

@@ -26,17 +26,36 @@ When it is sent:
   with the same Record, sent in the background;
 - a Record is sent only when there is something to record or a slot to release, and once
   sent is not cancelled with its request: a client leaving cannot lose it.
+
+Objects the client has not yet seen (all a JSON body created; a stream's new thread and the
+vector stores made with it) are its creator's before their ids go out, or not at all: their
+Record is retried for up to RECORD_RETRY_SECONDS, and if the control plane still cannot take
+it, the gateway deletes them upstream (cancels a run), and the client gets a 503 (in a
+stream, an `error` event) instead of their ids. A modified object cannot be undone: its
+Record is retried alike, then the response goes out unrecorded, with a warning.
 """
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from prism.v1 import authorizer_pb2
 
 from .authorizer import Authorizer
+from .errors import not_recorded
 from .headers import Trace
-from .observe import EventStream, Seen, inspect_json, run_event_seen
-from .routes import JSON_BODY_LIMIT, PATH_OBJECT_KINDS, Route
+from .observe import (
+    Asked,
+    EventStream,
+    Seen,
+    Undo,
+    inspect_json,
+    json_object,
+    made_stores,
+    run_event_seen,
+)
+from .routes import JSON_BODY_LIMIT, PATH_OBJECT_KINDS, THREAD, InlineStores, Route
 
 log = logging.getLogger("prism.dataplane")
 
@@ -47,6 +66,12 @@ _NAMEABLE = frozenset(PATH_OBJECT_KINDS.values())
 _LAST_EVENT = "done"
 # Past the deadline, how much longer shutdown waits for background Records before cancelling.
 _SHUTDOWN_GRACE_SECONDS = 1.0
+# How long a Record of objects the client has not seen yet is retried (a control plane
+# restarting takes a second or two), and the first pause between tries, doubling to 1 s.
+RECORD_RETRY_SECONDS = 5.0
+_FIRST_PAUSE_SECONDS = 0.05
+# An upstream call of this request: (method, path under the API root) -> (status, body).
+UpstreamCall = Callable[[str, str], Awaitable[tuple[int, bytes]]]
 
 
 class Recorder:
@@ -58,28 +83,49 @@ class Recorder:
         self._tasks: set[asyncio.Task[authorizer_pb2.RecordResponse | None]] = set()
 
     def start(
-        self, route: Route, trace: Trace, decision: authorizer_pb2.CheckResponse
+        self,
+        route: Route,
+        trace: Trace,
+        decision: authorizer_pb2.CheckResponse,
+        asked: Asked,
+        upstream: UpstreamCall,
     ) -> "ResponseRecord":
-        """The Record of one allowed request, whose response is about to be forwarded."""
-        return ResponseRecord(self, route, trace, decision)
+        """The Record of one allowed request, whose response is about to be forwarded;
+        `upstream` makes the request's own calls (reading a thread, undoing)."""
+        return ResponseRecord(self, route, trace, decision, asked, upstream)
 
     async def send(
-        self, request_id: str, request: authorizer_pb2.RecordRequest
+        self, request_id: str, request: authorizer_pb2.RecordRequest, retry_for: float = 0.0
     ) -> authorizer_pb2.RecordResponse | None:
-        """Sends a Record and waits for its answer (None when it failed); cancelling the
-        wait leaves it sending."""
-        return await asyncio.shield(self._sending(request_id, request))
+        """Sends a Record, tried again for up to `retry_for` seconds while it fails, and
+        waits for its answer (None when it failed); cancelling the wait leaves it sending."""
+        return await asyncio.shield(self._sending(request_id, request, retry_for))
 
     def send_later(self, request_id: str, request: authorizer_pb2.RecordRequest) -> None:
-        self._sending(request_id, request)
+        self._sending(request_id, request, 0.0)
 
     def _sending(
-        self, request_id: str, request: authorizer_pb2.RecordRequest
+        self, request_id: str, request: authorizer_pb2.RecordRequest, retry_for: float
     ) -> asyncio.Task[authorizer_pb2.RecordResponse | None]:
-        task = asyncio.get_running_loop().create_task(self._authorizer.record(request_id, request))
+        task = asyncio.get_running_loop().create_task(
+            self._delivered(request_id, request, retry_for)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _delivered(
+        self, request_id: str, request: authorizer_pb2.RecordRequest, retry_for: float
+    ) -> authorizer_pb2.RecordResponse | None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + retry_for
+        pause = _FIRST_PAUSE_SECONDS
+        while True:
+            answer = await self._authorizer.record(request_id, request)
+            if answer is not None or loop.time() + pause > give_up:
+                return answer
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 1.0)
 
     async def close(self) -> None:
         if not self._tasks:
@@ -103,10 +149,14 @@ class ResponseRecord:
         route: Route,
         trace: Trace,
         decision: authorizer_pb2.CheckResponse,
+        asked: Asked,
+        upstream: UpstreamCall,
     ) -> None:
         self._recorder = recorder
         self._route = route
         self._trace = trace
+        self._asked = asked
+        self._upstream = upstream
         self._request_id = trace.request_id
         self._grant = decision.grant
         self._finish = decision.record_wanted
@@ -120,9 +170,13 @@ class ResponseRecord:
         return self._route.observed
 
     async def whole_body(self, status: int, content_encoding: bytes, body: bytes) -> None:
-        """A JSON response held whole, before it is sent: the response's only Record."""
+        """A JSON response held whole, before it is sent: the response's only Record. A
+        GatewayError (503) when what it created could not be recorded, and was undone."""
         if self._readable(status, content_encoding):
-            self._pending.add(inspect_json(self._route, body))
+            seen = inspect_json(self._route, body, self._asked)
+            if self._route.inline_stores is InlineStores.THREAD:
+                seen.add(await self._thread_stores(seen))
+            self._pending.add(seen)
         await self.end()
 
     def start_stream(self, status: int, content_encoding: bytes) -> bool:
@@ -138,7 +192,7 @@ class ResponseRecord:
         last = False
         for event in self._events.feed(chunk):
             last = last or event.name == _LAST_EVENT
-            seen = run_event_seen(event)
+            seen = run_event_seen(event, self._asked)
             if any(created.kind in _NAMEABLE for created in seen.objects):
                 nameable.add(seen)
             else:
@@ -147,19 +201,64 @@ class ResponseRecord:
             self._pending.add(nameable)
             await self.end()
         elif nameable:
-            await self._send(self._request(nameable, finished=False))
+            await self._send(nameable, finished=False)
 
     async def end(self) -> None:
         """The response is complete but for its end: sends what is left, and waits."""
         if not self._ended:
             self._ended = True
             if self._pending or self._finish:
-                await self._send(self._request(self._pending, finished=self._finish))
+                await self._send(self._pending, self._finish)
 
-    async def _send(self, request: authorizer_pb2.RecordRequest) -> None:
-        answer = await self._recorder.send(self._request_id, request)
+    async def _send(self, seen: Seen, finished: bool) -> None:
+        """Sends what `seen` holds; what it created and the client has not seen yet is
+        recorded, or undone and answered with a GatewayError (503)."""
+        must_land = bool(seen.undo or (self._route.modifies and seen.objects))
+        answer = await self._recorder.send(
+            self._request_id,
+            self._request(seen, finished),
+            RECORD_RETRY_SECONDS if must_land else 0.0,
+        )
         if answer is not None:
             self._trace.charges += answer.runs
+            return
+        if seen.undo:
+            await self._undo(seen.undo)
+            raise not_recorded()
+        if must_land:
+            log.warning("%s: the objects it modified were not recorded", self._request_id)
+
+    async def _undo(self, undo: list[Undo]) -> None:
+        for method, path in undo:
+            try:
+                status, _ = await self._upstream(method, path)
+            except Exception as error:  # whatever the upstream did, the client gets its 503
+                log.warning("%s: undoing %s %s failed: %s", self._request_id, method, path, error)
+                continue
+            log.warning(
+                "%s: not recorded, so undone upstream: %s %s (%d)",
+                self._request_id,
+                method,
+                path,
+                status,
+            )
+
+    async def _thread_stores(self, seen: Seen) -> Seen:
+        """The vector stores made inline with a thread created by this response, which shows
+        only the thread's id: read from the thread itself."""
+        thread_id = next((obj.id for obj in seen.objects if obj.kind == THREAD), "")
+        if not (self._asked.makes_stores and thread_id):
+            return Seen()
+        try:
+            status, body = await self._upstream("GET", f"/threads/{quote(thread_id, safe='')}")
+        except Exception as error:  # the run and thread are still recorded
+            log.warning("%s: reading thread %s failed: %s", self._request_id, thread_id, error)
+            return Seen()
+        document = json_object(body) if status == 200 else None
+        if document is None:
+            log.warning("%s: thread %s answered %d", self._request_id, thread_id, status)
+            return Seen()
+        return made_stores(document, self._asked)
 
     def over(self) -> None:
         """The response is over, however it ended: what `end` did not send goes now, in the

@@ -1,6 +1,6 @@
 """What a request's JSON body says, for the control plane's Check: the models it names, the
 objects it refers to, the assistant a new run uses (or the run tool outputs resume), and
-whether it asks for a stream.
+whether it makes vector stores inline.
 
 The body is decoded with every object as its list of key/value pairs, so a key given twice is
 seen twice, whichever copy the upstream would use: each copy is checked.
@@ -63,7 +63,13 @@ class RequestFacts:
     # The assistant a new run uses, or the run that tool outputs set back to work: Check
     # holds its remembered model to the allowed models when the body names none.
     model_object_id: str = ""
-    streaming: bool = False
+    # The body makes vector stores inline (`tool_resources.file_search.vector_stores`).
+    makes_vector_stores: bool = False
+
+    @property
+    def named_vector_stores(self) -> frozenset[str]:
+        """The existing vector stores the request names (each must be the org's)."""
+        return frozenset(ref.id for ref in self.objects if ref.kind == VECTOR_STORE)
 
 
 def request_facts(route: Route, path_parameters: dict[str, str], body: bytes) -> RequestFacts:
@@ -87,13 +93,11 @@ def request_facts(route: Route, path_parameters: dict[str, str], body: bytes) ->
                 facts.models.append(value)
             elif value is not None:
                 raise malformed_json(f"'{name}' must be a string.", param=name)
-        elif name == "stream" and route.streams and value is True:
-            facts.streaming = True
         elif name == "assistant_id" and route.starts_run and isinstance(value, str):
             facts.model_object_id = value
 
     seen: set[tuple[str, int]] = {(ref.id, ref.kind) for ref in facts.objects}
-    for ref in _references(document):
+    for ref in _references(document, facts):
         if (ref.id, ref.kind) not in seen:
             seen.add((ref.id, ref.kind))
             facts.objects.append(ref)
@@ -114,7 +118,7 @@ def _decode(body: bytes) -> "_Pairs":
     return document
 
 
-def _references(document: _Pairs) -> Iterator[ObjectRef]:
+def _references(document: _Pairs, facts: RequestFacts) -> Iterator[ObjectRef]:
     # Iterative, so a deeply nested body (the decoder accepted it) cannot exhaust the stack;
     # each value goes with its place in the body, as the upstream names it.
     pending: list[tuple[Any, str]] = [(document, "")]
@@ -129,6 +133,7 @@ def _references(document: _Pairs) -> Iterator[ObjectRef]:
                 elif name in _LISTS:
                     yield from _listed(field, child, _LISTS[name])
                 elif name in _NESTED_REQUESTS and isinstance(child, list):
+                    facts.makes_vector_stores = facts.makes_vector_stores or bool(child)
                     children += [(entry, "") for entry in child]
                 elif name not in _FREE_FORM:
                     children.append((child, field))

@@ -341,7 +341,10 @@ class RequestLog:
         client_ip = facts.client_ip or self._client_address.of(request)
         charges = trace.charges
         model = next((charge.model for charge in charges if charge.model), facts.model)
-        error_type, error_code = facts.error() if facts.status >= 400 else ("", "")
+        if trace.stream_error is not None:
+            error_type, error_code = trace.stream_error.type, trace.stream_error.code or ""
+        else:
+            error_type, error_code = facts.error() if facts.status >= 400 else ("", "")
         principal = facts.principal or authorizer_pb2.Principal()
         request_body, response_body = facts.bodies(request.body.received)
         secrets = facts.secrets

@@ -1,9 +1,9 @@
 """THE route table: the 44 operations of the Assistants API the gateway serves.
 
 Each entry is data: the HTTP method, the path template as OpenAI documents it (prefixed with
-`/v1`), the operation id, what kind of body it takes, whether `"stream": true` is allowed,
-which top-level JSON fields name a model, whether it starts a run or other model work, and
-what a successful response creates or deletes (for the control plane's Record). The proxy
+`/v1`), the operation id, what kind of body it takes, which top-level JSON fields name a
+model, whether it starts or resumes a run or other model work, and what a successful
+response creates, modifies or deletes (for the control plane's Record). The proxy
 registers one URL rule per entry and sends `"<METHOD> <template>"` to the control plane's
 Check; nothing else repeats this table.
 
@@ -25,6 +25,17 @@ MIB = 1024 * 1024
 JSON_BODY_LIMIT = 8 * MIB
 # OpenAI takes files up to 512 MB; the upload's body also carries the multipart framing.
 UPLOAD_BODY_LIMIT = 513 * MIB
+
+
+class InlineStores(Enum):
+    """Where a response shows the vector stores its request may have made inline
+    (`tool_resources.file_search.vector_stores`), which become the org's."""
+
+    NONE = "none"
+    # In the response's own `tool_resources` (an assistant, a thread).
+    RESPONSE = "response"
+    # In the `tool_resources` of the thread it created, which the gateway then reads.
+    THREAD = "thread"
 
 
 class BodyKind(Enum):
@@ -78,7 +89,6 @@ class Route:
     template: str
     operation_id: str
     body: BodyKind = BodyKind.NONE
-    streams: bool = False
     model_fields: tuple[str, ...] = ()
     # The body's top-level `assistant_id` is the assistant a new run uses (Check's
     # model_object_id).
@@ -88,8 +98,11 @@ class Route:
     resumes_run: bool = False
     # The request starts model work, so tokens-per-minute limits apply (Check's uses_model).
     uses_model: bool = False
-    # What a 2xx response creates or modifies: (the response's field holding an id, its kind).
+    # What a 2xx response creates: (the response's field holding an id, its kind).
     creates: tuple[tuple[str, ObjectKind.ValueType], ...] = ()
+    # What a 2xx response modifies and the gateway records again (an assistant's new model).
+    modifies: tuple[tuple[str, ObjectKind.ValueType], ...] = ()
+    inline_stores: InlineStores = InlineStores.NONE
     # A 2xx `{"deleted": true}` response deletes the object whose `id` it carries.
     deletes: bool = False
     # Its responses hold run objects, whose usage counts once a run has ended.
@@ -114,14 +127,21 @@ class Route:
     @property
     def observed(self) -> bool:
         """Whether the gateway reads this route's responses for the control plane's Record."""
-        return bool(self.creates) or self.deletes or self.shows_runs or self.shows_steps
+        return (
+            bool(self.creates or self.modifies)
+            or self.inline_stores is not InlineStores.NONE
+            or self.deletes
+            or self.shows_runs
+            or self.shows_steps
+        )
 
 
 _JSON = BodyKind.JSON
 _MODEL = ("model",)
 
 
-def _created(kind: ObjectKind.ValueType) -> tuple[tuple[str, ObjectKind.ValueType], ...]:
+def _by_id(kind: ObjectKind.ValueType) -> tuple[tuple[str, ObjectKind.ValueType], ...]:
+    """The response is the object: its `id`."""
     return (("id", kind),)
 
 
@@ -134,7 +154,8 @@ ROUTES: tuple[Route, ...] = (
         "createAssistant",
         _JSON,
         model_fields=_MODEL,
-        creates=_created(ASSISTANT),
+        creates=_by_id(ASSISTANT),
+        inline_stores=InlineStores.RESPONSE,
     ),
     Route("GET", "/v1/assistants/{assistant_id}", "getAssistant"),
     # Recorded again with its new model, which runs naming none are checked against.
@@ -144,27 +165,35 @@ ROUTES: tuple[Route, ...] = (
         "modifyAssistant",
         _JSON,
         model_fields=_MODEL,
-        creates=_created(ASSISTANT),
+        modifies=_by_id(ASSISTANT),
+        inline_stores=InlineStores.RESPONSE,
     ),
     Route("DELETE", "/v1/assistants/{assistant_id}", "deleteAssistant", deletes=True),
     # Files
     Route("GET", "/v1/files", "listFiles"),
-    Route("POST", "/v1/files", "createFile", BodyKind.MULTIPART, creates=_created(FILE)),
+    Route("POST", "/v1/files", "createFile", BodyKind.MULTIPART, creates=_by_id(FILE)),
     Route("DELETE", "/v1/files/{file_id}", "deleteFile", deletes=True),
     Route("GET", "/v1/files/{file_id}", "retrieveFile"),
     Route("GET", "/v1/files/{file_id}/content", "downloadFile"),
     # Threads
-    Route("POST", "/v1/threads", "createThread", _JSON, creates=_created(THREAD)),
+    Route(
+        "POST",
+        "/v1/threads",
+        "createThread",
+        _JSON,
+        creates=_by_id(THREAD),
+        inline_stores=InlineStores.RESPONSE,
+    ),
     Route(
         "POST",
         "/v1/threads/runs",
         "createThreadAndRun",
         _JSON,
-        streams=True,
         model_fields=_MODEL,
         starts_run=True,
         uses_model=True,
         creates=(("id", RUN), ("thread_id", THREAD)),
+        inline_stores=InlineStores.THREAD,
         shows_runs=True,
     ),
     Route("GET", "/v1/threads/{thread_id}", "getThread"),
@@ -177,7 +206,7 @@ ROUTES: tuple[Route, ...] = (
         "/v1/threads/{thread_id}/messages",
         "createMessage",
         _JSON,
-        creates=_created(MESSAGE),
+        creates=_by_id(MESSAGE),
     ),
     Route("GET", "/v1/threads/{thread_id}/messages/{message_id}", "getMessage"),
     Route("POST", "/v1/threads/{thread_id}/messages/{message_id}", "modifyMessage", _JSON),
@@ -189,11 +218,10 @@ ROUTES: tuple[Route, ...] = (
         "/v1/threads/{thread_id}/runs",
         "createRun",
         _JSON,
-        streams=True,
         model_fields=_MODEL,
         starts_run=True,
         uses_model=True,
-        creates=_created(RUN),
+        creates=_by_id(RUN),
         shows_runs=True,
     ),
     Route("GET", "/v1/threads/{thread_id}/runs/{run_id}", "getRun", shows_runs=True),
@@ -211,14 +239,13 @@ ROUTES: tuple[Route, ...] = (
         "/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
         "submitToolOuputsToRun",
         _JSON,
-        streams=True,
         resumes_run=True,
         uses_model=True,
         shows_runs=True,
     ),
     # Vector stores
     Route("GET", "/v1/vector_stores", "listVectorStores"),
-    Route("POST", "/v1/vector_stores", "createVectorStore", _JSON, creates=_created(VECTOR_STORE)),
+    Route("POST", "/v1/vector_stores", "createVectorStore", _JSON, creates=_by_id(VECTOR_STORE)),
     Route("GET", "/v1/vector_stores/{vector_store_id}", "getVectorStore"),
     Route("POST", "/v1/vector_stores/{vector_store_id}", "modifyVectorStore", _JSON),
     Route("DELETE", "/v1/vector_stores/{vector_store_id}", "deleteVectorStore", deletes=True),
@@ -227,7 +254,7 @@ ROUTES: tuple[Route, ...] = (
         "/v1/vector_stores/{vector_store_id}/file_batches",
         "createVectorStoreFileBatch",
         _JSON,
-        creates=_created(VECTOR_STORE_FILE_BATCH),
+        creates=_by_id(VECTOR_STORE_FILE_BATCH),
     ),
     Route(
         "GET",

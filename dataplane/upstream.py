@@ -12,7 +12,10 @@ chunk as it arrives, and the upstream response is closed as soon as the client g
 Each answer is shown to the request's Record as it goes (records.py): whole, or chunk by chunk
 before each is relayed; the routes it reads are asked for uncompressed answers. A run's event
 stream, read to its end, gets the SSE comment lines of its cost after the upstream's last
-chunk (headers.stream_trailer).
+chunk (headers.stream_trailer). An event stream that breaks off (the connection cut, nothing
+for PRISM_UPSTREAM_TIMEOUT, a Record the gateway could not make) ends with an `error` event
+carrying an OpenAI error, so the client knows it is incomplete; a download that breaks off
+is left unfinished, which the client sees as a truncated response.
 """
 
 import functools
@@ -27,7 +30,13 @@ from quart import Response
 from prism.v1 import authorizer_pb2
 
 from .asgi import AbortResponse, ProxyRequest
-from .errors import GatewayError, upstream_timeout, upstream_unreachable
+from .errors import (
+    GatewayError,
+    stream_broken,
+    stream_timeout,
+    upstream_timeout,
+    upstream_unreachable,
+)
 from .headers import HOP_BY_HOP, Trace, end_to_end, relayed_response_headers, stream_trailer
 from .pool import ConnectionPool
 from .records import ResponseRecord
@@ -65,10 +74,10 @@ _KEEPALIVE_SECONDS = 5.0
 
 class Upstream:
     def __init__(self, timeout: float) -> None:
-        # `timeout` bounds each wait on the upstream (connect, write, each read); a streamed
-        # run has no read timeout, since events may be minutes apart.
+        # `timeout` bounds each wait on the upstream (connect, write, each read, a stream's
+        # wait for its next event included).
+        self._seconds = timeout
         self._timeout = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        self._stream_timeout = {**self._timeout, "read": None}
         self._pool: ConnectionPool | None = None
 
     async def open(self) -> None:
@@ -83,7 +92,6 @@ class Upstream:
         client_request: ProxyRequest,
         target: authorizer_pb2.Upstream,
         content: bytes | AsyncIterable[bytes] | None,
-        streaming: bool,
         record: ResponseRecord,
     ) -> Response:
         """Sends the request upstream and returns the response to relay to the client,
@@ -91,13 +99,13 @@ class Upstream:
         assert self._pool is not None, "Upstream.open() runs before serving"
         request = httpcore.Request(
             client_request.method,
-            _url(target.base_url, client_request, client_request.query_string),
+            _url(target.base_url, api_path(client_request), client_request.query_string),
             # The gateway reads these responses, so it asks for them uncompressed.
             headers=_forwarded_headers(
                 client_request, target, content, uncompressed=record.reads_responses
             ),
             content=content,
-            extensions={"timeout": self._stream_timeout if streaming else self._timeout},
+            extensions={"timeout": self._timeout},
         )
         trace = client_request.trace
         started = perf_counter()
@@ -133,7 +141,7 @@ class Upstream:
         is_event_stream = _header(response, b"content-type").startswith(b"text/event-stream")
         reading = is_event_stream and record.start_stream(response.status, encoding)
         relayed = Response(
-            _relay(response, chunks, trace, record, reading),
+            _relay(response, chunks, trace, record, reading, is_event_stream, self._seconds),
             status=response.status,
             headers=relayed_response_headers(response.headers, streamed=True),
         )
@@ -141,20 +149,26 @@ class Upstream:
         relayed.timeout = None
         return relayed
 
-    async def get_json(
+    async def call(
         self,
         client_request: ProxyRequest,
         target: authorizer_pb2.Upstream,
-        query: list[tuple[str, str]],
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """GETs the client's path with `query` in place of the client's, read whole: one page
-        of a listing the gateway walks itself (listing.py). Forwarded like any request, but
-        uncompressed, since the gateway reads the body."""
+        """A request of the gateway's own on the client's behalf, without a body, read
+        whole: a page of a listing it walks (listing.py), a thread it reads, an object it
+        undoes (records.py). `path` is under the API root (`/threads/thread_abc`). Sent with
+        the client's headers as any forwarded request is, but uncompressed, since the
+        gateway reads the body."""
         assert self._pool is not None, "Upstream.open() runs before serving"
         request = httpcore.Request(
-            "GET",
-            _url(target.base_url, client_request, urlencode(query).encode()),
-            headers=_forwarded_headers(client_request, target, None, uncompressed=True),
+            method,
+            _url(target.base_url, path, urlencode(query).encode() if query else b""),
+            headers=_forwarded_headers(
+                client_request, target, None, uncompressed=True, method=method
+            ),
             extensions={"timeout": self._timeout},
         )
         trace = client_request.trace
@@ -173,10 +187,15 @@ class Upstream:
         return response.status, response.headers, body
 
 
-def _url(base_url: str, client_request: ProxyRequest, query: bytes) -> bytes:
-    # The path as routed and authorized (decoded), re-encoded: `%2F` in an id cannot reach
-    # another operation upstream than the one Check allowed. The query goes as given.
-    url = (base_url + quote(client_request.path[len("/v1") :])).encode()
+def api_path(client_request: ProxyRequest) -> str:
+    """The client's path under the API root, as routed and authorized (decoded), re-encoded:
+    `%2F` in an id cannot reach another operation upstream than the one Check allowed."""
+    return quote(client_request.path[len("/v1") :])
+
+
+def _url(base_url: str, path: str, query: bytes) -> bytes:
+    # The query goes as given.
+    url = (base_url + path).encode()
     return url + b"?" + query if query else url
 
 
@@ -190,6 +209,7 @@ def _forwarded_headers(
     target: authorizer_pb2.Upstream,
     content: bytes | AsyncIterable[bytes] | None,
     uncompressed: bool,
+    method: str | None = None,
 ) -> list[tuple[bytes, bytes]]:
     headers = end_to_end(
         client_request.scope["headers"],
@@ -210,7 +230,7 @@ def _forwarded_headers(
             headers.append((b"transfer-encoding", b"chunked"))
         else:
             headers.append((b"content-length", b"%d" % length))
-    elif client_request.method in _METHODS_WITH_BODY:
+    elif (method or client_request.method) in _METHODS_WITH_BODY:
         headers.append((b"content-length", b"0"))
     return headers
 
@@ -263,6 +283,8 @@ async def _relay(
     trace: Trace,
     record: ResponseRecord,
     reading: bool,
+    is_event_stream: bool,
+    timeout_seconds: float,
 ) -> AsyncIterator[bytes]:
     # Quart closes this generator when the client disconnects (the task is cancelled), so the
     # `finally` closes the upstream response and its connection.
@@ -287,6 +309,18 @@ async def _relay(
         log.warning(
             "upstream response broke off for %s: %s", trace.request_id, type(error).__name__
         )
-        raise AbortResponse from None
+        if not is_event_stream:
+            raise AbortResponse from None
+        broken = (
+            stream_timeout(timeout_seconds)
+            if isinstance(error, httpcore.TimeoutException)
+            else stream_broken()
+        )
+        trace.stream_error = broken
+        yield broken.event()
+    except GatewayError as error:
+        # A Record the stream's next chunk waited for could not be made.
+        trace.stream_error = error
+        yield error.event()
     finally:
         await response.aclose()

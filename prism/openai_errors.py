@@ -22,6 +22,12 @@ def error_json(message: str, type_: str, code: str | None = None, param: str | N
     return json.dumps(error_body(message, type_, code, param))
 
 
+def error_event(message: str, type_: str, code: str | None = None) -> bytes:
+    """A server-sent event ending a stream with an error, as OpenAI's streams did: the SDK
+    raises it as an APIError."""
+    return f"event: error\ndata: {error_json(message, type_, code)}\n\n".encode()
+
+
 def unknown_url_message(method: str, path: str) -> str:
     """OpenAI's wording for a route it does not serve (404, code `unknown_url`)."""
     return f"Invalid URL ({method} {path})"

@@ -143,10 +143,9 @@ def start_controlplane(
     started: list[stack.Process] = []
 
     def start(**env: str) -> ControlPlane:
-        addr = f"127.0.0.1:{stack.free_port()}"
         settings = {
             "REDIS_URL": redis_url,
-            "PRISM_GRPC_LISTEN": addr,
+            "PRISM_GRPC_LISTEN": f"127.0.0.1:{stack.free_port()}",
             "PRISM_METRICS_LISTEN": f"127.0.0.1:{stack.free_port()}",
             "PRISM_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(16),
             "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
@@ -163,11 +162,34 @@ def start_controlplane(
         process = stack.start_controlplane(settings, logs, name=f"controlplane-{len(started)}")
         started.append(process)
         metrics_url = f"http://{settings['PRISM_METRICS_LISTEN']}/metrics"
-        return ControlPlane(addr, settings["PRISM_ADMIN_TOKEN"], process, metrics_url)
+        return ControlPlane(
+            settings["PRISM_GRPC_LISTEN"], settings["PRISM_ADMIN_TOKEN"], process, metrics_url
+        )
 
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def start_sweeping(
+    start_controlplane: Callable[..., ControlPlane],
+) -> Iterator[Callable[[], ControlPlane]]:
+    """Starts control planes that charge storage at every 0.2 s sweep; stopped after the
+    test, as their sweeps reach every org."""
+    started: list[ControlPlane] = []
+
+    def start() -> ControlPlane:
+        started.append(
+            start_controlplane(
+                PRISM_SWEEP_INTERVAL_SECONDS="0.2", PRISM_CHARGE_VECTOR_STORAGE="true"
+            )
+        )
+        return started[-1]
+
+    yield start
+    for controlplane in started:
+        controlplane.process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@ response is complete, or once the client has gone away."""
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -207,29 +209,115 @@ def test_a_slot_is_free_when_the_gateway_answers_an_error(
     assert client.beta.assistants.create(model="gpt-4o").model == "gpt-4o"
 
 
-def test_a_record_that_fails_changes_nothing_for_the_client(
+def _create(client: openai.OpenAI, kind: str) -> Any:
+    if kind == "assistant":
+        return client.beta.assistants.with_raw_response.create(model="gpt-4o")
+    return client.files.with_raw_response.create(
+        file=("notes.txt", b"kept by its creator\n"), purpose="assistants"
+    )
+
+
+CREATED_PATHS = {"assistant": "/v1/assistants", "file": "/v1/files"}
+
+
+@pytest.mark.parametrize("kind", ["assistant", "file"])
+def test_a_creation_the_control_plane_cannot_record_is_undone_and_answered_503(
+    kind: str,
     start_controlplane: Callable[..., ControlPlane],
     start_dataplane: Callable[..., DataPlane],
     issue_key: IssueKey,
     sdk: Callable[..., openai.OpenAI],
     upstream: FakeUpstream,
 ) -> None:
-    """The control plane goes away while the upstream creates the assistant: the client
-    still gets its assistant, and the gateway logs the lost Record in one line."""
+    """The control plane is killed while the upstream creates the object, and does not come
+    back: the client never sees an id it could not use, and the object is gone upstream."""
     controlplane = start_controlplane()
     dataplane = start_dataplane(controlplane.addr)
     _, issued = issue_key()
     client = sdk(issued.secret, dataplane.url)
-    upstream.add_fault(method="POST", path="/v1/assistants", delay_ms=1500)
+    upstream.add_fault(method="POST", path=CREATED_PATHS[kind], delay_ms=1500)
 
     with ThreadPoolExecutor(1) as pool:
-        creating = pool.submit(client.beta.assistants.with_raw_response.create, model="gpt-4o")
-        wait_for(lambda: any(r["path"] == "/v1/assistants" for r in upstream.requests()))
-        controlplane.process.stop()
-        created = creating.result()
+        creating = pool.submit(_create, client, kind)
+        wait_for(lambda: any(r["path"] == CREATED_PATHS[kind] for r in upstream.requests()))
+        controlplane.process.popen.kill()
+        with pytest.raises(openai.InternalServerError) as failed:
+            creating.result()
 
-    assert created.parse().model == "gpt-4o"
-    lost = [line for line in dataplane.process.log().splitlines() if "Record failed" in line]
-    assert len(lost) == 1
-    assert created.headers["x-prism-request-id"] in lost[0]
-    assert "not recorded" in lost[0]
+    assert failed.value.status_code == 503
+    assert failed.value.code == "control_plane_unavailable"
+    (deleted,) = [r for r in upstream.requests() if r["method"] == "DELETE"]
+    assert deleted["path"].startswith(CREATED_PATHS[kind] + "/")
+    gone = httpx.get(
+        upstream.url.removesuffix("/v1") + deleted["path"],
+        headers={"Authorization": f"Bearer {upstream.api_key}", "OpenAI-Beta": "assistants=v2"},
+    )
+    assert gone.status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["assistant", "file"])
+def test_a_creation_is_recorded_once_the_control_plane_is_back(
+    kind: str,
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+    issue_key: IssueKey,
+    sdk: Callable[..., openai.OpenAI],
+    upstream: FakeUpstream,
+) -> None:
+    """Killed while the upstream creates the object, the control plane is back within the
+    gateway's retries: the client gets the id, and it is its own."""
+    controlplane = start_controlplane()
+    dataplane = start_dataplane(controlplane.addr)
+    _, issued = issue_key()
+    client = sdk(issued.secret, dataplane.url)
+    upstream.add_fault(method="POST", path=CREATED_PATHS[kind], delay_ms=1500)
+
+    with ThreadPoolExecutor(1) as pool:
+        creating = pool.submit(_create, client, kind)
+        wait_for(lambda: any(r["path"] == CREATED_PATHS[kind] for r in upstream.requests()))
+        controlplane.process.popen.kill()
+        controlplane.process.popen.wait()
+        start_controlplane(PRISM_GRPC_LISTEN=controlplane.addr)
+        created = creating.result().parse()
+
+    if kind == "assistant":
+        assert client.beta.assistants.retrieve(created.id).id == created.id
+    else:
+        assert client.files.retrieve(created.id).id == created.id
+    assert not any(r["method"] == "DELETE" for r in upstream.requests())
+
+
+def test_a_streamed_thread_the_control_plane_cannot_record_is_undone_and_the_stream_errs(
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+    issue_key: IssueKey,
+    sdk: Callable[..., openai.OpenAI],
+    upstream: FakeUpstream,
+) -> None:
+    """The control plane is killed while the upstream starts a thread-and-run stream: the
+    stream's first event would name the new thread, so instead of it the client gets an
+    `error` event, and the thread is gone upstream."""
+    controlplane = start_controlplane()
+    dataplane = start_dataplane(controlplane.addr)
+    _, issued = issue_key()
+    client = sdk(issued.secret, dataplane.url)
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    upstream.add_fault(method="POST", path="/v1/threads/runs", delay_ms=1500)
+
+    def stream() -> list[str]:
+        received: list[str] = []
+        with client.beta.threads.create_and_run(assistant_id=assistant.id, stream=True) as events:
+            received += [event.event for event in events]
+        return received
+
+    with ThreadPoolExecutor(1) as pool:
+        streaming = pool.submit(stream)
+        wait_for(lambda: any(r["path"] == "/v1/threads/runs" for r in upstream.requests()))
+        controlplane.process.popen.kill()
+        with pytest.raises(openai.APIError) as failed:
+            streaming.result()
+
+    assert type(failed.value) is openai.APIError
+    assert failed.value.code == "control_plane_unavailable"
+    (deleted,) = [r for r in upstream.requests() if r["method"] == "DELETE"]
+    assert deleted["path"].startswith("/v1/threads/thread")

@@ -5,7 +5,7 @@ fee, to the org's spend (its budgets), GetUsage (model `vector_store_storage`, n
 the usage_bytes a store's metadata claims, so no gigabytes are uploaded."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
 import httpx
@@ -19,7 +19,6 @@ from tests.conftest import AdminClient, ControlPlane, FakeUpstream, IssueKey, Sd
 STORAGE = "vector_store_storage"
 # Bounds a wait for a sweep; reached only when it fails.
 PATIENCE_SECONDS = 20
-SWEEP_SECONDS = "0.2"
 
 
 def storage_micros(usage_bytes: int, usd_per_gb_day: str) -> int:
@@ -27,27 +26,6 @@ def storage_micros(usage_bytes: int, usd_per_gb_day: str) -> int:
     billed = Decimal(max(usage_bytes - 10**9, 0)) / 10**9
     exact = billed * Decimal(usd_per_gb_day) * 1_000_000
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-@pytest.fixture
-def start_sweeping(
-    start_controlplane: Callable[..., ControlPlane],
-) -> Iterator[Callable[[], ControlPlane]]:
-    """Starts control planes that charge storage at every 0.2 s sweep; stopped after the
-    test, as their sweeps reach every org."""
-    started: list[ControlPlane] = []
-
-    def start() -> ControlPlane:
-        started.append(
-            start_controlplane(
-                PRISM_SWEEP_INTERVAL_SECONDS=SWEEP_SECONDS, PRISM_CHARGE_VECTOR_STORAGE="true"
-            )
-        )
-        return started[-1]
-
-    yield start
-    for controlplane in started:
-        controlplane.process.stop()
 
 
 def storage_rows(admin: AdminClient, org_id: str) -> list[admin_pb2.UsageRow]:

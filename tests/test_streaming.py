@@ -1,6 +1,7 @@
 """Streams through the gateway: run events relayed in order as the upstream sends them, a
-stream the upstream cuts ends in an error rather than a hang, and a client that goes away
-makes the gateway close its upstream connection instead of leaving it open."""
+stream the upstream cuts or stalls ends with an `error` event (and says so in the request
+log) rather than a hang or a bare cut, and a client that goes away makes the gateway close
+its upstream connection instead of leaving it open."""
 
 import asyncio
 import os
@@ -12,7 +13,8 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 
-from tests.conftest import ControlPlane, DataPlane, FakeUpstream
+from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, Sdk
+from tests.test_request_logs import logged
 
 QUESTION = "What is the capital of France"
 # The fake assistant's answer, streamed as one message delta per word.
@@ -68,25 +70,43 @@ def test_run_stream_relays_every_event_in_order(
     assert headers["x-request-id"]  # the upstream's own, passed through
 
 
-def test_events_reach_the_client_although_the_upstream_cuts_the_stream(
-    client: openai.OpenAI, upstream: FakeUpstream, thread_with_question: tuple[str, str]
+@pytest.fixture(scope="module")
+def impatient_dataplane(
+    start_dataplane: Callable[..., DataPlane], controlplane: ControlPlane
+) -> DataPlane:
+    return start_dataplane(controlplane.addr, PRISM_UPSTREAM_TIMEOUT="1")
+
+
+@pytest.mark.parametrize("fault", ["cut_stream_after_events", "stall_stream_after_events"])
+def test_a_broken_stream_ends_with_an_error_event_the_log_records(
+    fault: str,
+    client: openai.OpenAI,
+    sdk: Sdk,
+    admin: AdminClient,
+    impatient_dataplane: DataPlane,
+    upstream: FakeUpstream,
+    thread_with_question: tuple[str, str],
 ) -> None:
-    """The upstream sends three events and hangs up without ending the response. A gateway
-    that waited for the whole response would have nothing to relay; this one has already
-    relayed the three events, in order, and then ends the client's response unfinished,
-    which the SDK reports as a connection error instead of hanging or ending cleanly."""
+    """Cut, or silent for longer than PRISM_UPSTREAM_TIMEOUT (1 s here): three events reach
+    the client, then an OpenAI error, and the request's log entry names it."""
     assistant_id, thread_id = thread_with_question
-    upstream.add_fault(method="POST", path=RUNS_ROUTE, cut_stream_after_events=3)
-    quick = client.with_options(timeout=PATIENCE_SECONDS)
+    upstream.add_fault(method="POST", path=RUNS_ROUTE, **{fault: 3})
+    impatient = sdk(client.api_key, base_url=impatient_dataplane.url, timeout=PATIENCE_SECONDS)
 
     received = []
-    with pytest.raises(openai.APIConnectionError):
-        for event in quick.beta.threads.runs.create(
-            thread_id=thread_id, assistant_id=assistant_id, stream=True
-        ):
+    response = impatient.beta.threads.runs.with_raw_response.create(
+        thread_id=thread_id, assistant_id=assistant_id, stream=True
+    )
+    with pytest.raises(openai.APIError) as broken:
+        for event in response.parse():
             received.append(event.event)
 
+    code = "upstream_stream_broken" if fault.startswith("cut") else "upstream_timeout"
     assert received == RUN_EVENTS[:3]
+    assert type(broken.value) is openai.APIError
+    assert (broken.value.type, broken.value.code) == ("server_error", code)
+    (entry,) = logged(admin, response.headers["x-prism-request-id"])
+    assert (entry.status, entry.error_type, entry.error_code) == (200, "server_error", code)
 
 
 @pytest.fixture(scope="module")

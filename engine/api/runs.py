@@ -10,7 +10,7 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, request
 
-from prism.openai_errors import SERVER_ERROR, error_body
+from prism.openai_errors import SERVER_ERROR, error_event
 
 from ..errors import ApiError, not_found
 from ..ids import RUN, THREAD, new_id, now
@@ -90,7 +90,7 @@ def _event_stream(
             message = (
                 "The engine lost the run's events; the run goes on. Retrieve it to see how it ends."
             )
-            yield _sse("error", error_body(message, SERVER_ERROR, SERVER_ERROR))
+            yield error_event(message, SERVER_ERROR, SERVER_ERROR)
             return
         yield _sse("done", "[DONE]")
 

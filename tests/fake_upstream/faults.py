@@ -41,6 +41,8 @@ class Fault:
     status: int | None = None
     delay_ms: int = 0
     cut_stream_after_events: int | None = None
+    # The stream goes silent after that many events, the connection kept open.
+    stall_stream_after_events: int | None = None
     times: int = 1
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
@@ -107,13 +109,15 @@ class Wire:
     def _openai_send(self, send: Send, arrived: float, fault: Fault | None) -> Send:
         """Delays the response's headers by the fixed latency, adds OpenAI's headers and,
         for a stream the fault says to cut, drops everything after the first N events,
-        including the end of the body, so the connection closes mid-response."""
+        including the end of the body, so the connection closes mid-response; for one it
+        says to stall, sends nothing more after them, for an hour."""
         request_id = "req_" + secrets.token_hex(16)
         cut_after: int | None = None
+        stall_after: int | None = None
         forwarded = 0
 
         async def wire_send(message: Message) -> None:
-            nonlocal cut_after, forwarded
+            nonlocal cut_after, stall_after, forwarded
             if message["type"] == "http.response.start":
                 if self._latency:
                     await asyncio.sleep(self._latency)
@@ -126,9 +130,12 @@ class Wire:
                 message = {**message, "headers": headers}
                 if fault is not None and _is_event_stream(headers):
                     cut_after = fault.cut_stream_after_events
-            elif message["type"] == "http.response.body" and cut_after is not None:
-                if forwarded >= cut_after:
+                    stall_after = fault.stall_stream_after_events
+            elif message["type"] == "http.response.body":
+                if cut_after is not None and forwarded >= cut_after:
                     return
+                if stall_after is not None and forwarded >= stall_after:
+                    await asyncio.sleep(3600)
                 if message.get("body"):
                     forwarded += 1
             await send(message)
@@ -190,7 +197,15 @@ async def clear_requests() -> JSON:
 @control.post("/faults")
 async def add_fault() -> JSON:
     body = await json_body(
-        ("method", "path", "status", "delay_ms", "cut_stream_after_events", "times")
+        (
+            "method",
+            "path",
+            "status",
+            "delay_ms",
+            "cut_stream_after_events",
+            "stall_stream_after_events",
+            "times",
+        )
     )
     fault = Fault(
         path=body.required_string("path"),
@@ -198,6 +213,7 @@ async def add_fault() -> JSON:
         status=body.integer("status", minimum=100, maximum=599),
         delay_ms=body.integer("delay_ms", minimum=0) or 0,
         cut_stream_after_events=body.integer("cut_stream_after_events", minimum=0),
+        stall_stream_after_events=body.integer("stall_stream_after_events", minimum=0),
         times=body.integer("times", minimum=1) or 1,
     )
     wire().faults.append(fault)
