@@ -6,7 +6,8 @@ added latency is the difference of the two distributions' percentiles. The gatew
 measured with a key that has no policy and with keys whose key and org have every limit on
 (full_policy()), taking turns; so is the control plane's Check RPC alone. Also measured: the
 time each streamed event spends in the gateway, the peak throughput with many clients in
-flight, and the data plane's memory while a 512 MiB file is uploaded through it. Last, the
+flight, the data plane's memory while a 512 MiB file is uploaded through it, and what the
+data plane's credential costs each request (the token on the wire and its check). Last, the
 Assistants engine is started on the same Redis and timed alone: runs of its offline model,
 each created and polled until completed, per run and per run step.
 """
@@ -26,7 +27,9 @@ from typing import TypeVar
 
 import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from controlplane.callers import CallerInterceptor
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tools import stack
 
@@ -41,6 +44,8 @@ PEAK_DURATION = 5.0
 UPLOAD_BYTES = 512_000_000  # "512 MB", the upload limit OpenAI documents
 CHUNK = 1_000_000
 CHECK_WARMUP = 50  # sequential Checks per case before it is timed
+CREDENTIAL_CALLS = 2000  # sequential health Checks with and without the token, each
+GUARD_CALLS = 20_000  # the token check, in-process
 ENGINE_RUNS = 100  # sequential, each created and polled until completed
 ENGINE_WARMUP = 5
 ENGINE_POLL_SECONDS = 0.005
@@ -448,6 +453,51 @@ async def check_runs(
     return dict(zip(cases, found, strict=True))
 
 
+@dataclass(frozen=True)
+class _CallDetails:
+    """What gRPC hands a server interceptor about a call."""
+
+    method: str
+    invocation_metadata: tuple[tuple[str, str], ...]
+
+
+async def credential_cost(controlplane: str) -> tuple[list[float], list[float], float]:
+    """What proving it is a data plane costs a request, in µs: the round trip of an RPC
+    carrying the `authorization` metadata and of the same RPC without it (the health Check,
+    which no credential guards, the two alternating over one channel), and the control
+    plane's check of the token alone, in-process, per call (mean)."""
+    with_token: list[float] = []
+    without: list[float] = []
+    async with grpc.aio.insecure_channel(controlplane) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check
+        request = health_pb2.HealthCheckRequest()
+        for i in range(CHECK_WARMUP + CREDENTIAL_CALLS):
+            for metadata, samples in ((DATAPLANE_METADATA, with_token), ((), without)):
+                began = time.perf_counter()
+                await health(request, metadata=metadata, timeout=10)
+                if i >= CHECK_WARMUP:
+                    samples.append((time.perf_counter() - began) * 1_000_000)
+
+    guard = CallerInterceptor("bench-admin", DATAPLANE_TOKEN, None, client_certificates=False)  # type: ignore[arg-type]
+    details = _CallDetails("/prism.v1.Authorizer/Check", DATAPLANE_METADATA)
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: None)
+
+    async def continuation(_: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        return handler
+
+    async def guarded() -> float:
+        began = time.perf_counter()
+        for _ in range(GUARD_CALLS):
+            assert await guard.intercept_service(continuation, details) is handler  # type: ignore[arg-type]
+        checked = time.perf_counter() - began
+        began = time.perf_counter()
+        for _ in range(GUARD_CALLS):
+            await continuation(details)
+        return (checked - (time.perf_counter() - began)) / GUARD_CALLS * 1_000_000
+
+    return with_token, without, await guarded()
+
+
 def create_key(
     controlplane: str, token: str, org_id: str, policy: admin_pb2.Policy | None = None
 ) -> Tenant:
@@ -544,6 +594,19 @@ async def measure(
         f"\nupload of {UPLOAD_BYTES // 10**6} MB through the gateway: data plane RSS "
         f"{before:.0f} MiB before, peak growth {growth:.1f} MiB"
     )
+
+    with_token, without, guard_us = await credential_cost(controlplane)
+    wire = [percentile(with_token, p) - percentile(without, p) for p in PERCENTILES]
+    print("\n" + table_header("the data plane's credential (µs)", "(with / without p50)"))
+    print(
+        table_row(
+            "token on the wire (health Check with - without)",
+            wire,
+            f"({percentile(with_token, 50):.0f} / {percentile(without, 50):.0f})",
+        )
+    )
+    print(f"{'token check in the control plane (mean)':{NAME_WIDTH}} {guard_us:7.2f}")
+    print(f"{'per request, at the median':{NAME_WIDTH}} {wire[0] + guard_us:7.2f}")
 
 
 async def engine_run_times(engine: Target) -> tuple[list[float], list[float]]:
