@@ -7,8 +7,8 @@ response is complete, or once the client has gone away."""
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 import openai
@@ -18,6 +18,7 @@ from prism.v1 import admin_pb2
 from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, IssueKey
 from tests.test_policy_check import limits
 
+T = TypeVar("T")
 QUESTION = "What is the capital of France"
 # Bounds a wait for something the gateway must do; reached only when it fails to.
 PATIENCE_SECONDS = 20
@@ -220,30 +221,49 @@ def _create(client: openai.OpenAI, kind: str) -> Any:
 CREATED_PATHS = {"assistant": "/v1/assistants", "file": "/v1/files"}
 
 
-@pytest.mark.parametrize("kind", ["assistant", "file"])
-def test_a_creation_the_control_plane_cannot_record_is_undone_and_answered_503(
-    kind: str,
+@pytest.fixture
+def own_controlplane(
     start_controlplane: Callable[..., ControlPlane],
     start_dataplane: Callable[..., DataPlane],
     issue_key: IssueKey,
     sdk: Callable[..., openai.OpenAI],
-    upstream: FakeUpstream,
-) -> None:
-    """The control plane is killed while the upstream creates the object, and does not come
-    back: the client never sees an id it could not use, and the object is gone upstream."""
+) -> tuple[ControlPlane, openai.OpenAI]:
+    """A control plane of the test's own, to kill, and a client of a data plane dialing it."""
     controlplane = start_controlplane()
     dataplane = start_dataplane(controlplane.addr)
     _, issued = issue_key()
-    client = sdk(issued.secret, dataplane.url)
-    upstream.add_fault(method="POST", path=CREATED_PATHS[kind], delay_ms=1500)
+    return controlplane, sdk(issued.secret, dataplane.url)
 
-    with ThreadPoolExecutor(1) as pool:
-        creating = pool.submit(_create, client, kind)
-        wait_for(lambda: any(r["path"] == CREATED_PATHS[kind] for r in upstream.requests()))
-        controlplane.process.popen.kill()
-        with pytest.raises(openai.InternalServerError) as failed:
-            creating.result()
 
+def killed_while_upstream_holds(
+    upstream: FakeUpstream, controlplane: ControlPlane, path: str, call: Callable[[], T]
+) -> "Future[T]":
+    """Runs `call`, whose request the upstream holds for 1.5 s on `path`, and SIGKILLs the
+    control plane once the request has reached the upstream."""
+    upstream.add_fault(method="POST", path=path, delay_ms=1500)
+    pool = ThreadPoolExecutor(1)
+    running = pool.submit(call)
+    pool.shutdown(wait=False)
+    wait_for(lambda: any(r["path"] == path for r in upstream.requests()))
+    controlplane.process.popen.kill()
+    controlplane.process.popen.wait()
+    return running
+
+
+@pytest.mark.parametrize("kind", ["assistant", "file"])
+def test_a_creation_the_control_plane_cannot_record_is_undone_and_answered_503(
+    kind: str, own_controlplane: tuple[ControlPlane, openai.OpenAI], upstream: FakeUpstream
+) -> None:
+    """The control plane is killed while the upstream creates the object, and does not come
+    back: the client never sees an id it could not use, and the object is gone upstream."""
+    controlplane, client = own_controlplane
+
+    creating = killed_while_upstream_holds(
+        upstream, controlplane, CREATED_PATHS[kind], lambda: _create(client, kind)
+    )
+
+    with pytest.raises(openai.InternalServerError) as failed:
+        creating.result()
     assert failed.value.status_code == 503
     assert failed.value.code == "control_plane_unavailable"
     (deleted,) = [r for r in upstream.requests() if r["method"] == "DELETE"]
@@ -258,28 +278,20 @@ def test_a_creation_the_control_plane_cannot_record_is_undone_and_answered_503(
 @pytest.mark.parametrize("kind", ["assistant", "file"])
 def test_a_creation_is_recorded_once_the_control_plane_is_back(
     kind: str,
+    own_controlplane: tuple[ControlPlane, openai.OpenAI],
     start_controlplane: Callable[..., ControlPlane],
-    start_dataplane: Callable[..., DataPlane],
-    issue_key: IssueKey,
-    sdk: Callable[..., openai.OpenAI],
     upstream: FakeUpstream,
 ) -> None:
     """Killed while the upstream creates the object, the control plane is back within the
     gateway's retries: the client gets the id, and it is its own."""
-    controlplane = start_controlplane()
-    dataplane = start_dataplane(controlplane.addr)
-    _, issued = issue_key()
-    client = sdk(issued.secret, dataplane.url)
-    upstream.add_fault(method="POST", path=CREATED_PATHS[kind], delay_ms=1500)
+    controlplane, client = own_controlplane
 
-    with ThreadPoolExecutor(1) as pool:
-        creating = pool.submit(_create, client, kind)
-        wait_for(lambda: any(r["path"] == CREATED_PATHS[kind] for r in upstream.requests()))
-        controlplane.process.popen.kill()
-        controlplane.process.popen.wait()
-        start_controlplane(PRISM_GRPC_LISTEN=controlplane.addr)
-        created = creating.result().parse()
+    creating = killed_while_upstream_holds(
+        upstream, controlplane, CREATED_PATHS[kind], lambda: _create(client, kind)
+    )
+    start_controlplane(PRISM_GRPC_LISTEN=controlplane.addr)
 
+    created = creating.result().parse()
     if kind == "assistant":
         assert client.beta.assistants.retrieve(created.id).id == created.id
     else:
@@ -288,35 +300,22 @@ def test_a_creation_is_recorded_once_the_control_plane_is_back(
 
 
 def test_a_streamed_thread_the_control_plane_cannot_record_is_undone_and_the_stream_errs(
-    start_controlplane: Callable[..., ControlPlane],
-    start_dataplane: Callable[..., DataPlane],
-    issue_key: IssueKey,
-    sdk: Callable[..., openai.OpenAI],
-    upstream: FakeUpstream,
+    own_controlplane: tuple[ControlPlane, openai.OpenAI], upstream: FakeUpstream
 ) -> None:
     """The control plane is killed while the upstream starts a thread-and-run stream: the
     stream's first event would name the new thread, so instead of it the client gets an
     `error` event, and the thread is gone upstream."""
-    controlplane = start_controlplane()
-    dataplane = start_dataplane(controlplane.addr)
-    _, issued = issue_key()
-    client = sdk(issued.secret, dataplane.url)
+    controlplane, client = own_controlplane
     assistant = client.beta.assistants.create(model="gpt-4o")
-    upstream.add_fault(method="POST", path="/v1/threads/runs", delay_ms=1500)
 
     def stream() -> list[str]:
-        received: list[str] = []
         with client.beta.threads.create_and_run(assistant_id=assistant.id, stream=True) as events:
-            received += [event.event for event in events]
-        return received
+            return [event.event for event in events]
 
-    with ThreadPoolExecutor(1) as pool:
-        streaming = pool.submit(stream)
-        wait_for(lambda: any(r["path"] == "/v1/threads/runs" for r in upstream.requests()))
-        controlplane.process.popen.kill()
-        with pytest.raises(openai.APIError) as failed:
-            streaming.result()
+    streaming = killed_while_upstream_holds(upstream, controlplane, "/v1/threads/runs", stream)
 
+    with pytest.raises(openai.APIError) as failed:
+        streaming.result()
     assert type(failed.value) is openai.APIError
     assert failed.value.code == "control_plane_unavailable"
     (deleted,) = [r for r in upstream.requests() if r["method"] == "DELETE"]
