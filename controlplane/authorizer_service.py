@@ -17,6 +17,7 @@ from controlplane.authorizer import (
     RecordInput,
     StepSeen,
 )
+from controlplane.errors import InvalidArgument
 from controlplane.metrics import CHECK_DECISIONS, CHECK_SECONDS
 from controlplane.statuses import aborts_on_domain_error
 from controlplane.wire import denial_to_wire, request_logging_to_wire
@@ -28,6 +29,8 @@ _KIND_PREFIX = "OBJECT_KIND_"
 
 def _kind(wire_kind: int) -> str:
     """OBJECT_KIND_VECTOR_STORE -> vector_store"""
+    if wire_kind not in authorizer_pb2.ObjectKind.values() or not wire_kind:
+        raise InvalidArgument(f"object kind {wire_kind} is not an ObjectKind")
     return authorizer_pb2.ObjectKind.Name(wire_kind).removeprefix(_KIND_PREFIX).lower()  # type: ignore[arg-type]
 
 

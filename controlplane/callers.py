@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Any
 
 import grpc
+from redis.exceptions import RedisError
 
 from controlplane.errors import Unavailable
 from controlplane.service_tokens import ServiceTokens
@@ -95,12 +96,14 @@ class CallerInterceptor(grpc.aio.ServerInterceptor):
         presented = dict(details.invocation_metadata or ()).get("authorization")
         if presented is None:
             if caller is Caller.DATA_PLANE and self._client_certificates:
-                return _certificate_required(await continuation(details))
+                handler = await continuation(details)
+                # None: no such method, which gRPC answers UNIMPLEMENTED.
+                return handler and _certificate_required(handler)
             return _refusal(grpc.StatusCode.UNAUTHENTICATED, MISSING[caller])
         try:
             accepted = await self._accepts(caller, str(presented))
-        except Unavailable as error:
-            return _refusal(grpc.StatusCode.UNAVAILABLE, str(error))
+        except (Unavailable, RedisError) as error:
+            return _refusal(grpc.StatusCode.UNAVAILABLE, f"cannot check the token now: {error}")
         if not accepted:
             return _refusal(grpc.StatusCode.UNAUTHENTICATED, WRONG[caller])
         return await continuation(details)

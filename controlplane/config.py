@@ -14,6 +14,9 @@ from prism.settings import (
 )
 from prism.tls import Identity, authorities, identity
 
+# It opens Check, which hands out upstream credentials: not a word to guess.
+MIN_TOKEN_LENGTH = 24
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -103,12 +106,18 @@ def _admin_token() -> str:
 
 def _dataplane_token() -> str:
     try:
-        return env("PRISM_DATAPLANE_TOKEN")
+        token = env("PRISM_DATAPLANE_TOKEN")
     except ConfigError:
         raise ConfigError(
             "PRISM_DATAPLANE_TOKEN is not set: choose a long random token and give the data "
             "planes the same; only callers presenting it may call prism.v1.Authorizer"
         ) from None
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"PRISM_DATAPLANE_TOKEN is {len(token)} characters: use at least "
+            f"{MIN_TOKEN_LENGTH} random ones (openssl rand -base64 32)"
+        )
+    return token
 
 
 def _upstream_api_key() -> str:

@@ -51,7 +51,8 @@ class Grants:
         """The grant a token carries; PermissionDenied when this deployment did not issue
         it or it has expired."""
         encoded, _, signature = presented.partition(".")
-        if not hmac.compare_digest(_unb64(signature), self._sign(encoded)):
+        # The signature as issued, character for character: no other spelling of it passes.
+        if not hmac.compare_digest(signature.encode(), _b64(self._sign(encoded)).encode()):
             raise PermissionDenied(
                 "the grant is not one this deployment's control planes issued; present the "
                 "grant of the request's CheckResponse unchanged"

@@ -79,7 +79,7 @@ class Authorizer:
                 request, timeout=self._deadline, metadata=self._metadata
             )
         except grpc.RpcError as error:
-            _warn("Record", request_id, error, "not recorded")
+            _warn("Record", request_id, error, "tried again shortly")
             return None
         return reply
 

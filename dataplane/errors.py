@@ -115,7 +115,8 @@ def not_recorded() -> GatewayError:
     return GatewayError(
         503,
         "The gateway could not record what this request created, because its control plane "
-        "is unavailable, so it deleted it upstream (a run was cancelled). Please retry shortly.",
+        "is unavailable, so it undid it upstream (deleted it, or cancelled a run). Please "
+        "retry shortly.",
         SERVER_ERROR,
         "control_plane_unavailable",
         headers={"retry-after": "1"},

@@ -29,7 +29,13 @@ _ERRORS = {
 
 
 async def _send_error_response(self: H11Protocol, status_code: int) -> None:
-    message, code = _ERRORS.get(status_code, _ERRORS[400])
+    message, code = _ERRORS.get(
+        status_code,
+        (
+            f"The gateway could not take the request as HTTP/1.1 ({status_code}).",
+            "malformed_request",
+        ),
+    )
     body = error_json(message, INVALID_REQUEST, code).encode()
     headers = [
         (b"content-type", b"application/json"),

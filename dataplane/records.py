@@ -27,17 +27,19 @@ When it is sent:
 - a Record is sent only when there is something to record or a slot to release, and once
   sent is not cancelled with its request: a client leaving cannot lose it.
 
-Objects the client has not yet seen (all a JSON body created; a stream's new thread and the
-vector stores made with it) are its creator's before their ids go out, or not at all: their
-Record is retried for up to RECORD_RETRY_SECONDS, and if the control plane still cannot take
-it, the gateway deletes them upstream (cancels a run), and the client gets a 503 (in a
-stream, an `error` event) instead of their ids. A modified object cannot be undone: its
-Record is retried alike, then the response goes out unrecorded, with a warning.
+Every Record is tried again while it fails, for up to RECORD_RETRY_SECONDS (a control plane
+restarting takes a second or two; what a Record applies, it applies once). Objects the
+client has not yet seen (all a JSON body created; a stream's new thread and the vector
+stores made with it) are its creator's before their ids go out, or not at all: if the
+control plane still cannot take their Record, the gateway deletes them upstream (cancels a
+run), and the client gets a 503 (in a stream, an `error` event) instead of their ids. The
+undoing, like the sending, goes on if the client leaves meanwhile.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from urllib.parse import quote
 
 from prism.v1 import authorizer_pb2
@@ -66,8 +68,8 @@ _NAMEABLE = frozenset(PATH_OBJECT_KINDS.values())
 _LAST_EVENT = "done"
 # Past the deadline, how much longer shutdown waits for background Records before cancelling.
 _SHUTDOWN_GRACE_SECONDS = 1.0
-# How long a Record of objects the client has not seen yet is retried (a control plane
-# restarting takes a second or two), and the first pause between tries, doubling to 1 s.
+# How long a failing Record is tried again, and the first pause between tries, doubling to
+# 1 s.
 RECORD_RETRY_SECONDS = 5.0
 _FIRST_PAUSE_SECONDS = 0.05
 # An upstream call of this request: (method, path under the API root) -> (status, body).
@@ -95,37 +97,47 @@ class Recorder:
         return ResponseRecord(self, route, trace, decision, asked, upstream)
 
     async def send(
-        self, request_id: str, request: authorizer_pb2.RecordRequest, retry_for: float = 0.0
+        self,
+        request_id: str,
+        request: authorizer_pb2.RecordRequest,
+        undo: Callable[[], Awaitable[None]] | None = None,
     ) -> authorizer_pb2.RecordResponse | None:
-        """Sends a Record, tried again for up to `retry_for` seconds while it fails, and
-        waits for its answer (None when it failed); cancelling the wait leaves it sending."""
-        return await asyncio.shield(self._sending(request_id, request, retry_for))
+        """Sends a Record and waits for its answer: None when it failed, once `undo` has
+        run. Cancelling the wait leaves it sending, and undoing."""
+        return await asyncio.shield(self._sending(request_id, request, undo))
 
     def send_later(self, request_id: str, request: authorizer_pb2.RecordRequest) -> None:
-        self._sending(request_id, request, 0.0)
+        self._sending(request_id, request, None)
 
     def _sending(
-        self, request_id: str, request: authorizer_pb2.RecordRequest, retry_for: float
+        self,
+        request_id: str,
+        request: authorizer_pb2.RecordRequest,
+        undo: Callable[[], Awaitable[None]] | None,
     ) -> asyncio.Task[authorizer_pb2.RecordResponse | None]:
-        task = asyncio.get_running_loop().create_task(
-            self._delivered(request_id, request, retry_for)
-        )
+        task = asyncio.get_running_loop().create_task(self._delivered(request_id, request, undo))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def _delivered(
-        self, request_id: str, request: authorizer_pb2.RecordRequest, retry_for: float
+        self,
+        request_id: str,
+        request: authorizer_pb2.RecordRequest,
+        undo: Callable[[], Awaitable[None]] | None,
     ) -> authorizer_pb2.RecordResponse | None:
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + retry_for
+        give_up = loop.time() + RECORD_RETRY_SECONDS
         pause = _FIRST_PAUSE_SECONDS
-        while True:
-            answer = await self._authorizer.record(request_id, request)
-            if answer is not None or loop.time() + pause > give_up:
-                return answer
+        while (answer := await self._authorizer.record(request_id, request)) is None:
+            if loop.time() + pause > give_up:
+                log.warning("%s: its Record could not be made; gave up", request_id)
+                if undo is not None:
+                    await undo()
+                return None
             await asyncio.sleep(pause)
             pause = min(2 * pause, 1.0)
+        return answer
 
     async def close(self) -> None:
         if not self._tasks:
@@ -213,20 +225,15 @@ class ResponseRecord:
     async def _send(self, seen: Seen, finished: bool) -> None:
         """Sends what `seen` holds; what it created and the client has not seen yet is
         recorded, or undone and answered with a GatewayError (503)."""
-        must_land = bool(seen.undo or (self._route.modifies and seen.objects))
         answer = await self._recorder.send(
             self._request_id,
             self._request(seen, finished),
-            RECORD_RETRY_SECONDS if must_land else 0.0,
+            partial(self._undo, seen.undo) if seen.undo else None,
         )
         if answer is not None:
             self._trace.charges += answer.runs
-            return
-        if seen.undo:
-            await self._undo(seen.undo)
+        elif seen.undo:
             raise not_recorded()
-        if must_land:
-            log.warning("%s: the objects it modified were not recorded", self._request_id)
 
     async def _undo(self, undo: list[Undo]) -> None:
         for method, path in undo:

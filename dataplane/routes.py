@@ -197,7 +197,13 @@ ROUTES: tuple[Route, ...] = (
         shows_runs=True,
     ),
     Route("GET", "/v1/threads/{thread_id}", "getThread"),
-    Route("POST", "/v1/threads/{thread_id}", "modifyThread", _JSON),
+    Route(
+        "POST",
+        "/v1/threads/{thread_id}",
+        "modifyThread",
+        _JSON,
+        inline_stores=InlineStores.RESPONSE,
+    ),
     Route("DELETE", "/v1/threads/{thread_id}", "deleteThread", deletes=True),
     # Messages
     Route("GET", "/v1/threads/{thread_id}/messages", "listMessages"),

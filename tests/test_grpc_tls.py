@@ -224,6 +224,10 @@ def test_a_certificate_opens_the_authorizer_only(
             _code(lambda: admin.ListOrgs(admin_pb2.ListOrgsRequest(), timeout=5))
             == grpc.StatusCode.UNAUTHENTICATED
         )
+        unknown = channel.unary_unary(
+            "/prism.v1.Authorizer/NoSuchRpc", request_serializer=bytes, response_deserializer=bytes
+        )
+        assert _code(lambda: unknown(b"", timeout=5)) == grpc.StatusCode.UNIMPLEMENTED
         keys = keys_pb2_grpc.KeysStub(channel)
         validate = keys_pb2.ValidateKeyRequest(api_key=issued.secret)
         assert _code(lambda: keys.ValidateKey(validate, timeout=5)) == (

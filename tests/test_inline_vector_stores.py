@@ -35,6 +35,12 @@ def _thread(client: openai.OpenAI) -> str:
     return thread.tool_resources.file_search.vector_store_ids[0]
 
 
+def _modified_thread(client: openai.OpenAI) -> str:
+    thread = client.beta.threads.create()
+    modified = client.beta.threads.update(thread.id, tool_resources=inline())
+    return modified.tool_resources.file_search.vector_store_ids[0]
+
+
 def _thread_and_run(client: openai.OpenAI) -> str:
     assistant = client.beta.assistants.create(model="gpt-4o")
     run = client.beta.threads.create_and_run(
@@ -65,6 +71,7 @@ WAYS = {
     "assistant": _assistant,
     "modified-assistant": _modified_assistant,
     "thread": _thread,
+    "modified-thread": _modified_thread,
     "thread-and-run": _thread_and_run,
     "streamed-thread-and-run": _streamed_thread_and_run,
 }

@@ -215,6 +215,9 @@ def test_a_forged_grant_records_nothing(
     b_grant = authorizer.grant(b.secret)
     forgeries = [
         _tampered(b_grant, org_a.id),
+        # B's own grant, its signature spelled otherwise (base64 padding, a stray byte).
+        b_grant + "==",
+        b_grant + "!",
         Grants(b"a key of the attacker's own, 32 bytes").issue(
             org_a.id, "key_x", "req_x", time.time()
         ),
@@ -410,4 +413,23 @@ def test_validate_key_names_the_rule_that_denies(
     for bad in ({"route": "assistants"}, {"client_ip": "not-an-ip"}):
         with pytest.raises(grpc.RpcError) as invalid:
             keys.ValidateKey(keys_pb2.ValidateKeyRequest(api_key=issued.secret, **bad))
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+
+
+def test_an_object_kind_that_does_not_exist_is_invalid(
+    authorizer: AuthorizerClient, issue_key: IssueKey
+) -> None:
+    _, issued = issue_key()
+    check = authorizer_pb2.CheckRequest(
+        api_key=issued.secret,
+        objects=[authorizer_pb2.ObjectRef(id="x", kind=99)],  # type: ignore[arg-type]
+    )
+    record = authorizer_pb2.RecordRequest(
+        grant=authorizer.grant(issued.secret),
+        objects=[authorizer_pb2.OwnedObject(id="x", kind=authorizer_pb2.OBJECT_KIND_UNSPECIFIED)],
+    )
+
+    for call in (lambda: authorizer.Check(check), lambda: authorizer.Record(record)):
+        with pytest.raises(grpc.RpcError) as invalid:
+            call()
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
