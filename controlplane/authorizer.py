@@ -194,8 +194,7 @@ class Authorizer:
     async def check(self, request: CheckInput) -> Decision:
         if not request.api_key:
             return Decision(policy.missing_key())
-        # A malformed key cannot exist, so it costs no Redis round trip.
-        secret_sha256 = keys.sha256(request.api_key) if keys.is_well_formed(request.api_key) else ""
+        secret_sha256 = _secret_hash(request.api_key)
         known = (
             (self._known.get(secret_sha256) or await self._read(secret_sha256))
             if secret_sha256
@@ -342,12 +341,8 @@ class Authorizer:
             raise InvalidArgument(f"client_ip {client_ip!r} is not an IPv4 or IPv6 address")
         if not api_key:
             return Validation(valid=False, denial=policy.missing_key())
-        found = (
-            await self._store.find_key(keys.sha256(api_key))
-            if keys.is_well_formed(api_key)
-            else None
-        )
-        stored = found and await self._store.load_raw(*found)
+        secret_sha256 = _secret_hash(api_key)
+        stored = await self._stored(secret_sha256) if secret_sha256 else None
         if not stored:
             return Validation(valid=False, denial=policy.unknown_key(api_key))
         key, org = _records(*stored)
@@ -410,9 +405,14 @@ class Authorizer:
         )
 
     async def _read(self, secret_sha256: str) -> _Known | None:
-        found = await self._store.find_key(secret_sha256)
-        stored = found and await self._store.load_raw(*found)
+        stored = await self._stored(secret_sha256)
         return self._remember(secret_sha256, *stored) if stored else None
+
+    async def _stored(self, secret_sha256: str) -> tuple[str, str] | None:
+        """The records (JSON) of the key with this secret hash and of its org, as stored now;
+        None when no key has it."""
+        found = await self._store.find_key(secret_sha256)
+        return (found and await self._store.load_raw(*found)) or None
 
     def _remember(self, secret_sha256: str, key_json: str, org_json: str) -> _Known:
         key, org = _records(key_json, org_json)
@@ -448,6 +448,12 @@ def _method_of(route: str) -> str:
             "'POST /v1/threads/{thread_id}/runs'"
         )
     return method
+
+
+def _secret_hash(presented: str) -> str:
+    """The SHA-256 to look a presented key up by; "" for one Prism cannot have issued, which
+    costs no Redis round trip."""
+    return keys.sha256(presented) if keys.is_well_formed(presented) else ""
 
 
 def _records(key_json: str, org_json: str) -> tuple[KeyRecord, OrgRecord]:
