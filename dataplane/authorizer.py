@@ -33,14 +33,13 @@ class Authorizer:
             if settings.dataplane_token
             else ()
         )
+        identity = settings.controlplane_identity
         self._credentials = (
             None
             if settings.controlplane_ca is None
             else grpc.ssl_channel_credentials(
                 root_certificates=settings.controlplane_ca,
-                private_key=identity.private_key
-                if (identity := settings.controlplane_identity)
-                else None,
+                private_key=identity.private_key if identity else None,
                 certificate_chain=identity.certificate_chain if identity else None,
             )
         )

@@ -18,8 +18,8 @@ class Settings:
     http_workers: int
     # The control plane's gRPC address (`host:port`).
     controlplane_addr: str
-    # What proves to the control plane that this is a data plane: the shared token, and or
-    # (mTLS) a client certificate. None: the certificate alone.
+    # What proves to the control plane that this is a data plane: the shared token, or (with
+    # mTLS) the client certificate. None: the certificate alone.
     dataplane_token: str | None = field(repr=False)
     # Set: the control plane is reached over TLS, its certificate checked against this CA.
     controlplane_ca: bytes | None

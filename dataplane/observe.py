@@ -13,7 +13,7 @@ Two readers, neither of which changes a byte the client receives:
 """
 
 import json
-from collections.abc import Iterator, Set
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +21,7 @@ from urllib.parse import quote
 from prism.runs import TERMINAL_RUN_STATUSES, ended_run
 from prism.v1.authorizer_pb2 import ObjectKind, OwnedObject, RunUsage, StepToolCalls
 
+from .references import RequestFacts
 from .routes import (
     ASSISTANT,
     FILE,
@@ -83,17 +84,7 @@ class Seen:
         self.undo += other.undo
 
 
-@dataclass(frozen=True)
-class Asked:
-    """What the request itself said that reading its response needs."""
-
-    # The existing vector stores it names.
-    named_stores: Set[str] = frozenset()
-    # It makes vector stores inline.
-    makes_stores: bool = False
-
-
-def inspect_json(route: Route, body: bytes, asked: Asked) -> Seen:
+def inspect_json(route: Route, body: bytes, asked: RequestFacts) -> Seen:
     """What a successful (2xx) JSON response of `route` shows; nothing when it is no JSON
     object."""
     document = json_object(body)
@@ -202,24 +193,24 @@ class EventStream:
         return event
 
 
-def made_stores(document: dict[str, Any], asked: Asked) -> Seen:
+def made_stores(document: dict[str, Any], asked: RequestFacts) -> Seen:
     """The vector stores an assistant or thread holds that its request made inline: those in
     its `tool_resources` that the request did not name (with vector_store_ids)."""
     seen = Seen()
-    if not asked.makes_stores:
+    if not asked.makes_vector_stores:
         return seen
     resources = document.get("tool_resources")
     file_search = resources.get("file_search") if isinstance(resources, dict) else None
     ids = file_search.get("vector_store_ids") if isinstance(file_search, dict) else None
     for store_id in ids if isinstance(ids, list) else ():
-        if isinstance(store_id, str) and store_id and store_id not in asked.named_stores:
+        if isinstance(store_id, str) and store_id and store_id not in asked.named_vector_stores:
             store = OwnedObject(id=store_id, kind=VECTOR_STORE)
             seen.objects.append(store)
             seen.undo.append(_undo(store, {}))
     return seen
 
 
-def run_event_seen(event: ServerSentEvent, asked: Asked) -> Seen:
+def run_event_seen(event: ServerSentEvent, asked: RequestFacts) -> Seen:
     """What one event of a run's stream shows: a thread (with the vector stores its request
     made), run or message it created, a run that ended with usage, or a step completed with
     tool calls. Only a new thread goes with its undo: the client sees the others' ids before

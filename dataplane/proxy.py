@@ -25,7 +25,6 @@ from .client_ip import ClientAddress
 from .errors import GatewayError, body_too_large, denial_response, unknown_url
 from .headers import rate_limit_headers
 from .listing import OWNED_LISTINGS, owned_listing
-from .observe import Asked
 from .records import Recorder
 from .references import request_facts
 from .routes import JSON_BODY_LIMIT, ROUTES, UPLOAD_BODY_LIMIT, BodyKind, Route
@@ -112,7 +111,7 @@ class _Proxy:
             route,
             request.trace,
             decision,
-            Asked(facts.named_vector_stores, facts.makes_vector_stores),
+            facts,
             partial(self._call_upstream, request, decision.upstream),
         )
         request.on_response_over = record.over

@@ -48,7 +48,6 @@ from .authorizer import Authorizer
 from .errors import not_recorded
 from .headers import Trace
 from .observe import (
-    Asked,
     EventStream,
     Seen,
     Undo,
@@ -57,6 +56,7 @@ from .observe import (
     made_stores,
     run_event_seen,
 )
+from .references import RequestFacts
 from .routes import JSON_BODY_LIMIT, PATH_OBJECT_KINDS, THREAD, InlineStores, Route
 
 log = logging.getLogger("prism.dataplane")
@@ -89,11 +89,12 @@ class Recorder:
         route: Route,
         trace: Trace,
         decision: authorizer_pb2.CheckResponse,
-        asked: Asked,
+        asked: RequestFacts,
         upstream: UpstreamCall,
     ) -> "ResponseRecord":
         """The Record of one allowed request, whose response is about to be forwarded;
-        `upstream` makes the request's own calls (reading a thread, undoing)."""
+        `asked`: what the request said; `upstream` makes its own calls (reading a thread,
+        undoing)."""
         return ResponseRecord(self, route, trace, decision, asked, upstream)
 
     async def send(
@@ -161,7 +162,7 @@ class ResponseRecord:
         route: Route,
         trace: Trace,
         decision: authorizer_pb2.CheckResponse,
-        asked: Asked,
+        asked: RequestFacts,
         upstream: UpstreamCall,
     ) -> None:
         self._recorder = recorder
@@ -254,7 +255,7 @@ class ResponseRecord:
         """The vector stores made inline with a thread created by this response, which shows
         only the thread's id: read from the thread itself."""
         thread_id = next((obj.id for obj in seen.objects if obj.kind == THREAD), "")
-        if not (self._asked.makes_stores and thread_id):
+        if not (self._asked.makes_vector_stores and thread_id):
             return Seen()
         try:
             status, body = await self._upstream("GET", f"/threads/{quote(thread_id, safe='')}")

@@ -68,7 +68,8 @@ class RequestFacts:
 
     @property
     def named_vector_stores(self) -> frozenset[str]:
-        """The existing vector stores the request names (each must be the org's)."""
+        """The existing vector stores the request names (each must be the org's): never
+        taken for ones it made inline."""
         return frozenset(ref.id for ref in self.objects if ref.kind == VECTOR_STORE)
 
 
