@@ -410,6 +410,10 @@ def test_validate_key_names_the_rule_that_denies(
     revoked = keys.ValidateKey(keys_pb2.ValidateKeyRequest(api_key=issued.secret))
     assert not revoked.valid and revoked.denial.rule == "key.revoked"
     assert revoked.principal.key_id == issued.key.id
+    for presented, code in (("", "missing_api_key"), ("sk-prism-short", "invalid_api_key")):
+        unknown = keys.ValidateKey(keys_pb2.ValidateKeyRequest(api_key=presented))
+        assert (unknown.valid, unknown.allowed, unknown.denial.code) == (False, False, code)
+        assert not unknown.HasField("principal")
     for bad in ({"route": "assistants"}, {"client_ip": "not-an-ip"}):
         with pytest.raises(grpc.RpcError) as invalid:
             keys.ValidateKey(keys_pb2.ValidateKeyRequest(api_key=issued.secret, **bad))
