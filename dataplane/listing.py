@@ -40,7 +40,7 @@ class _Listing:
     max_limit: int
 
 
-# By route, as the route table names them (`Route.check_name`).
+# By route, as the route table names them (`Operation.name`).
 _LISTINGS = {
     "GET /v1/assistants": _Listing(20, 100),
     "GET /v1/files": _Listing(10_000, 10_000),

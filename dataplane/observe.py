@@ -18,11 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from prism.runs import TERMINAL_RUN_STATUSES, ended_run
-from prism.v1.authorizer_pb2 import ObjectKind, OwnedObject, RunUsage, StepToolCalls
-
-from .references import RequestFacts
-from .routes import (
+from prism.operations import (
     ASSISTANT,
     FILE,
     MESSAGE,
@@ -31,8 +27,12 @@ from .routes import (
     VECTOR_STORE,
     VECTOR_STORE_FILE_BATCH,
     InlineStores,
-    Route,
+    Operation,
 )
+from prism.runs import TERMINAL_RUN_STATUSES, ended_run
+from prism.v1.authorizer_pb2 import ObjectKind, OwnedObject, RunUsage, StepToolCalls
+
+from .references import RequestFacts
 
 _RUN_ENDED_EVENTS = frozenset(f"thread.run.{status}" for status in TERMINAL_RUN_STATUSES)
 _STEP_COMPLETED_EVENT = "thread.run.step.completed"
@@ -84,7 +84,7 @@ class Seen:
         self.undo += other.undo
 
 
-def inspect_json(route: Route, body: bytes, asked: RequestFacts) -> Seen:
+def inspect_json(route: Operation, body: bytes, asked: RequestFacts) -> Seen:
     """What a successful (2xx) JSON response of `route` shows; nothing when it is no JSON
     object."""
     document = json_object(body)

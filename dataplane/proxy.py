@@ -17,6 +17,7 @@ from typing import Any
 from quart import Blueprint, Response
 from quart.globals import request_ctx
 
+from prism.operations import OPERATIONS, BodyKind, Operation
 from prism.v1 import authorizer_pb2
 
 from .asgi import ProxyRequest
@@ -27,7 +28,7 @@ from .headers import rate_limit_headers
 from .listing import OWNED_LISTINGS, owned_listing
 from .records import Recorder
 from .references import request_facts
-from .routes import JSON_BODY_LIMIT, ROUTES, UPLOAD_BODY_LIMIT, BodyKind, Route
+from .routes import JSON_BODY_LIMIT, UPLOAD_BODY_LIMIT, url_rule
 from .upstream import Upstream
 
 
@@ -36,9 +37,9 @@ def proxy_blueprint(
 ) -> Blueprint:
     blueprint = Blueprint("proxy", __name__)
     proxy = _Proxy(authorizer, upstream, recorder, client_address)
-    for route in ROUTES:
+    for route in OPERATIONS:
         blueprint.add_url_rule(
-            route.rule,
+            url_rule(route),
             endpoint=route.operation_id,
             view_func=proxy.view(route),
             methods=[route.method],
@@ -60,13 +61,13 @@ class _Proxy:
         self._recorder = recorder
         self._client_address = client_address
 
-    def view(self, route: Route) -> Callable[..., Coroutine[Any, Any, Response]]:
+    def view(self, route: Operation) -> Callable[..., Coroutine[Any, Any, Response]]:
         async def view(**path_parameters: str) -> Response:
             return await self.handle(route, path_parameters)
 
         return view
 
-    async def handle(self, route: Route, path_parameters: dict[str, str]) -> Response:
+    async def handle(self, route: Operation, path_parameters: dict[str, str]) -> Response:
         request: ProxyRequest = request_ctx.request  # type: ignore[assignment]
         if request.method != route.method:
             # werkzeug adds HEAD to every GET rule; OpenAI's API has no HEAD operations.
@@ -94,7 +95,7 @@ class _Proxy:
                 api_key=_bearer_token(request.headers.get("authorization", "")),
                 client_ip=logged.client_ip,
                 method=route.method,
-                route=route.check_name,
+                route=route.name,
                 models=facts.models,
                 objects=facts.objects,
                 model_object_id=facts.model_object_id,
@@ -116,7 +117,7 @@ class _Proxy:
         )
         request.on_response_over = record.over
         try:
-            if route.check_name not in OWNED_LISTINGS:
+            if route.name not in OWNED_LISTINGS:
                 return await self._upstream.forward(request, decision.upstream, content, record)
             listing = await owned_listing(
                 request,

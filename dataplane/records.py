@@ -1,6 +1,6 @@
 """Telling the control plane what an allowed request's response showed (Authorizer.Record).
 
-The gateway reads the responses of the routes the route table marks (`Route.observed`): the
+The gateway reads the responses of the routes the route table marks (`routes.observed`): the
 objects a response created, so that the org owns them; the objects it deleted; the runs it
 showed ended with usage and the run steps it showed completed with tool calls, which the
 control plane charges (once each) and answers the runs' charges of, kept on the request's
@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from urllib.parse import quote
 
+from prism.operations import PATH_OBJECT_KINDS, THREAD, InlineStores, Operation
 from prism.v1 import authorizer_pb2
 
 from .authorizer import Authorizer
@@ -57,7 +58,7 @@ from .observe import (
     run_event_seen,
 )
 from .references import RequestFacts
-from .routes import JSON_BODY_LIMIT, PATH_OBJECT_KINDS, THREAD, InlineStores, Route
+from .routes import JSON_BODY_LIMIT, observed
 
 log = logging.getLogger("prism.dataplane")
 
@@ -86,7 +87,7 @@ class Recorder:
 
     def start(
         self,
-        route: Route,
+        route: Operation,
         trace: Trace,
         decision: authorizer_pb2.CheckResponse,
         asked: RequestFacts,
@@ -159,7 +160,7 @@ class ResponseRecord:
     def __init__(
         self,
         recorder: Recorder,
-        route: Route,
+        route: Operation,
         trace: Trace,
         decision: authorizer_pb2.CheckResponse,
         asked: RequestFacts,
@@ -180,7 +181,7 @@ class ResponseRecord:
     @property
     def reads_responses(self) -> bool:
         """Whether this route's responses are read (the upstream must send them uncompressed)."""
-        return self._route.observed
+        return observed(self._route)
 
     async def whole_body(self, status: int, content_encoding: bytes, body: bytes) -> None:
         """A JSON response held whole, before it is sent: the response's only Record. A
@@ -279,7 +280,7 @@ class ResponseRecord:
                 )
 
     def _readable(self, status: int, content_encoding: bytes) -> bool:
-        if not (self._route.observed and 200 <= status < 300):
+        if not (observed(self._route) and 200 <= status < 300):
             return False
         if content_encoding not in (b"", b"identity"):
             # Asked for uncompressed; a response that is not cannot be read cheaply here.

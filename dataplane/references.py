@@ -29,10 +29,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from prism.operations import ASSISTANT, FILE, THREAD, VECTOR_STORE, Operation
 from prism.v1.authorizer_pb2 import ObjectKind, ObjectRef
 
 from .errors import malformed_json
-from .routes import ASSISTANT, FILE, THREAD, VECTOR_STORE, Route
 
 
 class _Pairs(list[tuple[str, Any]]):
@@ -73,7 +73,7 @@ class RequestFacts:
         return frozenset(ref.id for ref in self.objects if ref.kind == VECTOR_STORE)
 
 
-def request_facts(route: Route, path_parameters: dict[str, str], body: bytes) -> RequestFacts:
+def request_facts(route: Operation, path_parameters: dict[str, str], body: bytes) -> RequestFacts:
     """What Check needs to know about a request; 400 when the body is not a JSON object or a
     field it inspects has the wrong type."""
     facts = RequestFacts()

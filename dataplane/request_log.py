@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
+from prism.operations import OPERATIONS_BY_ID
 from prism.v1 import authorizer_pb2, request_logging_pb2
 
 from .client_ip import ClientAddress
 from .errors import INVALID_REQUEST, GatewayError
 from .headers import Trace
 from .redaction import redact_text, redact_value
-from .routes import ROUTES_BY_OPERATION
 
 log = logging.getLogger("prism.dataplane")
 
@@ -383,9 +383,9 @@ def _route(request: Any) -> str:
     if rule is None or request.method not in rule.methods:
         return ""
     if request.blueprint == "proxy":
-        route = ROUTES_BY_OPERATION[request.endpoint.removeprefix("proxy.")]
+        route = OPERATIONS_BY_ID[request.endpoint.removeprefix("proxy.")]
         # werkzeug matches HEAD to GET rules; the proxy answers it as an unknown URL.
-        return route.check_name if request.method == route.method else ""
+        return route.name if request.method == route.method else ""
     return f"{request.method} {rule.rule}"
 
 

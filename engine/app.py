@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from prism.openai_errors import SERVER_ERROR, error_json
 from prism.settings import load_or_exit
 
-from .api import assistants, files, messages, runs, threads, vector_stores
+from .api import BLUEPRINTS, files, runs, vector_stores
 from .api.fields import STORE
 from .auth import check_bearer
 from .config import Settings, load_settings
@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> Quart:
     app.extensions[vector_stores.VECTOR_STORES] = indexes
     workers = RunWorkers(store, queue, chat, events, indexes, settings.run_workers)
 
-    for blueprint in (assistants.bp, threads.bp, messages.bp, files.bp, runs.bp, vector_stores.bp):
+    for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
 
     @app.before_request

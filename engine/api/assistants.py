@@ -9,9 +9,10 @@ from ..ids import ASSISTANT, new_id, now
 from ..pagination import list_body, parse_page
 from ..store import JSON
 from .fields import Fields, json_body, store
+from .handlers import handles
 from .tooling import response_format, settle_vector_stores, tool_resources, tools
 
-bp = Blueprint("assistants", __name__, url_prefix="/v1/assistants")
+bp = Blueprint("assistants", __name__)
 
 _FIELDS = (
     "model",
@@ -62,7 +63,7 @@ async def _assistant(assistant_id: str) -> JSON:
     return assistant
 
 
-@bp.post("")
+@handles(bp, "createAssistant")
 async def create() -> JSON:
     read = _read(await json_body(_FIELDS), creating=True)
     await settle_vector_stores(read["tool_resources"], "tool_resources")
@@ -86,18 +87,18 @@ async def create() -> JSON:
     return _public(assistant)
 
 
-@bp.get("")
+@handles(bp, "listAssistants")
 async def list_assistants() -> JSON:
     data, has_more = await store().list_assistants(parse_page(request.args))
     return list_body([_public(a) for a in data], has_more)
 
 
-@bp.get("/<assistant_id>")
+@handles(bp, "getAssistant")
 async def retrieve(assistant_id: str) -> JSON:
     return _public(await _assistant(assistant_id))
 
 
-@bp.post("/<assistant_id>")
+@handles(bp, "modifyAssistant")
 async def modify(assistant_id: str) -> JSON:
     read = _read(await json_body(_FIELDS), creating=False)
     assistant = await _assistant(assistant_id)
@@ -118,7 +119,7 @@ async def modify(assistant_id: str) -> JSON:
     return _public(assistant)
 
 
-@bp.delete("/<assistant_id>")
+@handles(bp, "deleteAssistant")
 async def delete(assistant_id: str) -> JSON:
     if not await store().delete_assistant(assistant_id):
         raise not_found("assistant", assistant_id)

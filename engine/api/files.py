@@ -17,8 +17,9 @@ from ..ids import FILE, new_id, now
 from ..pagination import list_body, parse_page
 from ..store import JSON, Store
 from .fields import invalid_value, missing, store
+from .handlers import handles
 
-bp = Blueprint("files", __name__, url_prefix="/v1/files")
+bp = Blueprint("files", __name__)
 
 # OpenAI's limit on one file.
 FILE_LIMIT = 512 * 1024 * 1024
@@ -153,7 +154,7 @@ async def _file(file_id: str) -> JSON:
     return file
 
 
-@bp.post("")
+@handles(bp, "createFile")
 async def create() -> JSON:
     state = store()
     file = await _receive_upload(state)
@@ -166,26 +167,26 @@ async def create() -> JSON:
     return file
 
 
-@bp.get("")
+@handles(bp, "listFiles")
 async def list_files() -> JSON:
     page = parse_page(request.args, default_limit=10000, max_limit=10000)
     data, has_more = await store().list_files(page, request.args.get("purpose") or None)
     return list_body(data, has_more)
 
 
-@bp.get("/<file_id>")
+@handles(bp, "retrieveFile")
 async def retrieve(file_id: str) -> JSON:
     return await _file(file_id)
 
 
-@bp.delete("/<file_id>")
+@handles(bp, "deleteFile")
 async def delete(file_id: str) -> JSON:
     if not await store().delete_file(file_id):
         raise file_not_found(file_id, "id")
     return {"id": file_id, "object": "file", "deleted": True}
 
 
-@bp.get("/<file_id>/content")
+@handles(bp, "downloadFile")
 async def content(file_id: str) -> Response:
     file = await _file(file_id)
     # Opened now, so a file deleted while the response starts still downloads whole.

@@ -9,8 +9,9 @@ from ..ids import MESSAGE, new_id, now
 from ..pagination import list_body, parse_page
 from ..store import JSON
 from .fields import Fields, json_body, store
+from .handlers import handles
 
-bp = Blueprint("messages", __name__, url_prefix="/v1/threads/<thread_id>/messages")
+bp = Blueprint("messages", __name__)
 
 MESSAGE_FIELDS = ("role", "content", "attachments", "metadata")
 _PART_TYPES = ("text", "image_file", "image_url")
@@ -116,7 +117,7 @@ async def _message(thread_id: str, message_id: str) -> JSON:
     return message
 
 
-@bp.post("")
+@handles(bp, "createMessage")
 async def create(thread_id: str) -> JSON:
     body = await json_body(MESSAGE_FIELDS)
     await _thread_exists(thread_id)
@@ -129,7 +130,7 @@ async def create(thread_id: str) -> JSON:
     return message
 
 
-@bp.get("")
+@handles(bp, "listMessages")
 async def list_messages(thread_id: str) -> JSON:
     page = parse_page(request.args)
     run_id = request.args.get("run_id") or None
@@ -138,12 +139,12 @@ async def list_messages(thread_id: str) -> JSON:
     return list_body(data, has_more)
 
 
-@bp.get("/<message_id>")
+@handles(bp, "getMessage")
 async def retrieve(thread_id: str, message_id: str) -> JSON:
     return await _message(thread_id, message_id)
 
 
-@bp.post("/<message_id>")
+@handles(bp, "modifyMessage")
 async def modify(thread_id: str, message_id: str) -> JSON:
     body = await json_body(("metadata",))
     metadata = body.metadata()
@@ -154,7 +155,7 @@ async def modify(thread_id: str, message_id: str) -> JSON:
     return message
 
 
-@bp.delete("/<message_id>")
+@handles(bp, "deleteMessage")
 async def delete(thread_id: str, message_id: str) -> JSON:
     await _thread_exists(thread_id)
     if not await store().delete_message(thread_id, message_id):

@@ -20,6 +20,7 @@ from ..runs.events import RunEvents
 from ..runs.queue import RunQueue
 from ..store import JSON
 from .fields import Fields, expect, invalid_value, json_body, store
+from .handlers import handles
 from .messages import MESSAGE_FIELDS, new_message
 from .tooling import response_format, settle_vector_stores, tool_resources, tools
 
@@ -29,7 +30,7 @@ log = logging.getLogger("engine.runs")
 # How long a run may take before it expires, as on OpenAI.
 RUN_LIFETIME_SECONDS = 600
 
-bp = Blueprint("runs", __name__, url_prefix="/v1/threads")
+bp = Blueprint("runs", __name__)
 
 _RUN_FIELDS = (
     "assistant_id",
@@ -245,7 +246,7 @@ async def _run(thread_id: str, run_id: str) -> JSON:
     return run
 
 
-@bp.post("/<thread_id>/runs")
+@handles(bp, "createRun")
 async def create(thread_id: str) -> JSON | Response:
     body = await json_body(_CREATE_FIELDS)
     stream = _streamed(body)
@@ -263,7 +264,7 @@ async def create(thread_id: str) -> JSON | Response:
     return run
 
 
-@bp.post("/runs")
+@handles(bp, "createThreadAndRun")
 async def create_thread_and_run() -> JSON | Response:
     body = await json_body(_THREAD_AND_RUN_FIELDS)
     stream = _streamed(body)
@@ -297,7 +298,7 @@ async def create_thread_and_run() -> JSON | Response:
     return run
 
 
-@bp.get("/<thread_id>/runs")
+@handles(bp, "listRuns")
 async def list_runs(thread_id: str) -> JSON:
     page = parse_page(request.args)
     await _thread_exists(thread_id)
@@ -305,12 +306,12 @@ async def list_runs(thread_id: str) -> JSON:
     return list_body(data, has_more)
 
 
-@bp.get("/<thread_id>/runs/<run_id>")
+@handles(bp, "getRun")
 async def retrieve(thread_id: str, run_id: str) -> JSON:
     return await _run(thread_id, run_id)
 
 
-@bp.post("/<thread_id>/runs/<run_id>")
+@handles(bp, "modifyRun")
 async def modify(thread_id: str, run_id: str) -> JSON:
     body = await json_body(("metadata",))
     metadata = body.metadata()
@@ -325,7 +326,7 @@ async def modify(thread_id: str, run_id: str) -> JSON:
     return await store().update_run(thread_id, run_id, set_metadata) or run
 
 
-@bp.post("/<thread_id>/runs/<run_id>/cancel")
+@handles(bp, "cancelRun")
 async def cancel(thread_id: str, run_id: str) -> JSON:
     await json_body(())
     run = await _run(thread_id, run_id)
@@ -339,7 +340,7 @@ async def cancel(thread_id: str, run_id: str) -> JSON:
     return cancelled
 
 
-@bp.post("/<thread_id>/runs/<run_id>/submit_tool_outputs")
+@handles(bp, "submitToolOuputsToRun")
 async def submit_tool_outputs(thread_id: str, run_id: str) -> JSON | Response:
     body = await json_body(("tool_outputs", "stream"))
     stream = _streamed(body)
@@ -393,7 +394,7 @@ def _with_search_content() -> bool:
     return bool(included)
 
 
-@bp.get("/<thread_id>/runs/<run_id>/steps")
+@handles(bp, "listRunSteps")
 async def list_steps(thread_id: str, run_id: str) -> JSON:
     page = parse_page(request.args)
     content = _with_search_content()
@@ -402,7 +403,7 @@ async def list_steps(thread_id: str, run_id: str) -> JSON:
     return list_body([file_search.public_step(s, with_content=content) for s in data], has_more)
 
 
-@bp.get("/<thread_id>/runs/<run_id>/steps/<step_id>")
+@handles(bp, "getRunStep")
 async def retrieve_step(thread_id: str, run_id: str, step_id: str) -> JSON:
     content = _with_search_content()
     await _run(thread_id, run_id)

@@ -6,10 +6,11 @@ from ..errors import not_found
 from ..ids import THREAD, new_id, now
 from ..store import JSON
 from .fields import json_body, store
+from .handlers import handles
 from .messages import MESSAGE_FIELDS, new_message
 from .tooling import settle_vector_stores, tool_resources
 
-bp = Blueprint("threads", __name__, url_prefix="/v1/threads")
+bp = Blueprint("threads", __name__)
 
 
 async def _thread(thread_id: str) -> JSON:
@@ -19,7 +20,7 @@ async def _thread(thread_id: str) -> JSON:
     return thread
 
 
-@bp.post("")
+@handles(bp, "createThread")
 async def create() -> JSON:
     body = await json_body(("messages", "tool_resources", "metadata"))
     thread = {
@@ -38,12 +39,12 @@ async def create() -> JSON:
     return thread
 
 
-@bp.get("/<thread_id>")
+@handles(bp, "getThread")
 async def retrieve(thread_id: str) -> JSON:
     return await _thread(thread_id)
 
 
-@bp.post("/<thread_id>")
+@handles(bp, "modifyThread")
 async def modify(thread_id: str) -> JSON:
     body = await json_body(("tool_resources", "metadata"))
     resources, metadata = tool_resources(body), body.metadata()
@@ -57,7 +58,7 @@ async def modify(thread_id: str) -> JSON:
     return thread
 
 
-@bp.delete("/<thread_id>")
+@handles(bp, "deleteThread")
 async def delete(thread_id: str) -> JSON:
     if not await store().delete_thread(thread_id):
         raise not_found("thread", thread_id)

@@ -14,12 +14,13 @@ from ..store import JSON
 from ..vector_store_filters import check_filter
 from ..vector_stores import FILE_STATUSES, VectorStores
 from .fields import Fields, expect, invalid_value, json_body, store
+from .handlers import handles
 
 VECTOR_STORES = "engine.vector_stores"
 # The search endpoint's default, which differs from the file_search tool's.
 SEARCH_DEFAULT_RESULTS = 10
 
-bp = Blueprint("vector_stores", __name__, url_prefix="/v1/vector_stores")
+bp = Blueprint("vector_stores", __name__)
 
 
 def vector_stores() -> VectorStores:
@@ -121,7 +122,7 @@ async def _answer(vector_store_id: str) -> JSON:
 # Vector stores
 
 
-@bp.post("")
+@handles(bp, "createVectorStore")
 async def create() -> JSON:
     fields = await json_body(
         ("file_ids", "name", "description", "expires_after", "chunking_strategy", "metadata")
@@ -177,19 +178,19 @@ async def create_store(
     return record["id"]
 
 
-@bp.get("")
+@handles(bp, "listVectorStores")
 async def list_vector_stores() -> JSON:
     page = parse_page(request.args)
     data, has_more = await vector_stores().list_stores(page)
     return list_body(data, has_more)
 
 
-@bp.get("/<vector_store_id>")
+@handles(bp, "getVectorStore")
 async def retrieve(vector_store_id: str) -> JSON:
     return await _answer(vector_store_id)
 
 
-@bp.post("/<vector_store_id>")
+@handles(bp, "modifyVectorStore")
 async def modify(vector_store_id: str) -> JSON:
     fields = await json_body(("name", "expires_after", "metadata"))
     record = await _record(vector_store_id)
@@ -208,7 +209,7 @@ async def modify(vector_store_id: str) -> JSON:
     return await _answer(vector_store_id)
 
 
-@bp.delete("/<vector_store_id>")
+@handles(bp, "deleteVectorStore")
 async def delete(vector_store_id: str) -> JSON:
     if not await vector_stores().delete(vector_store_id):
         raise not_found("vector store", vector_store_id)
@@ -225,7 +226,7 @@ async def _file(vector_store_id: str, file_id: str) -> JSON:
     return found
 
 
-@bp.post("/<vector_store_id>/files")
+@handles(bp, "createVectorStoreFile")
 async def create_file(vector_store_id: str) -> JSON:
     fields = await json_body(("file_id", "chunking_strategy", "attributes"))
     file_id = fields.required_string("file_id")
@@ -244,7 +245,7 @@ def _status_filter() -> str | None:
     return status
 
 
-@bp.get("/<vector_store_id>/files")
+@handles(bp, "listVectorStoreFiles")
 async def list_files(vector_store_id: str) -> JSON:
     page = parse_page(request.args)
     status = _status_filter()
@@ -253,13 +254,13 @@ async def list_files(vector_store_id: str) -> JSON:
     return list_body(data, has_more)
 
 
-@bp.get("/<vector_store_id>/files/<file_id>")
+@handles(bp, "getVectorStoreFile")
 async def retrieve_file(vector_store_id: str, file_id: str) -> JSON:
     await _record(vector_store_id)
     return await _file(vector_store_id, file_id)
 
 
-@bp.post("/<vector_store_id>/files/<file_id>")
+@handles(bp, "updateVectorStoreFileAttributes")
 async def update_file(vector_store_id: str, file_id: str) -> JSON:
     fields = await json_body(("attributes",))
     if not fields.has("attributes"):
@@ -277,7 +278,7 @@ async def update_file(vector_store_id: str, file_id: str) -> JSON:
     return updated
 
 
-@bp.delete("/<vector_store_id>/files/<file_id>")
+@handles(bp, "deleteVectorStoreFile")
 async def delete_file(vector_store_id: str, file_id: str) -> JSON:
     await _record(vector_store_id)
     if not await vector_stores().remove_file(vector_store_id, file_id):
@@ -285,7 +286,7 @@ async def delete_file(vector_store_id: str, file_id: str) -> JSON:
     return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
 
-@bp.get("/<vector_store_id>/files/<file_id>/content")
+@handles(bp, "retrieveVectorStoreFileContent")
 async def file_content(vector_store_id: str, file_id: str) -> JSON:
     await _record(vector_store_id)
     await _file(vector_store_id, file_id)
@@ -301,7 +302,7 @@ async def file_content(vector_store_id: str, file_id: str) -> JSON:
 # File batches
 
 
-@bp.post("/<vector_store_id>/file_batches")
+@handles(bp, "createVectorStoreFileBatch")
 async def create_batch(vector_store_id: str) -> JSON:
     fields = await json_body(("file_ids", "files", "chunking_strategy", "attributes"))
     if fields.has("file_ids") and fields.has("files"):
@@ -346,12 +347,12 @@ async def _batch(vector_store_id: str, batch_id: str) -> JSON:
     return batch
 
 
-@bp.get("/<vector_store_id>/file_batches/<batch_id>")
+@handles(bp, "getVectorStoreFileBatch")
 async def retrieve_batch(vector_store_id: str, batch_id: str) -> JSON:
     return await _batch(vector_store_id, batch_id)
 
 
-@bp.post("/<vector_store_id>/file_batches/<batch_id>/cancel")
+@handles(bp, "cancelVectorStoreFileBatch")
 async def cancel_batch(vector_store_id: str, batch_id: str) -> JSON:
     await _batch(vector_store_id, batch_id)
     cancelled = await vector_stores().cancel_batch(vector_store_id, batch_id)
@@ -360,7 +361,7 @@ async def cancel_batch(vector_store_id: str, batch_id: str) -> JSON:
     return cancelled
 
 
-@bp.get("/<vector_store_id>/file_batches/<batch_id>/files")
+@handles(bp, "listFilesInVectorStoreBatch")
 async def list_batch_files(vector_store_id: str, batch_id: str) -> JSON:
     page = parse_page(request.args)
     status = _status_filter()
@@ -372,7 +373,7 @@ async def list_batch_files(vector_store_id: str, batch_id: str) -> JSON:
 # Search
 
 
-@bp.post("/<vector_store_id>/search")
+@handles(bp, "searchVectorStore")
 async def search(vector_store_id: str) -> JSON:
     fields = await json_body(
         ("query", "rewrite_query", "max_num_results", "filters", "ranking_options")
