@@ -1,4 +1,5 @@
-"""Validation of response bodies against the vendored OpenAI spec (spec/)'s component schemas."""
+"""The vendored OpenAI spec (spec/): its operations, and validation of response bodies
+against its component schemas."""
 
 from functools import cache
 from pathlib import Path
@@ -11,8 +12,23 @@ SPEC = Path(__file__).resolve().parents[1] / "spec" / "openai-assistants-openapi
 
 
 @cache
+def spec() -> dict[str, Any]:
+    return yaml.safe_load(SPEC.read_text())
+
+
+def spec_operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """operationId -> (METHOD, /v1 path template, the operation as the spec describes it)."""
+    return {
+        operation["operationId"]: (method.upper(), "/v1" + path, operation)
+        for path, item in spec()["paths"].items()
+        for method, operation in item.items()
+        if method in ("get", "post", "delete", "put", "patch")
+    }
+
+
+@cache
 def _components() -> dict[str, Any]:
-    return _with_nulls(yaml.safe_load(SPEC.read_text())["components"])
+    return _with_nulls(spec()["components"])
 
 
 def _with_nulls(node: Any) -> Any:

@@ -14,16 +14,14 @@ from typing import Any
 
 import openai
 import pytest
-import yaml
 from openai._legacy_response import LegacyAPIResponse
 
 from tests.conftest import DataPlane, IssueKey
 from tests.fake_chat.server import Failure, FakeChat, Reply, refused_url
-from tests.openapi_schemas import SPEC, validate
+from tests.openapi_schemas import spec_operations, validate
 from tools import stack
 
 POLL_MS = 50
-HTTP_METHODS = {"get", "post", "delete"}
 WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
@@ -48,21 +46,12 @@ class Operation:
     schema: dict[str, Any]
 
 
-def spec_operations() -> dict[str, Operation]:
-    spec = yaml.safe_load(SPEC.read_text())
-    return {
-        operation["operationId"]: Operation(
-            method.upper(),
-            "/v1" + path,
-            operation["responses"]["200"]["content"]["application/json"]["schema"],
-        )
-        for path, item in spec["paths"].items()
-        for method, operation in item.items()
-        if method in HTTP_METHODS
-    }
-
-
-OPERATIONS = spec_operations()
+OPERATIONS = {
+    name: Operation(
+        method, path, described["responses"]["200"]["content"]["application/json"]["schema"]
+    )
+    for name, (method, path, described) in spec_operations().items()
+}
 
 
 @dataclass

@@ -3,30 +3,16 @@ less, and both the gateway and the engine serve exactly its operations from it."
 
 from typing import Any
 
-import yaml
 from quart import Quart
 
 from dataplane import routes
 from dataplane.proxy import proxy_blueprint
 from engine.api import BLUEPRINTS
 from prism.operations import OPERATIONS, BodyKind, Operation
-from tests.openapi_schemas import SPEC
+from tests.openapi_schemas import spec as openapi_spec
+from tests.openapi_schemas import spec_operations
 
 _BODY_KINDS = {"application/json": BodyKind.JSON, "multipart/form-data": BodyKind.MULTIPART}
-
-
-def _spec() -> dict[str, Any]:
-    return yaml.safe_load(SPEC.read_text())
-
-
-def _spec_operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """operationId -> (METHOD, /v1 path template, the operation), as the spec has them."""
-    return {
-        operation["operationId"]: (method.upper(), "/v1" + path, operation)
-        for path, item in _spec()["paths"].items()
-        for method, operation in item.items()
-        if method in ("get", "post", "delete", "put", "patch")
-    }
 
 
 def _request_properties(spec: dict[str, Any], operation: dict[str, Any]) -> set[str]:
@@ -38,16 +24,16 @@ def _request_properties(spec: dict[str, Any], operation: dict[str, Any]) -> set[
 
 
 def test_the_table_has_every_operation_of_the_spec_and_nothing_else() -> None:
-    spec_operations = _spec_operations()
+    described = spec_operations()
     table = {op.operation_id: (op.method, op.template) for op in OPERATIONS}
 
     assert len(OPERATIONS) == len(table) == 44
-    assert table == {name: (method, path) for name, (method, path, _) in spec_operations.items()}
+    assert table == {name: (method, path) for name, (method, path, _) in described.items()}
 
 
 def test_each_operation_takes_the_body_and_path_ids_the_spec_gives_it() -> None:
-    spec = _spec()
-    for name, (_, _, described) in _spec_operations().items():
+    spec = openapi_spec()
+    for name, (_, _, described) in spec_operations().items():
         operation = next(op for op in OPERATIONS if op.operation_id == name)
         content = described.get("requestBody", {}).get("content", {})
         assert operation.body is (_BODY_KINDS[next(iter(content))] if content else BodyKind.NONE), (

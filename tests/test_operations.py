@@ -6,31 +6,16 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-import yaml
 
 from tests.conftest import DataPlane, FakeUpstream, IssueKey
+from tests.openapi_schemas import spec_operations
 
-SPEC = Path(__file__).resolve().parents[1] / "spec" / "openai-assistants-openapi.yaml"
-HTTP_METHODS = {"get", "post", "delete"}
-
-
-def spec_operations() -> dict[str, tuple[str, str]]:
-    """operationId -> (METHOD, /v1 path template), read from the spec."""
-    spec = yaml.safe_load(SPEC.read_text())
-    return {
-        operation["operationId"]: (method.upper(), "/v1" + path)
-        for path, item in spec["paths"].items()
-        for method, operation in item.items()
-        if method in HTTP_METHODS
-    }
-
-
-OPERATIONS = spec_operations()
+# operationId -> (METHOD, /v1 path template), as the spec has them.
+OPERATIONS = {name: (method, path) for name, (method, path, _) in spec_operations().items()}
 
 
 @dataclass
