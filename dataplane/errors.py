@@ -23,6 +23,12 @@ from prism.v1 import authorizer_pb2
 
 log = logging.getLogger("prism.dataplane")
 
+# The 500 body's message: the request id lets an operator find the traceback in the log.
+_FAILED = (
+    "The gateway failed to handle the request. Please retry; if it persists, report the "
+    "x-prism-request-id of this response."
+)
+
 
 def error_response(
     status: int,
@@ -198,13 +204,11 @@ def _http_exception(error: HTTPException) -> Response:
     return error_response(error.code or 400, error.description or "Bad request.", INVALID_REQUEST)
 
 
+def _request_id() -> str:
+    return request.trace.request_id  # type: ignore[attr-defined]
+
+
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(GatewayError, _gateway_error)
     app.register_error_handler(HTTPException, _http_exception)
-    answer_unexpected_errors(
-        app,
-        log,
-        "The gateway failed to handle the request. Please retry; if it persists, report the "
-        "x-prism-request-id of this response.",
-        lambda: request.trace.request_id,  # type: ignore[attr-defined]
-    )
+    answer_unexpected_errors(app, log, _FAILED, _request_id)

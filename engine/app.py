@@ -25,6 +25,11 @@ from .vector_stores import VectorStores
 
 log = logging.getLogger("prism.engine")
 
+# The 500 body's message.
+_FAILED = (
+    "The engine failed to handle the request. Please retry; if it persists, see the engine's log."
+)
+
 
 def create_app(settings: Settings) -> Quart:
     app = Quart("engine", static_folder=None)
@@ -90,12 +95,7 @@ def _http_exception(error: HTTPException) -> Response:
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_exception)
-    answer_unexpected_errors(
-        app,
-        log,
-        "The engine failed to handle the request. Please retry; if it persists, see the "
-        "engine's log.",
-    )
+    answer_unexpected_errors(app, log, _FAILED)
 
 
 def worker_app() -> Quart:
