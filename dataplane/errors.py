@@ -18,9 +18,16 @@ from prism.openai_errors import (
     error_json,
     unknown_url_message,
 )
+from prism.serving import answer_unexpected_errors
 from prism.v1 import authorizer_pb2
 
 log = logging.getLogger("prism.dataplane")
+
+# The 500 body's message: the request id lets an operator find the traceback in the log.
+_FAILED = (
+    "The gateway failed to handle the request. Please retry; if it persists, report the "
+    "x-prism-request-id of this response."
+)
 
 
 def error_response(
@@ -197,24 +204,11 @@ def _http_exception(error: HTTPException) -> Response:
     return error_response(error.code or 400, error.description or "Bad request.", INVALID_REQUEST)
 
 
-def _unexpected(error: Exception) -> Response:
-    log.error(
-        "unhandled error in %s %s (%s)",
-        request.method,
-        request.path,
-        request.trace.request_id,  # type: ignore[attr-defined]
-        exc_info=error,
-    )
-    return error_response(
-        500,
-        "The gateway failed to handle the request. Please retry; if it persists, report the "
-        "x-prism-request-id of this response.",
-        SERVER_ERROR,
-        "internal_error",
-    )
+def _request_id() -> str:
+    return request.trace.request_id  # type: ignore[attr-defined]
 
 
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(GatewayError, _gateway_error)
     app.register_error_handler(HTTPException, _http_exception)
-    app.register_error_handler(Exception, _unexpected)
+    answer_unexpected_errors(app, log, _FAILED, _request_id)

@@ -142,7 +142,7 @@ class RedisLogWriter:
 
     async def _write(self, batch: list[RequestLogEntry]) -> None:
         keys = [redis_keys.REQUEST_LOG] + [
-            redis_keys.request_log_id(entry.request_id) for entry in batch
+            redis_keys.request_log_id(entry.document["request_id"]) for entry in batch
         ]
         args: list[str | int] = [
             self._max_records,
@@ -150,7 +150,14 @@ class RedisLogWriter:
             max(1, self._retention_ms // 1000),
         ]
         for entry in batch:
-            args += [entry.org_id, entry.key_id, entry.status, entry.route, entry.json_line]
+            document = entry.document
+            args += [
+                document["org_id"],
+                document["key_id"],
+                document["status"],
+                document["route"],
+                entry.json_line,
+            ]
         await self._script(keys=keys, args=args)
 
 

@@ -75,17 +75,18 @@ CHECK_RPC_SECONDS = Histogram(
 
 def observe(entry: RequestLogEntry) -> None:
     """Counts one finished request: a request log observer."""
-    method = entry.method if entry.method in _METHODS else "other"
-    route = entry.route or _own_route(method, entry.path)
-    REQUESTS.labels(route, method, str(entry.status)).inc()
-    REQUEST_SECONDS.labels(route).observe(entry.latency_ms / 1000)
+    document = entry.document
+    method = document["method"] if document["method"] in _METHODS else "other"
+    route = document["route"] or _own_route(method, document["path"])
+    REQUESTS.labels(route, method, str(document["status"])).inc()
+    REQUEST_SECONDS.labels(route).observe(document["latency_ms"] / 1000)
     # Exactly 0 when nothing was sent upstream: the upstream took no time.
-    if entry.upstream_latency_ms:
-        UPSTREAM_SECONDS.labels(route).observe(entry.upstream_latency_ms / 1000)
-    elif entry.error_type:
+    if document["upstream_latency_ms"]:
+        UPSTREAM_SECONDS.labels(route).observe(document["upstream_latency_ms"] / 1000)
+    elif document["error_type"]:
         # An error body and nothing forwarded: the gateway's own refusal, whose codes are
         # its own and the control plane's, never the upstream's.
-        DENIALS.labels(entry.error_code or "none").inc()
+        DENIALS.labels(document["error_code"] or "none").inc()
 
 
 def _own_route(method: str, path: str) -> str:

@@ -67,93 +67,39 @@ _NONE = request_logging_pb2.BODY_LOGGING_NONE
 _FULL = request_logging_pb2.BODY_LOGGING_FULL
 
 
-@dataclass(frozen=True)
-class LoggedBody:
-    """A request's or response's body as the org's policy keeps it (prism.v1.LoggedBody)."""
-
-    content_type: str
-    size_bytes: int
-    # The object ids the body names.
-    ids: tuple[str, ...] = ()
-    # BODY_LOGGING_FULL: the body, redacted, cut at the cap.
-    text: str = ""
-    truncated: bool = False
+def logged_body(
+    content_type: str,
+    size_bytes: int,
+    ids: tuple[str, ...] = (),
+    text: str = "",
+    truncated: bool = False,
+) -> dict[str, Any]:
+    """A request's or response's body as the org's policy keeps it, in prism.v1.LoggedBody's
+    JSON mapping: its content type, size and the object ids it names; with
+    BODY_LOGGING_FULL also its text, redacted and cut at the cap."""
+    return {
+        "content_type": content_type,
+        "size_bytes": size_bytes,
+        "ids": list(ids),
+        "text": text,
+        "truncated": truncated,
+    }
 
 
 @dataclass(frozen=True)
 class RequestLogEntry:
-    """One request as the data plane handled it (prism.v1.RequestLog)."""
+    """One request as the data plane handled it. `document` is in prism.v1.RequestLog's JSON
+    mapping (proto/prism/v1/admin.proto, the one definition of its fields; the control plane
+    reads it back with json_format): built as that plain JSON rather than as the protobuf
+    message because json_format costs several times as much on every request and turns
+    integers in the caller's metadata into floats."""
 
-    request_id: str
-    time: datetime
-    org_id: str
-    key_id: str
-    key_display_prefix: str
-    client_ip: str
-    method: str
-    # `POST /v1/threads/{thread_id}/runs`; "" for a URL Prism does not serve.
-    route: str
-    path: str
-    status: int
-    latency_ms: float
-    upstream_latency_ms: float
-    model: str
-    input_tokens: int
-    cached_tokens: int
-    output_tokens: int
-    cost_usd: float
-    unpriced_model: bool
-    trace_id: str
-    metadata: dict[str, Any]
-    error_type: str
-    error_code: str
-    request_body: LoggedBody | None = None
-    response_body: LoggedBody | None = None
+    document: dict[str, Any]
 
     @functools.cached_property
     def json_line(self) -> str:
         """The entry as one line of JSON (made once, for stdout and Redis alike)."""
-        return json.dumps(self.to_json(), separators=(",", ":"))
-
-    def to_json(self) -> dict[str, Any]:
-        """The entry in prism.v1.RequestLog's JSON mapping (what stdout and Redis hold)."""
-        document: dict[str, Any] = {
-            "request_id": self.request_id,
-            "time": self.time.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "org_id": self.org_id,
-            "key_id": self.key_id,
-            "key_display_prefix": self.key_display_prefix,
-            "client_ip": self.client_ip,
-            "method": self.method,
-            "route": self.route,
-            "path": self.path,
-            "status": self.status,
-            "latency_ms": round(self.latency_ms, 3),
-            "upstream_latency_ms": round(self.upstream_latency_ms, 3),
-            "model": self.model,
-            "input_tokens": self.input_tokens,
-            "cached_tokens": self.cached_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "unpriced_model": self.unpriced_model,
-            "trace_id": self.trace_id,
-            "metadata": self.metadata,
-            "error_type": self.error_type,
-            "error_code": self.error_code,
-        }
-        for name, body in (
-            ("request_body", self.request_body),
-            ("response_body", self.response_body),
-        ):
-            if body is not None:
-                document[name] = {
-                    "content_type": body.content_type,
-                    "size_bytes": body.size_bytes,
-                    "ids": list(body.ids),
-                    "text": body.text,
-                    "truncated": body.truncated,
-                }
-        return document
+        return json.dumps(self.document, separators=(",", ":"))
 
 
 Observer = Callable[[RequestLogEntry], None]
@@ -183,13 +129,14 @@ class BodyCapture:
                 self._ids.setdefault(match.group().decode("ascii"), None)
             self._tail = chunk[-_ID_OVERLAP:]
 
-    def logged(self, secrets: Iterable[str]) -> LoggedBody:
+    def logged(self, secrets: Iterable[str]) -> dict[str, Any]:
+        """The body as logged (`logged_body`)."""
         ids = tuple(self._ids)[:MAX_IDS]
         if not self._full:
-            return LoggedBody(self.content_type, self.size, ids)
+            return logged_body(self.content_type, self.size, ids)
         text = redact_text(self._kept.decode("utf-8", errors="replace"), secrets)
         cut = text.encode()[: self._cap].decode("utf-8", errors="ignore")
-        return LoggedBody(self.content_type, self.size, ids, cut, self.size > self._cap)
+        return logged_body(self.content_type, self.size, ids, cut, self.size > self._cap)
 
 
 @dataclass
@@ -251,7 +198,7 @@ class LogFacts:
         except (ValueError, KeyError, TypeError, AttributeError):
             return "", ""
 
-    def bodies(self, upload_size: int) -> tuple[LoggedBody | None, LoggedBody | None]:
+    def bodies(self, upload_size: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The request's and the response's bodies as the org logs them; `upload_size`: the
         bytes of an upload received."""
         if self.logging is None or self.logging.bodies == _NONE:
@@ -264,7 +211,7 @@ class LogFacts:
             capture.feed(self.request_bytes)
             request = capture.logged(self.secrets)
         elif self.upload_content_type is not None:
-            request = LoggedBody(redact_text(self.upload_content_type), upload_size)
+            request = logged_body(redact_text(self.upload_content_type), upload_size)
         response = self.response_body
         return request, response.logged(self.secrets) if response is not None else None
 
@@ -334,7 +281,7 @@ class RequestLog:
             try:
                 observer(entry)
             except Exception:
-                log.exception("a request log observer failed for %s", entry.request_id)
+                log.exception("a request log observer failed for %s", entry.document["request_id"])
 
     def _entry(self, request: Any, facts: LogFacts, trace: Trace) -> RequestLogEntry:
         latency_ms = (perf_counter() - trace.started) * 1000
@@ -348,32 +295,36 @@ class RequestLog:
         principal = facts.principal or authorizer_pb2.Principal()
         request_body, response_body = facts.bodies(request.body.received)
         secrets = facts.secrets
-        return RequestLogEntry(
-            request_id=trace.request_id,
-            time=facts.time,
-            org_id=principal.org_id,
-            key_id=principal.key_id,
-            key_display_prefix=principal.key_display_prefix,
-            client_ip=client_ip,
-            method=request.method,
-            route=_route(request),
-            path=redact_text(request.path, secrets),
-            status=facts.status or CLIENT_CLOSED_REQUEST,
-            latency_ms=latency_ms,
-            upstream_latency_ms=trace.upstream_seconds * 1000,
-            model=model,
-            input_tokens=sum(charge.prompt_tokens for charge in charges),
-            cached_tokens=sum(charge.cached_tokens for charge in charges),
-            output_tokens=sum(charge.completion_tokens for charge in charges),
-            cost_usd=sum(charge.cost_micros for charge in charges) / 1_000_000,
-            unpriced_model=any(not charge.priced for charge in charges),
-            trace_id=redact_text(trace.trace_id, secrets),
-            metadata=redact_value(facts.metadata, secrets),
-            error_type=error_type,
-            error_code=error_code,
-            request_body=request_body,
-            response_body=response_body,
-        )
+        document: dict[str, Any] = {
+            "request_id": trace.request_id,
+            "time": facts.time.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "org_id": principal.org_id,
+            "key_id": principal.key_id,
+            "key_display_prefix": principal.key_display_prefix,
+            "client_ip": client_ip,
+            "method": request.method,
+            "route": _route(request),
+            "path": redact_text(request.path, secrets),
+            "status": facts.status or CLIENT_CLOSED_REQUEST,
+            "latency_ms": round(latency_ms, 3),
+            "upstream_latency_ms": round(trace.upstream_seconds * 1000, 3),
+            "model": model,
+            "input_tokens": sum(charge.prompt_tokens for charge in charges),
+            "cached_tokens": sum(charge.cached_tokens for charge in charges),
+            "output_tokens": sum(charge.completion_tokens for charge in charges),
+            "cost_usd": sum(charge.cost_micros for charge in charges) / 1_000_000,
+            "unpriced_model": any(not charge.priced for charge in charges),
+            "trace_id": redact_text(trace.trace_id, secrets),
+            "metadata": redact_value(facts.metadata, secrets),
+            "error_type": error_type,
+            "error_code": error_code,
+        }
+        # A body the org does not log is left out, as an unset message field is.
+        if request_body is not None:
+            document["request_body"] = request_body
+        if response_body is not None:
+            document["response_body"] = response_body
+        return RequestLogEntry(document)
 
 
 def _route(request: Any) -> str:

@@ -8,7 +8,7 @@ from quart import Quart, Response, request
 from redis.asyncio import Redis
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from prism.openai_errors import SERVER_ERROR, error_json
+from prism.serving import answer_unexpected_errors
 from prism.settings import load_or_exit
 
 from .api import BLUEPRINTS, files, runs, vector_stores
@@ -24,6 +24,11 @@ from .store import Store
 from .vector_stores import VectorStores
 
 log = logging.getLogger("prism.engine")
+
+# The 500 body's message.
+_FAILED = (
+    "The engine failed to handle the request. Please retry; if it persists, see the engine's log."
+)
 
 
 def create_app(settings: Settings) -> Quart:
@@ -87,23 +92,10 @@ def _http_exception(error: HTTPException) -> Response:
     return _api_error(ApiError(error.code or 400, error.description or "Bad request."))
 
 
-def _unexpected(error: Exception) -> Response:
-    log.error("unhandled error in %s %s", request.method, request.path, exc_info=error)
-    return _response(
-        500,
-        error_json(
-            "The engine failed to handle the request. Please retry; if it persists, see the "
-            "engine's log.",
-            SERVER_ERROR,
-            "internal_error",
-        ),
-    )
-
-
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_exception)
-    app.register_error_handler(Exception, _unexpected)
+    answer_unexpected_errors(app, log, _FAILED)
 
 
 def worker_app() -> Quart:

@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 import redis
-from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf import field_mask_pb2, json_format, timestamp_pb2
 
 from prism import redis_keys
 from prism.v1 import admin_pb2, request_logging_pb2
@@ -453,6 +453,31 @@ def test_each_request_is_one_json_line_on_stdout(
     first = next(line for line in lines if line["request_id"] == ids[0])
     assert first["org_id"] == entry.org_id and first["route"] == "GET /v1/assistants"
     assert first["status"] == 200 and first["trace_id"] == entry.trace_id
+
+
+def test_the_json_line_is_the_request_log_message_with_every_field(
+    dataplane: DataPlane, client: openai.OpenAI
+) -> None:
+    response = client.beta.assistants.with_raw_response.list(
+        extra_headers={"x-prism-metadata": json.dumps({"ticket": 42, "ratio": 0.5})}
+    )
+    request_id = response.headers["x-prism-request-id"]
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not any(line["request_id"] == request_id for line in _json_lines(dataplane)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (line,) = [line for line in _json_lines(dataplane) if line["request_id"] == request_id]
+
+    # prism.v1.RequestLog is the one schema: no field the message lacks (strict parse), and
+    # every field it has but the bodies, which this org does not log.
+    parsed = json_format.ParseDict(line, admin_pb2.RequestLog())
+    bodies = {"request_body", "response_body"}
+    assert set(line) == {field.name for field in parsed.DESCRIPTOR.fields} - bodies
+    # Counts stay JSON integers, the caller's metadata as it sent it.
+    assert all(type(line[name]) is int for name in ("status", "input_tokens", "output_tokens"))
+    assert line["metadata"] == {"ticket": 42, "ratio": 0.5}
+    assert type(line["metadata"]["ticket"]) is int
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", line["time"])
 
 
 @dataclass

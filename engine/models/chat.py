@@ -1,83 +1,44 @@
-"""The Chat Completions client: streams a completion from the route's providers, failing
-over to the next while nothing has been yielded yet, and relays text as it arrives."""
+"""The Chat Completions client the run worker uses: streams a completion from the providers
+routing names for the model, failing over to the next while nothing has been yielded yet."""
 
-import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
-
+from .chat_completions import ChatCompletionsProvider
 from .offline import OfflineModel
-from .routing import Router, Target
-from .types import (
-    ChatEvent,
-    ChatRequest,
-    Finished,
-    ModelError,
-    Provider,
-    TextDelta,
-    ToolCall,
-    Usage,
-)
+from .provider import ModelProvider, ProviderFailure
+from .routing import ProviderKind, Router
+from .types import ChatEvent, ChatRequest, ModelError
 
 log = logging.getLogger("engine.models")
 
-# How much of a failed response's body goes into the error (providers' error JSON is short).
-_ERROR_BODY_BYTES = 4096
-
-
-class _ProviderFailure(Exception):
-    """One provider's failure; `retryable` ones let the next fallback try."""
-
-    def __init__(self, message: str, *, retryable: bool, code: str = "server_error") -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.code = code
-
-
-@dataclass
-class _PartialCall:
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
-
 
 class ChatClient:
-    """One per process: its httpx.AsyncClient keeps connections to providers alive."""
+    """One per process: its providers keep connections to the endpoints alive."""
 
-    def __init__(
-        self,
-        router: Router,
-        *,
-        http: httpx.AsyncClient | None = None,
-        offline: OfflineModel | None = None,
-    ) -> None:
+    def __init__(self, router: Router) -> None:
         self._router = router
-        self._http = http or httpx.AsyncClient()
-        self._offline = offline or OfflineModel()
+        self._providers: dict[ProviderKind, ModelProvider] = {
+            ProviderKind.CHAT_COMPLETIONS: ChatCompletionsProvider(),
+            ProviderKind.OFFLINE: OfflineModel(),
+        }
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for provider in self._providers.values():
+            await provider.aclose()
 
     async def complete(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         """Text deltas as they arrive, then assembled tool calls, then one Finished naming
         the provider that answered. Raises ModelError (and NoRouteError from routing)."""
         targets = self._router.resolve(request.model)
         for number, target in enumerate(targets):
-            if target.base_url is None:
-                async for event in self._offline.complete(request, _provider(target)):
-                    yield event
-                return
             started = False
             try:
-                async for event in self._stream(target, request):
+                async for event in self._providers[target.kind].stream(request, target):
                     started = True
                     yield event
                 return
-            except _ProviderFailure as failure:
+            except ProviderFailure as failure:
                 where = f"provider {target.route!r} ({target.host})"
                 if started:
                     raise ModelError(
@@ -94,121 +55,3 @@ class ChatClient:
                 )
         # Only an empty plan gets here; a completion must never end without Finished.
         raise ModelError("server_error", f"no provider to try for model {request.model!r}")
-
-    async def _stream(self, target: Target, request: ChatRequest) -> AsyncIterator[ChatEvent]:
-        assert target.base_url is not None
-        headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
-        timeout = httpx.Timeout(
-            target.read_timeout, connect=target.connect_timeout, pool=target.connect_timeout
-        )
-        try:
-            async with self._http.stream(
-                "POST",
-                f"{target.base_url}/chat/completions",
-                json=request.wire_body(target.model),
-                headers=headers,
-                timeout=timeout,
-            ) as response:
-                if response.status_code != 200:
-                    raise await _status_failure(response, target)
-                async for event in _read_stream(response, target):
-                    yield event
-        except httpx.TimeoutException as error:
-            raise _ProviderFailure(f"timed out ({type(error).__name__})", retryable=True) from None
-        except httpx.TransportError as error:
-            raise _ProviderFailure(
-                f"connection error ({type(error).__name__}: {error})", retryable=True
-            ) from None
-
-
-def _provider(target: Target) -> Provider:
-    return Provider(route=target.route, host=target.host, model=target.model)
-
-
-async def _status_failure(response: httpx.Response, target: Target) -> _ProviderFailure:
-    body = b""
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) >= _ERROR_BODY_BYTES:
-            break
-    detail = _error_message(body[:_ERROR_BODY_BYTES])
-    if target.api_key:
-        # Some providers quote the key they were given in a 401's message.
-        detail = detail.replace(target.api_key, "[redacted]")
-    status = response.status_code
-    message = f"HTTP {status}" + (f": {detail}" if detail else "")
-    if status == 429:
-        return _ProviderFailure(message, retryable=True, code="rate_limit_exceeded")
-    return _ProviderFailure(message, retryable=status >= 500)
-
-
-def _error_message(body: bytes) -> str:
-    try:
-        error = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        return body.decode("utf-8", "replace").strip()[:300]
-    if isinstance(error, dict):
-        return str(error.get("message", ""))[:300]
-    return str(error or "")[:300]
-
-
-async def _read_stream(response: httpx.Response, target: Target) -> AsyncIterator[ChatEvent]:
-    """Parses the SSE stream of chat.completion.chunk objects up to `data: [DONE]`."""
-    calls: dict[int, _PartialCall] = {}
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    done = False
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue  # blank separators, comments (": keep-alive"), event names
-        data = line[5:].strip()
-        if data == "[DONE]":
-            done = True
-            break
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise _ProviderFailure("sent a chunk that is not JSON", retryable=True) from None
-        if chunk.get("error"):
-            detail = _error_message(json.dumps(chunk).encode())
-            raise _ProviderFailure(f"error in stream: {detail}", retryable=True)
-        if chunk.get("usage"):
-            usage = _usage(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            if choice.get("index", 0) != 0:
-                continue  # the engine asks for one choice
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                yield TextDelta(delta["content"])
-            for fragment in delta.get("tool_calls") or []:
-                _merge_call(calls, fragment)
-            if choice.get("finish_reason"):
-                finish_reason = choice["finish_reason"]
-    # A provider that omits [DONE] but said why it finished has still answered in full.
-    if not done and finish_reason is None:
-        raise _ProviderFailure("stream ended before the answer finished", retryable=True)
-    for index in sorted(calls):
-        call = calls[index]
-        yield ToolCall(id=call.id, name=call.name, arguments=call.arguments or "{}")
-    yield Finished(finish_reason or "stop", usage, _provider(target))
-
-
-def _merge_call(calls: dict[int, _PartialCall], fragment: dict[str, Any]) -> None:
-    # The first fragment of a call carries its id and name; later ones add argument text.
-    call = calls.setdefault(int(fragment.get("index", 0)), _PartialCall())
-    if fragment.get("id"):
-        call.id = fragment["id"]
-    function = fragment.get("function") or {}
-    if function.get("name"):
-        call.name += function["name"]
-    if function.get("arguments"):
-        call.arguments += function["arguments"]
-
-
-def _usage(raw: dict[str, Any]) -> Usage:
-    details = raw.get("prompt_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-    )

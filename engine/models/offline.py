@@ -10,12 +10,13 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+from .provider import ModelProvider, answered_by
+from .routing import Target
 from .tokens import count_message_tokens, count_tokens, message_text, split_tokens
 from .types import (
     ChatEvent,
     ChatRequest,
     Finished,
-    Provider,
     RetrievedChunk,
     TextDelta,
     ToolCall,
@@ -44,8 +45,13 @@ _PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)")
 _AFTER_PREPOSITION = re.compile(r"\b(?:in|for|of|about|at|to|from|on)\s+([^.,;:!?]+)", re.I)
 
 
-class OfflineModel:
-    async def complete(self, request: ChatRequest, provider: Provider) -> AsyncIterator[ChatEvent]:
+class OfflineModel(ModelProvider):
+    """Never fails: a plan that reaches it always gets an answer."""
+
+    async def aclose(self) -> None:
+        """It holds nothing open."""
+
+    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[ChatEvent]:
         text, calls = _respond(request)
         pieces = split_tokens(text)
         finish_reason = "tool_calls" if calls else "stop"
@@ -61,7 +67,7 @@ class OfflineModel:
             count_tokens(call.name) + count_tokens(call.arguments) for call in calls
         )
         prompt = sum(count_message_tokens(message) for message in request.messages)
-        yield Finished(finish_reason, Usage(prompt, completion), provider)
+        yield Finished(finish_reason, Usage(prompt, completion), answered_by(target))
 
 
 def _respond(request: ChatRequest) -> tuple[str, list[ToolCall]]:

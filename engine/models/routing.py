@@ -25,6 +25,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,13 @@ _KEYS = {
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class ProviderKind(StrEnum):
+    """Which ModelProvider (provider.py) serves a route."""
+
+    CHAT_COMPLETIONS = "chat_completions"  # an OpenAI-compatible endpoint at base_url
+    OFFLINE = "offline"  # the built-in offline model
+
+
 class RoutingConfigError(ValueError):
     """A bad models file, said in one line naming the file and the entry."""
 
@@ -55,7 +63,8 @@ class NoRouteError(LookupError):
 @dataclass(frozen=True)
 class Route:
     name: str
-    base_url: str | None  # None: the built-in offline model
+    kind: ProviderKind
+    base_url: str | None  # None for the offline model
     model: str | None
     fallbacks: tuple[str, ...]
     connect_timeout: float
@@ -69,7 +78,8 @@ class Target:
     """One provider to try for a request, in the order of the plan."""
 
     route: str
-    base_url: str | None  # None: the built-in offline model
+    kind: ProviderKind
+    base_url: str | None  # None for the offline model
     model: str  # the model name sent upstream
     connect_timeout: float
     read_timeout: float
@@ -103,12 +113,20 @@ class Router:
 
 
 def _offline_target(model: str) -> Target:
-    return Target(OFFLINE_ROUTE, None, model, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
+    return Target(
+        OFFLINE_ROUTE,
+        ProviderKind.OFFLINE,
+        None,
+        model,
+        DEFAULT_CONNECT_TIMEOUT,
+        DEFAULT_READ_TIMEOUT,
+    )
 
 
 def _target(route: Route, model: str) -> Target:
     return Target(
         route=route.name,
+        kind=route.kind,
         base_url=route.base_url,
         model=route.model or model,
         connect_timeout=route.connect_timeout,
@@ -201,6 +219,7 @@ def _route(path: Path, name: str, entry: Any, environ: Mapping[str, str]) -> Rou
             raise fail("the variable named in api_key_env is not set")
     return Route(
         name=name,
+        kind=ProviderKind.OFFLINE if offline else ProviderKind.CHAT_COMPLETIONS,
         base_url=None if offline else base_url.rstrip("/"),
         model=model,
         fallbacks=tuple(dict.fromkeys(fallbacks)),
