@@ -1,5 +1,6 @@
 """The suite runs against the real stack: a private redis-server, the control plane over
-gRPC, the data plane over HTTP and the fake upstream, each a process on a free port.
+gRPC, the data plane over HTTP, and the Assistants engine behind the fault proxy as the
+upstream, each a process on a free port.
 
 Session fixtures start them once; tests that need a differently configured process
 start their own with `start_dataplane` / `start_controlplane` and the shared Redis.
@@ -26,14 +27,17 @@ from tools import stack
 
 
 @dataclass
-class FakeUpstream:
+class Upstream:
+    """The gateway's upstream in the suite: the engine behind the fault proxy, which records
+    every request as the upstream saw it and applies the faults a test injects."""
+
     url: str
     api_key: str
     process: stack.Process
 
     @property
     def _control(self) -> str:
-        return self.url.removesuffix("/v1") + "/_fake"
+        return self.url.removesuffix("/v1") + "/_proxy"
 
     def requests(self) -> list[dict[str, Any]]:
         return httpx.get(f"{self._control}/requests").json()["requests"]
@@ -42,6 +46,9 @@ class FakeUpstream:
         httpx.delete(f"{self._control}/requests").raise_for_status()
 
     def add_fault(self, **fault: Any) -> None:
+        """`path` (a template's `{name}` matches one segment), and any of `method`,
+        `status`, `delay_ms`, `cut_stream_after_events`, `stall_stream_after_events`,
+        `drop_connection`, `times` (1 unless given)."""
         httpx.post(f"{self._control}/faults", json=fault).raise_for_status()
 
     def clear_faults(self) -> None:
@@ -126,18 +133,41 @@ def redis_url(workdir: Path, logs: Path) -> Iterator[str]:
     process.stop()
 
 
+@dataclass
+class Engine:
+    # http://host:port, without /v1
+    url: str
+    api_key: str
+    process: stack.Process
+
+
 @pytest.fixture(scope="session")
-def fake_upstream(workdir: Path, logs: Path) -> Iterator[FakeUpstream]:
+def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
+    """The Assistants engine on the shared Redis, with its own data directory."""
     port = stack.free_port()
-    api_key = "sk-upstream-" + secrets.token_urlsafe(24)
-    process = stack.start_fake_upstream(port, api_key, workdir / "upstream-files", logs)
-    yield FakeUpstream(f"http://127.0.0.1:{port}/v1", api_key, process)
+    api_key = "sk-engine-" + secrets.token_urlsafe(24)
+    settings = {
+        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{port}",
+        "PRISM_ENGINE_API_KEY": api_key,
+        "PRISM_ENGINE_REDIS_URL": redis_url,
+        "PRISM_ENGINE_DATA_DIR": str(workdir / "engine-data"),
+    }
+    process = stack.start_engine(settings, logs)
+    yield Engine(f"http://127.0.0.1:{port}", api_key, process)
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_upstream(engine: Engine, logs: Path) -> Iterator[Upstream]:
+    port = stack.free_port()
+    process = stack.start_fault_proxy(port, engine.url, logs)
+    yield Upstream(f"http://127.0.0.1:{port}/v1", engine.api_key, process)
     process.stop()
 
 
 @pytest.fixture(scope="session")
 def start_controlplane(
-    redis_url: str, fake_upstream: FakeUpstream, logs: Path
+    redis_url: str, shared_upstream: Upstream, logs: Path
 ) -> Iterator[Callable[..., ControlPlane]]:
     """Starts a control plane on the shared Redis; keyword arguments override its env."""
     started: list[stack.Process] = []
@@ -149,11 +179,10 @@ def start_controlplane(
             "PRISM_METRICS_LISTEN": f"127.0.0.1:{stack.free_port()}",
             "PRISM_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(16),
             "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
-            "PRISM_UPSTREAM_URL": fake_upstream.url,
-            "PRISM_UPSTREAM_API_KEY": fake_upstream.api_key,
-            # The sweeper's fetches would show among the fake upstream's requests (and
-            # settle its runs) in the middle of other tests; the tests of the sweeper set
-            # their own.
+            "PRISM_UPSTREAM_URL": shared_upstream.url,
+            "PRISM_UPSTREAM_API_KEY": shared_upstream.api_key,
+            # The sweeper's fetches would show among the upstream's recorded requests in
+            # the middle of other tests; the tests of the sweeper set their own.
             "PRISM_SWEEP_AFTER_SECONDS": "86400",
             # Likewise its fetches of every org's vector stores; test_storage_fees.py
             # turns it on.
@@ -212,30 +241,6 @@ def start_dataplane(redis_url: str, logs: Path) -> Iterator[Callable[..., DataPl
     yield start
     for process in started:
         process.stop()
-
-
-@dataclass
-class Engine:
-    # http://host:port, without /v1
-    url: str
-    api_key: str
-    process: stack.Process
-
-
-@pytest.fixture(scope="session")
-def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
-    """The Assistants engine on the shared Redis, with its own data directory."""
-    port = stack.free_port()
-    api_key = "sk-engine-" + secrets.token_urlsafe(24)
-    settings = {
-        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{port}",
-        "PRISM_ENGINE_API_KEY": api_key,
-        "PRISM_ENGINE_REDIS_URL": redis_url,
-        "PRISM_ENGINE_DATA_DIR": str(workdir / "engine-data"),
-    }
-    process = stack.start_engine(settings, logs)
-    yield Engine(f"http://127.0.0.1:{port}", api_key, process)
-    process.stop()
 
 
 @pytest.fixture
@@ -339,12 +344,12 @@ def sdk(dataplane: DataPlane) -> Iterator[Sdk]:
 
 
 @pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    """The fake upstream with no recorded requests and no faults, before and after."""
-    fake_upstream.clear_requests()
-    fake_upstream.clear_faults()
-    yield fake_upstream
-    fake_upstream.clear_faults()
+def upstream(shared_upstream: Upstream) -> Iterator[Upstream]:
+    """The upstream with no recorded requests and no faults, before and after."""
+    shared_upstream.clear_requests()
+    shared_upstream.clear_faults()
+    yield shared_upstream
+    shared_upstream.clear_faults()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import openai
 import pytest
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, DataPlane, FakeUpstream, IssueKey
+from tests.conftest import AdminClient, DataPlane, IssueKey, Upstream
 
 MODEL = "gpt-4o"
 FUNCTION_TOOL = {
@@ -140,10 +140,10 @@ def b(org_b: tuple[str, openai.OpenAI]) -> Tenant:
 
 
 @pytest.fixture(scope="module")
-def upstream_sdk(fake_upstream: FakeUpstream) -> Iterator[openai.OpenAI]:
+def upstream_sdk(shared_upstream: Upstream) -> Iterator[openai.OpenAI]:
     """The shared upstream account itself, without the gateway: the reference for the 404s."""
     with openai.OpenAI(
-        base_url=fake_upstream.url, api_key=fake_upstream.api_key, max_retries=0
+        base_url=shared_upstream.url, api_key=shared_upstream.api_key, max_retries=0
     ) as sdk:
         yield sdk
 
@@ -470,13 +470,13 @@ def upstream_404(
     }
 
 
-def forwarded(upstream: FakeUpstream) -> list[str]:
+def forwarded(upstream: Upstream) -> list[str]:
     return [f"{request['method']} {request['path']}" for request in upstream.requests()]
 
 
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=str)
 def test_another_orgs_object_is_missing(
-    attempt: Attempt, a: Tenant, b: Tenant, upstream_sdk: openai.OpenAI, upstream: FakeUpstream
+    attempt: Attempt, a: Tenant, b: Tenant, upstream_sdk: openai.OpenAI, upstream: Upstream
 ) -> None:
     """B names A's object: B gets the upstream's 404 for a missing object, word for word and
     with its `param` (the table's, checked against the upstream too), and the upstream
@@ -494,7 +494,7 @@ def test_another_orgs_object_is_missing(
 
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=str)
 def test_a_made_up_id_gets_the_same_404_as_another_orgs(
-    attempt: Attempt, a: Tenant, b: Tenant, upstream: FakeUpstream
+    attempt: Attempt, a: Tenant, b: Tenant, upstream: Upstream
 ) -> None:
     """Ids nobody ever saw, where the other org's ids were: the same error, word for word,
     and the same gateway headers, so existing elsewhere and not existing look alike."""
@@ -515,7 +515,7 @@ def test_a_made_up_id_gets_the_same_404_as_another_orgs(
 
 
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=str)
-def test_the_owner_keeps_full_access(attempt: Attempt, a: Tenant, upstream: FakeUpstream) -> None:
+def test_the_owner_keeps_full_access(attempt: Attempt, a: Tenant, upstream: Upstream) -> None:
     """The same requests as A's own: forwarded, and answered by the upstream. Were ownership
     never recorded, these would be the 404s."""
     upstream.clear_requests()
@@ -617,7 +617,7 @@ def test_every_key_of_an_org_shares_its_objects(
 
 
 def test_a_streamed_thread_is_the_owners_from_the_first_event(
-    a: Tenant, b: Tenant, upstream: FakeUpstream
+    a: Tenant, b: Tenant, upstream: Upstream
 ) -> None:
     """The upstream sends `thread.created` and hangs up without ending the response: the
     thread is A's as soon as A has that event (the gateway records it before relaying it),

@@ -13,7 +13,7 @@ import openai
 import pytest
 import yaml
 
-from tests.conftest import DataPlane, FakeUpstream, IssueKey
+from tests.conftest import DataPlane, IssueKey, Upstream
 
 SPEC = Path(__file__).resolve().parents[1] / "spec" / "openai-assistants-openapi.yaml"
 HTTP_METHODS = {"get", "post", "delete"}
@@ -233,14 +233,14 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 def test_operation_reaches_the_upstream_with_its_credentials(
-    operation: str, sdk: openai.OpenAI, world: World, fake_upstream: FakeUpstream
+    operation: str, sdk: openai.OpenAI, world: World, shared_upstream: Upstream
 ) -> None:
     method, template = OPERATIONS[operation]
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     CALLS[operation](sdk, world)
 
-    forwarded = fake_upstream.requests()
+    forwarded = shared_upstream.requests()
     assert forwarded, "nothing reached the upstream"
     last = forwarded[-1]
     assert (last["method"], _template_regex(template).match(last["path"]) is not None) == (
@@ -249,7 +249,7 @@ def test_operation_reaches_the_upstream_with_its_credentials(
     ), f"{operation}: upstream saw {last['method']} {last['path']}, expected {method} {template}"
     for request in forwarded:
         headers = request["headers"]
-        assert headers["authorization"] == f"Bearer {fake_upstream.api_key}"
+        assert headers["authorization"] == f"Bearer {shared_upstream.api_key}"
         assert headers["openai-beta"] == "assistants=v2"
         assert "openai-organization" not in headers
         assert "openai-project" not in headers

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, ControlPlane, FakeUpstream, IssueKey, Sdk
+from tests.conftest import AdminClient, ControlPlane, IssueKey, Sdk, Upstream
 
 STORAGE = "vector_store_storage"
 # Bounds a wait for a sweep; reached only when it fails.
@@ -51,7 +51,7 @@ def wait_for(done: Callable[[], bool], what: str) -> None:
         time.sleep(0.1)
 
 
-def fetches(upstream: FakeUpstream, store_id: str) -> list[dict[str, object]]:
+def fetches(upstream: Upstream, store_id: str) -> list[dict[str, object]]:
     return [
         request
         for request in upstream.requests()
@@ -73,7 +73,7 @@ def test_storage_past_the_first_gb_is_charged_to_the_org_once_a_day_by_any_contr
     issue_key: IssueKey,
     sdk: Sdk,
     admin: AdminClient,
-    upstream: FakeUpstream,
+    upstream: Upstream,
     start_sweeping: Callable[[], ControlPlane],
     spend: Callable[[str, str], int],
 ) -> None:
@@ -135,7 +135,7 @@ def test_a_failed_fetch_leaves_the_day_to_a_later_sweep(
     issue_key: IssueKey,
     sdk: Sdk,
     admin: AdminClient,
-    upstream: FakeUpstream,
+    upstream: Upstream,
     start_sweeping: Callable[[], ControlPlane],
     spend: Callable[[str, str], int],
 ) -> None:

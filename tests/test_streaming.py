@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 
-from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, Sdk
+from tests.conftest import AdminClient, ControlPlane, DataPlane, Sdk, Upstream
 from tests.test_request_logs import logged
 
 QUESTION = "What is the capital of France"
@@ -46,7 +46,7 @@ def thread_with_question(client: openai.OpenAI) -> tuple[str, str]:
 
 
 def test_run_stream_relays_every_event_in_order(
-    client: openai.OpenAI, upstream: FakeUpstream, thread_with_question: tuple[str, str]
+    client: openai.OpenAI, upstream: Upstream, thread_with_question: tuple[str, str]
 ) -> None:
     assistant_id, thread_id = thread_with_question
 
@@ -84,7 +84,7 @@ def test_a_broken_stream_ends_with_an_error_event_the_log_records(
     sdk: Sdk,
     admin: AdminClient,
     impatient_dataplane: DataPlane,
-    upstream: FakeUpstream,
+    upstream: Upstream,
     thread_with_question: tuple[str, str],
 ) -> None:
     """Cut, or silent for longer than PRISM_UPSTREAM_TIMEOUT (1 s here): three events reach
@@ -118,7 +118,7 @@ def quiet_dataplane(
     return start_dataplane(controlplane.addr)
 
 
-def upstream_connections(dataplane: DataPlane, upstream: FakeUpstream) -> int:
+def upstream_connections(dataplane: DataPlane, upstream: Upstream) -> int:
     """How many TCP connections the data plane process holds open to the upstream."""
     pid = dataplane.process.pid
     sockets = set()
@@ -140,7 +140,7 @@ def upstream_connections(dataplane: DataPlane, upstream: FakeUpstream) -> int:
     return count
 
 
-def wait_for_no_upstream_connection(dataplane: DataPlane, upstream: FakeUpstream) -> None:
+def wait_for_no_upstream_connection(dataplane: DataPlane, upstream: Upstream) -> None:
     deadline = time.monotonic() + PATIENCE_SECONDS
     while upstream_connections(dataplane, upstream) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -157,7 +157,7 @@ async def wait_until(condition: Callable[[], bool]) -> None:
 def test_client_leaving_a_download_midway_closes_the_upstream_stream(
     client: openai.OpenAI,
     quiet_dataplane: DataPlane,
-    upstream: FakeUpstream,
+    upstream: Upstream,
     tmp_path: Path,
 ) -> None:
     """The file is far larger than every buffer between the upstream and the client, so the
@@ -191,7 +191,7 @@ def test_client_leaving_a_download_midway_closes_the_upstream_stream(
 def test_client_leaving_before_the_upstream_answers_closes_the_upstream_request(
     client: openai.OpenAI,
     quiet_dataplane: DataPlane,
-    upstream: FakeUpstream,
+    upstream: Upstream,
     thread_with_question: tuple[str, str],
 ) -> None:
     """The upstream takes a minute to answer; the client gives up once the request has

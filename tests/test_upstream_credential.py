@@ -16,8 +16,8 @@ from tests.conftest import (
     AdminClient,
     ControlPlane,
     DataPlane,
-    FakeUpstream,
     IssueKey,
+    Upstream,
     assert_one_clear_line,
     start_and_fail,
 )
@@ -28,18 +28,18 @@ MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 @pytest.fixture(scope="module")
-def own_upstream(workdir: Path, logs: Path) -> Iterator[FakeUpstream]:
+def own_upstream(workdir: Path, logs: Path) -> Iterator[Upstream]:
     """An upstream that accepts only the org's own credential, not the gateway's key."""
     port = stack.free_port()
     credential = "sk-org-own-" + secrets.token_urlsafe(24)
     process = stack.start_fake_upstream(port, credential, workdir / "own-upstream-files", logs)
-    yield FakeUpstream(f"http://127.0.0.1:{port}/v1", credential, process)
+    yield Upstream(f"http://127.0.0.1:{port}/v1", credential, process)
     process.stop()
 
 
 @pytest.fixture(scope="module")
 def sealing_controlplane(
-    start_controlplane: Callable[..., ControlPlane], own_upstream: FakeUpstream
+    start_controlplane: Callable[..., ControlPlane], own_upstream: Upstream
 ) -> ControlPlane:
     return start_controlplane(
         PRISM_MASTER_KEY=MASTER_KEY,
@@ -74,7 +74,7 @@ def _set(admin: AdminClient, org_id: str, api_key: str) -> admin_pb2.Org:
 
 
 def test_an_orgs_traffic_goes_upstream_with_its_own_credential(
-    sealing_admin: AdminClient, gateway: DataPlane, own_upstream: FakeUpstream
+    sealing_admin: AdminClient, gateway: DataPlane, own_upstream: Upstream
 ) -> None:
     org, secret = _org_and_key(sealing_admin)
     _, other_secret = _org_and_key(sealing_admin)
@@ -93,7 +93,7 @@ def test_an_orgs_traffic_goes_upstream_with_its_own_credential(
 
 
 def test_an_empty_credential_removes_it(
-    sealing_admin: AdminClient, gateway: DataPlane, own_upstream: FakeUpstream
+    sealing_admin: AdminClient, gateway: DataPlane, own_upstream: Upstream
 ) -> None:
     org, secret = _org_and_key(sealing_admin)
     _set(sealing_admin, org.id, own_upstream.api_key)
