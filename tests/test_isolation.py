@@ -81,7 +81,9 @@ def create_everything(sdk: openai.OpenAI) -> Objects:
     run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert run.status == "completed"
     step = sdk.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
-    waiting_thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Look it up"}])
+    waiting_thread = sdk.beta.threads.create(
+        messages=[{"role": "user", "content": "Run a lookup for me"}]
+    )
     waiting_run = sdk.beta.threads.runs.create_and_poll(
         thread_id=waiting_thread.id,
         assistant_id=assistant.id,
