@@ -12,6 +12,7 @@ from typing import Any
 import openai
 import pytest
 import yaml
+from openai.types.beta.threads import Run
 
 from tests.conftest import DataPlane, IssueKey, Upstream
 
@@ -100,19 +101,25 @@ def world(sdk: openai.OpenAI) -> World:
     )
 
 
-def _cancel_run(c: openai.OpenAI, w: World) -> None:
-    thread = c.beta.threads.create()
-    run = c.beta.threads.runs.create(thread.id, assistant_id=w.assistant_id)
-    c.beta.threads.runs.cancel(run.id, thread_id=thread.id)
-
-
-def _submit_tool_outputs(c: openai.OpenAI, w: World) -> None:
+def _waiting_for_tools(c: openai.OpenAI, w: World) -> Run:
+    """A run stopped at requires_action: one the upstream has not finished, so it can be
+    cancelled."""
     thread = c.beta.threads.create(messages=[{"role": "user", "content": "Weather in Paris?"}])
     run = c.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=w.tool_assistant_id)
     assert run.status == "requires_action"
+    return run
+
+
+def _cancel_run(c: openai.OpenAI, w: World) -> None:
+    run = _waiting_for_tools(c, w)
+    c.beta.threads.runs.cancel(run.id, thread_id=run.thread_id)
+
+
+def _submit_tool_outputs(c: openai.OpenAI, w: World) -> None:
+    run = _waiting_for_tools(c, w)
     call = run.required_action.submit_tool_outputs.tool_calls[0]
     c.beta.threads.runs.submit_tool_outputs(
-        run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}]
+        run.id, thread_id=run.thread_id, tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}]
     )
 
 
