@@ -149,7 +149,7 @@ def _cancel_batch(c: openai.OpenAI, w: World) -> None:
         c.vector_stores.file_batches.cancel(batch.id, vector_store_id=w.vector_store_id)
 
 
-# The call each operation's test makes. The last request the fake upstream sees is the
+# The call each operation's test makes. The last request the upstream sees is the
 # operation under test; setup calls before it go through the gateway too.
 CALLS: dict[str, Callable[[openai.OpenAI, World], Any]] = {
     "listAssistants": lambda c, w: c.beta.assistants.list(),
