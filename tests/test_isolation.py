@@ -92,6 +92,7 @@ def create_everything(sdk: openai.OpenAI) -> Objects:
     assert waiting_run.status == "requires_action"
     assert waiting_run.required_action is not None
     return Objects(
+        tool_call=waiting_run.required_action.submit_tool_outputs.tool_calls[0].id,
         assistant=assistant.id,
         file=file.id,
         vector_store=vector_store.id,
@@ -102,7 +103,6 @@ def create_everything(sdk: openai.OpenAI) -> Objects:
         step=step.id,
         waiting_thread=waiting_thread.id,
         waiting_run=waiting_run.id,
-        tool_call=waiting_run.required_action.submit_tool_outputs.tool_calls[0].id,
     )
 
 
