@@ -7,9 +7,11 @@ start their own with `start_dataplane` / `start_controlplane` and the shared Red
 """
 
 import functools
+import json
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,6 +365,40 @@ def spend(redis_url: str) -> Iterator[Callable[[str, str], int]]:
 
     yield read
     client.close()
+
+
+# Bounds a wait for a sweep or the engine's indexing; reached only when it fails.
+PATIENCE_SECONDS = 20
+
+
+def wait_for(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+Resize = Callable[[str, str, int], None]
+
+
+@pytest.fixture
+def resize(redis_url: str) -> Iterator[Resize]:
+    """`resize(store_id, file_id, usage_bytes)`: once the engine has indexed the store's file,
+    its record claims `usage_bytes`, which the store then reports as its usage (a store's
+    usage is its completed files')."""
+    engine_redis = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def indexed(key: str) -> bool:
+        return json.loads(engine_redis.get(key) or "{}").get("status") == "completed"
+
+    def apply(store_id: str, file_id: str, usage_bytes: int) -> None:
+        key = redis_keys.engine_vector_store_file(store_id, file_id)
+        wait_for(lambda: indexed(key), f"the engine never indexed {file_id} in {store_id}")
+        record = json.loads(engine_redis.get(key))
+        engine_redis.set(key, json.dumps({**record, "usage_bytes": usage_bytes}))
+
+    yield apply
+    engine_redis.close()
 
 
 Check = Callable[..., authorizer_pb2.CheckResponse]

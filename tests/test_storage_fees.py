@@ -5,25 +5,20 @@ fee, to the org's spend (its budgets), GetUsage (model `vector_store_storage`, n
 file, whose size in the engine's record is then set to what the test needs, so no gigabytes
 are uploaded."""
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
 import httpx
 import openai
 import pytest
-import redis
 from openai.types import VectorStore
 from prometheus_client.parser import text_string_to_metric_families
 
-from prism import redis_keys
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, ControlPlane, IssueKey, Sdk, Upstream
+from tests.conftest import AdminClient, ControlPlane, IssueKey, Resize, Sdk, Upstream, wait_for
 
 STORAGE = "vector_store_storage"
-# Bounds a wait for a sweep; reached only when it fails.
-PATIENCE_SECONDS = 20
 
 
 def storage_micros(usage_bytes: int, usd_per_gb_day: str) -> int:
@@ -47,36 +42,6 @@ def storage_rows(admin: AdminClient, org_id: str) -> list[admin_pb2.UsageRow]:
             )
         ).rows
     )
-
-
-def wait_for(done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while not done():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
-Resize = Callable[[str, str, int], None]
-
-
-@pytest.fixture
-def resize(redis_url: str) -> Iterator[Resize]:
-    """`resize(store_id, file_id, usage_bytes)`: once the engine has indexed the store's file,
-    its record claims `usage_bytes`, which the store then reports as its usage (a store's
-    usage is its completed files')."""
-    engine_redis = redis.Redis.from_url(redis_url, decode_responses=True)
-
-    def indexed(key: str) -> bool:
-        return json.loads(engine_redis.get(key) or "{}").get("status") == "completed"
-
-    def apply(store_id: str, file_id: str, usage_bytes: int) -> None:
-        key = redis_keys.engine_vector_store_file(store_id, file_id)
-        wait_for(lambda: indexed(key), f"the engine never indexed {file_id} in {store_id}")
-        record = json.loads(engine_redis.get(key))
-        engine_redis.set(key, json.dumps({**record, "usage_bytes": usage_bytes}))
-
-    yield apply
-    engine_redis.close()
 
 
 def small_file(client: openai.OpenAI) -> str:
