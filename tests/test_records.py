@@ -51,9 +51,9 @@ def test_the_thread_a_stream_creates_is_the_orgs_own_at_once(
         events = iter(stream)
         created = next(events)
         assert created.event == "thread.created"
-        # As soon as the client has the thread's id, the thread is the org's. (The fake
-        # upstream streams the whole run at once, so this cannot tell whether the gateway
-        # recorded it before relaying the event or at the stream's end.)
+        # As soon as the client has the thread's id, the thread is the org's. (The offline
+        # model's run may be over by now, so this cannot tell whether the gateway recorded
+        # it before relaying the event or at the stream's end.)
         assert client.beta.threads.retrieve(created.data.id).id == created.data.id
         ended = [event.event for event in events][-1]
 
