@@ -110,13 +110,14 @@ def caching_dataplane(
 
 def test_a_polled_run_costs_its_tokens_times_the_price_with_cached_tokens_cheaper(
     issue_key: IssueKey,
+    sdk: Sdk,
     caching_provider: tuple[FakeChat, str],
     caching_dataplane: DataPlane,
     admin: AdminClient,
     spend: Callable[[str, str], int],
 ) -> None:
     org, issued = issue_key()
-    client = openai.OpenAI(base_url=caching_dataplane.url, api_key=issued.secret, max_retries=0)
+    client = sdk(issued.secret, base_url=caching_dataplane.url)
     assistant_id, thread_id = _thread(client, "gpt-4o")
     usage = {"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43}
     caching_provider[0].script.append(
