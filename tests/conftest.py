@@ -143,20 +143,28 @@ class Engine:
     process: stack.Process
 
 
-@pytest.fixture(scope="session")
-def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
-    """The Assistants engine on the shared Redis, with its own data directory."""
+def launch_engine(
+    redis_url: str, data_dir: Path, logs: Path, api_key: str, name: str = "engine", **env: str
+) -> Engine:
+    """An engine process on a free port, taking `api_key`, on `redis_url` with its own data
+    directory; `env` adds settings (PRISM_ENGINE_MODELS, say). Stop its process when done."""
     port = stack.free_port()
-    api_key = "sk-engine-" + secrets.token_urlsafe(24)
     settings = {
         "PRISM_ENGINE_LISTEN": f"127.0.0.1:{port}",
         "PRISM_ENGINE_API_KEY": api_key,
         "PRISM_ENGINE_REDIS_URL": redis_url,
-        "PRISM_ENGINE_DATA_DIR": str(workdir / "engine-data"),
-    }
-    process = stack.start_engine(settings, logs)
-    yield Engine(f"http://127.0.0.1:{port}", api_key, process)
-    process.stop()
+        "PRISM_ENGINE_DATA_DIR": str(data_dir),
+    } | env
+    return Engine(f"http://127.0.0.1:{port}", api_key, stack.start_engine(settings, logs, name))
+
+
+@pytest.fixture(scope="session")
+def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
+    """The Assistants engine on the shared Redis, with its own data directory."""
+    api_key = "sk-engine-" + secrets.token_urlsafe(24)
+    engine = launch_engine(redis_url, workdir / "engine-data", logs, api_key)
+    yield engine
+    engine.process.stop()
 
 
 @pytest.fixture(scope="session")

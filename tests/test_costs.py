@@ -20,9 +20,16 @@ import pytest
 from openai.types.beta.threads import Run
 
 from prism.v1 import admin_pb2, authorizer_pb2
-from tests.conftest import AdminClient, AuthorizerClient, ControlPlane, DataPlane, IssueKey, Sdk
+from tests.conftest import (
+    AdminClient,
+    AuthorizerClient,
+    ControlPlane,
+    DataPlane,
+    IssueKey,
+    Sdk,
+    launch_engine,
+)
 from tests.fake_chat.server import FakeChat, Reply
-from tools import stack
 
 # USD per million input, cached-input and output tokens, as OpenAI publishes them.
 GPT_4O = ("2.50", "1.25", "10.00")
@@ -90,22 +97,20 @@ def caching_dataplane(
     workdir = tmp_path_factory.mktemp("caching-engine")
     models = workdir / "models.toml"
     models.write_text(f'[models."gpt-4o"]\nbase_url = "{caching_provider[1]}"\n')
-    port = stack.free_port()
-    api_key = "sk-engine-" + secrets.token_urlsafe(16)
-    settings = {
-        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{port}",
-        "PRISM_ENGINE_API_KEY": api_key,
+    engine = launch_engine(
         # Its own database, so that only it (not the suite's engine) works on its runs.
-        "PRISM_ENGINE_REDIS_URL": redis_url.rpartition("/")[0] + "/12",
-        "PRISM_ENGINE_DATA_DIR": str(workdir / "data"),
-        "PRISM_ENGINE_MODELS": str(models),
-    }
-    engine = stack.start_engine(settings, logs, name="caching-engine")
+        redis_url.rpartition("/")[0] + "/12",
+        workdir / "data",
+        logs,
+        "sk-engine-" + secrets.token_urlsafe(16),
+        "caching-engine",
+        PRISM_ENGINE_MODELS=str(models),
+    )
     controlplane = start_controlplane(
-        PRISM_UPSTREAM_URL=f"http://127.0.0.1:{port}/v1", PRISM_UPSTREAM_API_KEY=api_key
+        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
     )
     yield start_dataplane(controlplane.addr)
-    engine.stop()
+    engine.process.stop()
 
 
 def test_a_polled_run_costs_its_tokens_times_the_price_with_cached_tokens_cheaper(

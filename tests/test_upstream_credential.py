@@ -19,6 +19,7 @@ from tests.conftest import (
     IssueKey,
     Upstream,
     assert_one_clear_line,
+    launch_engine,
     start_and_fail,
 )
 from tests.test_admin import redis_dump
@@ -31,20 +32,13 @@ MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 def own_upstream(redis_url: str, workdir: Path, logs: Path) -> Iterator[Upstream]:
     """An upstream that accepts only the org's own credential, not the gateway's key: a
     second engine behind its own fault proxy, which records what the engine receives."""
-    engine_port = stack.free_port()
     credential = "sk-org-own-" + secrets.token_urlsafe(24)
-    settings = {
-        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{engine_port}",
-        "PRISM_ENGINE_API_KEY": credential,
-        "PRISM_ENGINE_REDIS_URL": redis_url,
-        "PRISM_ENGINE_DATA_DIR": str(workdir / "own-engine-data"),
-    }
-    engine = stack.start_engine(settings, logs, name="own-engine")
+    engine = launch_engine(redis_url, workdir / "own-engine-data", logs, credential, "own-engine")
     proxy_port = stack.free_port()
-    proxy = stack.start_fault_proxy(proxy_port, f"http://127.0.0.1:{engine_port}", logs)
+    proxy = stack.start_fault_proxy(proxy_port, engine.url, logs)
     yield Upstream(f"http://127.0.0.1:{proxy_port}/v1", credential, proxy)
     proxy.stop()
-    engine.stop()
+    engine.process.stop()
 
 
 @pytest.fixture(scope="module")
