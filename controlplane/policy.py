@@ -164,11 +164,14 @@ def unknown_object_model(object_id: str) -> Denial:
 
 def not_owned(kind: str, object_id: str, param: str) -> Denial:
     """What the upstream answers for an object that does not exist: another org's objects do
-    not exist for this one."""
+    not exist for this one. A vector store a body names (its `param` says where) is a 400,
+    as the upstream refuses tool resources naming no store; one in the path is a 404."""
     if kind == "file":
         return Denial(404, INVALID_REQUEST, "", f"No such File object: {object_id}", param)
-    name = _NOT_FOUND_NAMES.get(kind, kind)
-    return Denial(404, INVALID_REQUEST, "", f"No {name} found with id '{object_id}'.", param)
+    message = f"No {_NOT_FOUND_NAMES.get(kind, kind)} found with id '{object_id}'."
+    if kind == "vector_store" and param:
+        return Denial(400, INVALID_REQUEST, "invalid_value", message, param)
+    return Denial(404, INVALID_REQUEST, "", message, param)
 
 
 def rate_limited(refused: Outcome) -> Denial:

@@ -159,6 +159,7 @@ def _require_owned(cursors: list[tuple[str, str]], owned: list[str] | set[str]) 
                 400,
                 f"Invalid '{name}': no object with id '{cursor}' in this list.",
                 INVALID_REQUEST,
+                code="invalid_value",
                 param=name,
             )
 

@@ -16,12 +16,14 @@ The subtrees that hold the caller's own free-form data are not searched, so a me
 named `file_id` is no reference: `metadata`, vector store files' `attributes`, search
 `filters`, `tools` (function parameters are JSON schemas) and `response_format`.
 
-Each reference carries the `param` the upstream's 404 would name were the object missing, so
-the gateway's 404 for another org's object reads as the upstream's: a file is named by its
-place in the body (`attachments[0].file_id`, `tool_resources.code_interpreter.file_ids`), a
-`vector_stores[]` entry being a new vector store the upstream checks as a request of its own
-(`file_ids`), and a file in the path is `id`. The upstream's 404s for the other kinds name no
-param, so theirs is empty. A field of the wrong type is a 400 naming its place the same way.
+Each reference carries the `param` the upstream's refusal would name were the object
+missing, so the gateway's refusal of another org's object reads as the upstream's: a file or
+vector store is named by its place in the body (`attachments[0].file_id`,
+`tool_resources.code_interpreter.file_ids`,
+`tool_resources.file_search.vector_stores[0].file_ids`,
+`tool_resources.file_search.vector_store_ids`), and a file in the path is `id`. The
+upstream's 404s for the other kinds name no param, so theirs is empty. A field of the wrong
+type is a 400 naming its place the same way.
 """
 
 import json
@@ -46,11 +48,10 @@ _SINGLE = {"assistant_id": ASSISTANT, "thread_id": THREAD, "file_id": FILE}
 # Fields naming a list of objects.
 _LISTS = {"file_ids": FILE, "vector_store_ids": VECTOR_STORE}
 _FREE_FORM = frozenset({"metadata", "attributes", "filters", "tools", "response_format"})
-# Arrays whose entries the upstream reads as requests of their own (a vector store created
-# with an assistant or thread): their fields are named from the entry.
-_NESTED_REQUESTS = frozenset({"vector_stores"})
-# The upstream's 404 names a param only for files.
-_NAMED_KINDS = frozenset({FILE})
+# Arrays whose entries are vector stores made with an assistant or thread.
+_NEW_VECTOR_STORES = "vector_stores"
+# The upstream's refusal names a param only for files and vector stores.
+_NAMED_KINDS = frozenset({FILE, VECTOR_STORE})
 # How the upstream's 404 names a path's object.
 _PATH_PARAMS = {FILE: "id"}
 
@@ -133,10 +134,9 @@ def _references(document: _Pairs, facts: RequestFacts) -> Iterator[ObjectRef]:
                     yield from _single(field, child, _SINGLE[name])
                 elif name in _LISTS:
                     yield from _listed(field, child, _LISTS[name])
-                elif name in _NESTED_REQUESTS and isinstance(child, list):
-                    facts.makes_vector_stores = facts.makes_vector_stores or bool(child)
-                    children += [(entry, "") for entry in child]
                 elif name not in _FREE_FORM:
+                    if name == _NEW_VECTOR_STORES and isinstance(child, list):
+                        facts.makes_vector_stores = facts.makes_vector_stores or bool(child)
                     children.append((child, field))
         elif isinstance(value, list):
             children = [(item, f"{place}[{i}]") for i, item in enumerate(value)]

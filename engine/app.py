@@ -3,8 +3,10 @@
 
 import json
 import logging
+import secrets
+import time
 
-from quart import Quart, Response, request
+from quart import Quart, Response, g, request
 from redis.asyncio import Redis
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -54,9 +56,18 @@ def create_app(settings: Settings) -> Quart:
 
     @app.before_request
     async def authenticate() -> None:
+        g.arrived = time.monotonic()
         denied = check_bearer(request.headers.get("Authorization"), settings.api_key)
         if denied is not None:
             raise denied
+
+    @app.after_request
+    async def identify(response: Response) -> Response:
+        # As OpenAI's API: the SDK reads `x-request-id` into `_request_id`.
+        response.headers["x-request-id"] = "req_" + secrets.token_hex(16)
+        elapsed_ms = (time.monotonic() - g.get("arrived", time.monotonic())) * 1000
+        response.headers["openai-processing-ms"] = str(int(elapsed_ms))
+        return response
 
     register_error_handlers(app)
 

@@ -1,1 +1,1 @@
-"""Prism end-to-end suite and its fake upstream."""
+"""Prism end-to-end suite, with the fault proxy it puts in front of the engine."""

@@ -1,14 +1,17 @@
 """The suite runs against the real stack: a private redis-server, the control plane over
-gRPC, the data plane over HTTP and the fake upstream, each a process on a free port.
+gRPC, the data plane over HTTP, and the Assistants engine behind the fault proxy as the
+upstream, each a process on a free port.
 
 Session fixtures start them once; tests that need a differently configured process
 start their own with `start_dataplane` / `start_controlplane` and the shared Redis.
 """
 
 import functools
+import json
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +29,17 @@ from tools import stack
 
 
 @dataclass
-class FakeUpstream:
+class Upstream:
+    """The gateway's upstream in the suite: the engine behind the fault proxy, which records
+    every request as the upstream saw it and applies the faults a test injects."""
+
     url: str
     api_key: str
     process: stack.Process
 
     @property
     def _control(self) -> str:
-        return self.url.removesuffix("/v1") + "/_fake"
+        return self.url.removesuffix("/v1") + "/_proxy"
 
     def requests(self) -> list[dict[str, Any]]:
         return httpx.get(f"{self._control}/requests").json()["requests"]
@@ -42,6 +48,9 @@ class FakeUpstream:
         httpx.delete(f"{self._control}/requests").raise_for_status()
 
     def add_fault(self, **fault: Any) -> None:
+        """`path` (a template's `{name}` matches one segment), and any of `method`,
+        `status`, `delay_ms`, `cut_stream_after_events`, `stall_stream_after_events`,
+        `drop_connection`, `times` (1 unless given)."""
         httpx.post(f"{self._control}/faults", json=fault).raise_for_status()
 
     def clear_faults(self) -> None:
@@ -126,18 +135,49 @@ def redis_url(workdir: Path, logs: Path) -> Iterator[str]:
     process.stop()
 
 
-@pytest.fixture(scope="session")
-def fake_upstream(workdir: Path, logs: Path) -> Iterator[FakeUpstream]:
+@dataclass
+class Engine:
+    # http://host:port, without /v1
+    url: str
+    api_key: str
+    process: stack.Process
+
+
+def launch_engine(
+    redis_url: str, data_dir: Path, logs: Path, api_key: str, name: str = "engine", **env: str
+) -> Engine:
+    """An engine process on a free port, taking `api_key`, on `redis_url` with its own data
+    directory; `env` adds settings (PRISM_ENGINE_MODELS, say). Stop its process when done."""
     port = stack.free_port()
-    api_key = "sk-upstream-" + secrets.token_urlsafe(24)
-    process = stack.start_fake_upstream(port, api_key, workdir / "upstream-files", logs)
-    yield FakeUpstream(f"http://127.0.0.1:{port}/v1", api_key, process)
+    settings = {
+        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{port}",
+        "PRISM_ENGINE_API_KEY": api_key,
+        "PRISM_ENGINE_REDIS_URL": redis_url,
+        "PRISM_ENGINE_DATA_DIR": str(data_dir),
+    } | env
+    return Engine(f"http://127.0.0.1:{port}", api_key, stack.start_engine(settings, logs, name))
+
+
+@pytest.fixture(scope="session")
+def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
+    """The Assistants engine on the shared Redis, with its own data directory."""
+    api_key = "sk-engine-" + secrets.token_urlsafe(24)
+    engine = launch_engine(redis_url, workdir / "engine-data", logs, api_key)
+    yield engine
+    engine.process.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_upstream(engine: Engine, logs: Path) -> Iterator[Upstream]:
+    port = stack.free_port()
+    process = stack.start_fault_proxy(port, engine.url, logs)
+    yield Upstream(f"http://127.0.0.1:{port}/v1", engine.api_key, process)
     process.stop()
 
 
 @pytest.fixture(scope="session")
 def start_controlplane(
-    redis_url: str, fake_upstream: FakeUpstream, logs: Path
+    redis_url: str, shared_upstream: Upstream, logs: Path
 ) -> Iterator[Callable[..., ControlPlane]]:
     """Starts a control plane on the shared Redis; keyword arguments override its env."""
     started: list[stack.Process] = []
@@ -149,11 +189,10 @@ def start_controlplane(
             "PRISM_METRICS_LISTEN": f"127.0.0.1:{stack.free_port()}",
             "PRISM_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(16),
             "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
-            "PRISM_UPSTREAM_URL": fake_upstream.url,
-            "PRISM_UPSTREAM_API_KEY": fake_upstream.api_key,
-            # The sweeper's fetches would show among the fake upstream's requests (and
-            # settle its runs) in the middle of other tests; the tests of the sweeper set
-            # their own.
+            "PRISM_UPSTREAM_URL": shared_upstream.url,
+            "PRISM_UPSTREAM_API_KEY": shared_upstream.api_key,
+            # The sweeper's fetches would show among the upstream's recorded requests in
+            # the middle of other tests; the tests of the sweeper set their own.
             "PRISM_SWEEP_AFTER_SECONDS": "86400",
             # Likewise its fetches of every org's vector stores; test_storage_fees.py
             # turns it on.
@@ -212,30 +251,6 @@ def start_dataplane(redis_url: str, logs: Path) -> Iterator[Callable[..., DataPl
     yield start
     for process in started:
         process.stop()
-
-
-@dataclass
-class Engine:
-    # http://host:port, without /v1
-    url: str
-    api_key: str
-    process: stack.Process
-
-
-@pytest.fixture(scope="session")
-def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
-    """The Assistants engine on the shared Redis, with its own data directory."""
-    port = stack.free_port()
-    api_key = "sk-engine-" + secrets.token_urlsafe(24)
-    settings = {
-        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{port}",
-        "PRISM_ENGINE_API_KEY": api_key,
-        "PRISM_ENGINE_REDIS_URL": redis_url,
-        "PRISM_ENGINE_DATA_DIR": str(workdir / "engine-data"),
-    }
-    process = stack.start_engine(settings, logs)
-    yield Engine(f"http://127.0.0.1:{port}", api_key, process)
-    process.stop()
 
 
 @pytest.fixture
@@ -339,12 +354,12 @@ def sdk(dataplane: DataPlane) -> Iterator[Sdk]:
 
 
 @pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    """The fake upstream with no recorded requests and no faults, before and after."""
-    fake_upstream.clear_requests()
-    fake_upstream.clear_faults()
-    yield fake_upstream
-    fake_upstream.clear_faults()
+def upstream(shared_upstream: Upstream) -> Iterator[Upstream]:
+    """The upstream with no recorded requests and no faults, before and after."""
+    shared_upstream.clear_requests()
+    shared_upstream.clear_faults()
+    yield shared_upstream
+    shared_upstream.clear_faults()
 
 
 @pytest.fixture
@@ -358,6 +373,40 @@ def spend(redis_url: str) -> Iterator[Callable[[str, str], int]]:
 
     yield read
     client.close()
+
+
+# Bounds a wait for a sweep or the engine's indexing; reached only when it fails.
+PATIENCE_SECONDS = 20
+
+
+def wait_for(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+Resize = Callable[[str, str, int], None]
+
+
+@pytest.fixture
+def resize(redis_url: str) -> Iterator[Resize]:
+    """`resize(store_id, file_id, usage_bytes)`: once the engine has indexed the store's file,
+    its record claims `usage_bytes`, which the store then reports as its usage (a store's
+    usage is its completed files')."""
+    engine_redis = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def indexed(key: str) -> bool:
+        return json.loads(engine_redis.get(key) or "{}").get("status") == "completed"
+
+    def apply(store_id: str, file_id: str, usage_bytes: int) -> None:
+        key = redis_keys.engine_vector_store_file(store_id, file_id)
+        wait_for(lambda: indexed(key), f"the engine never indexed {file_id} in {store_id}")
+        record = json.loads(engine_redis.get(key))
+        engine_redis.set(key, json.dumps({**record, "usage_bytes": usage_bytes}))
+
+    yield apply
+    engine_redis.close()
 
 
 Check = Callable[..., authorizer_pb2.CheckResponse]

@@ -9,12 +9,12 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, FakeUpstream, IssueKey, Sdk
+from tests.conftest import AdminClient, IssueKey, Sdk, Upstream
 from tests.test_sdk_scenarios import WEATHER_TOOL
 
 
 def assert_denied_and_not_forwarded(
-    error: pytest.ExceptionInfo[openai.APIStatusError], upstream: FakeUpstream, *says: str
+    error: pytest.ExceptionInfo[openai.APIStatusError], upstream: Upstream, *says: str
 ) -> None:
     body = error.value.body
     assert isinstance(body, dict)
@@ -25,29 +25,29 @@ def assert_denied_and_not_forwarded(
 
 
 def test_a_model_glob_allows_matching_models_and_denies_others(
-    issue_key: IssueKey, sdk: Sdk, fake_upstream: FakeUpstream
+    issue_key: IssueKey, sdk: Sdk, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(allowed_models=["gpt-4o*"])
     client = sdk(issued.secret)
     assert client.beta.assistants.create(model="gpt-4o-mini").model == "gpt-4o-mini"
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     with pytest.raises(openai.PermissionDeniedError) as denied:
         client.beta.assistants.create(model="gpt-4")
 
     assert denied.value.status_code == 403
     assert denied.value.param == "model"
-    assert_denied_and_not_forwarded(denied, fake_upstream, "gpt-4", "key", "gpt-4o*")
+    assert_denied_and_not_forwarded(denied, shared_upstream, "gpt-4", "key", "gpt-4o*")
 
 
 def test_every_model_a_request_names_is_checked(
-    issue_key: IssueKey, sdk: Sdk, fake_upstream: FakeUpstream
+    issue_key: IssueKey, sdk: Sdk, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(allowed_models=["gpt-4o"])
     client = sdk(issued.secret)
     assistant = client.beta.assistants.create(model="gpt-4o")
     thread = client.beta.threads.create()
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     denials = [
         lambda: client.beta.assistants.update(assistant.id, model="o3"),
@@ -57,39 +57,39 @@ def test_every_model_a_request_names_is_checked(
     for attempt in denials:
         with pytest.raises(openai.PermissionDeniedError) as denied:
             attempt()
-        assert_denied_and_not_forwarded(denied, fake_upstream, "o3")
+        assert_denied_and_not_forwarded(denied, shared_upstream, "o3")
 
 
 def test_the_orgs_model_rule_applies_although_the_key_allows_the_model(
-    issue_key: IssueKey, sdk: Sdk, fake_upstream: FakeUpstream
+    issue_key: IssueKey, sdk: Sdk, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(
         org_policy=admin_pb2.Policy(allowed_models=["gpt-4o-mini"]), allowed_models=["gpt-4o*"]
     )
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     with pytest.raises(openai.PermissionDeniedError) as denied:
         sdk(issued.secret).beta.assistants.create(model="gpt-4o")
 
-    assert_denied_and_not_forwarded(denied, fake_upstream, "org", "gpt-4o-mini")
+    assert_denied_and_not_forwarded(denied, shared_upstream, "org", "gpt-4o-mini")
 
 
 def test_a_client_address_outside_the_keys_ranges_is_denied(
-    issue_key: IssueKey, sdk: Sdk, fake_upstream: FakeUpstream
+    issue_key: IssueKey, sdk: Sdk, shared_upstream: Upstream
 ) -> None:
     _, inside = issue_key(allowed_ip_ranges=["127.0.0.0/8", "::1/128"])
     assert sdk(inside.secret).beta.assistants.list().object == "list"
     _, outside = issue_key(allowed_ip_ranges=["10.0.0.0/8"])
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     with pytest.raises(openai.PermissionDeniedError) as denied:
         sdk(outside.secret).beta.assistants.list()
 
-    assert_denied_and_not_forwarded(denied, fake_upstream, "127.0.0.1", "10.0.0.0/8")
+    assert_denied_and_not_forwarded(denied, shared_upstream, "127.0.0.1", "10.0.0.0/8")
 
 
 def test_an_expired_key_is_401(
-    admin: AdminClient, issue_key: IssueKey, sdk: Sdk, fake_upstream: FakeUpstream
+    admin: AdminClient, issue_key: IssueKey, sdk: Sdk, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key()
     client = sdk(issued.secret)
@@ -104,11 +104,11 @@ def test_an_expired_key_is_401(
     )
     with pytest.raises(openai.AuthenticationError, match="expired"):
         _poll_until_denied(client)
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     with pytest.raises(openai.AuthenticationError, match="expired"):
         client.beta.assistants.list()
-    assert fake_upstream.requests() == []
+    assert shared_upstream.requests() == []
 
 
 def _poll_until_denied(client: openai.OpenAI) -> None:
@@ -139,7 +139,7 @@ def narrow_and_wide(
 
 
 def test_tool_outputs_resume_a_run_only_for_a_key_allowed_its_model(
-    narrow_and_wide: tuple[openai.OpenAI, openai.OpenAI], fake_upstream: FakeUpstream
+    narrow_and_wide: tuple[openai.OpenAI, openai.OpenAI], shared_upstream: Upstream
 ) -> None:
     narrow, wide = narrow_and_wide
     assistant = wide.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])
@@ -151,14 +151,14 @@ def test_tool_outputs_resume_a_run_only_for_a_key_allowed_its_model(
     outputs = [
         {"tool_call_id": run.required_action.submit_tool_outputs.tool_calls[0].id, "output": "22C"}
     ]
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     for stream in (False, True):
         with pytest.raises(openai.PermissionDeniedError) as denied:
             narrow.beta.threads.runs.submit_tool_outputs(
                 run.id, thread_id=thread.id, tool_outputs=outputs, stream=stream
             )
-        assert_denied_and_not_forwarded(denied, fake_upstream, "gpt-4o", "gpt-4o-mini")
+        assert_denied_and_not_forwarded(denied, shared_upstream, "gpt-4o", "gpt-4o-mini")
 
     resumed = wide.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id, thread_id=thread.id, tool_outputs=outputs
@@ -189,12 +189,12 @@ def test_a_run_of_an_allowed_model_takes_tool_outputs_from_the_narrow_key(
 
 
 def test_a_run_naming_no_model_is_held_to_its_assistants_model_on_every_route(
-    narrow_and_wide: tuple[openai.OpenAI, openai.OpenAI], fake_upstream: FakeUpstream
+    narrow_and_wide: tuple[openai.OpenAI, openai.OpenAI], shared_upstream: Upstream
 ) -> None:
     narrow, wide = narrow_and_wide
     assistant = wide.beta.assistants.create(model="gpt-4o")
     thread = wide.beta.threads.create()
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     attempts = [
         lambda: narrow.beta.threads.runs.create(thread.id, assistant_id=assistant.id),
@@ -205,4 +205,4 @@ def test_a_run_naming_no_model_is_held_to_its_assistants_model_on_every_route(
     for attempt in attempts:
         with pytest.raises(openai.PermissionDeniedError) as denied:
             attempt()
-        assert_denied_and_not_forwarded(denied, fake_upstream, "gpt-4o", "gpt-4o-mini")
+        assert_denied_and_not_forwarded(denied, shared_upstream, "gpt-4o", "gpt-4o-mini")

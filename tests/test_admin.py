@@ -71,12 +71,15 @@ def sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def redis_dump(redis_url: str) -> str:
-    """Every key name and every value in Redis, as one text to search."""
+def redis_dump(redis_url: str, skipped_prefix: str | None = None) -> str:
+    """Every key name and every value in Redis, but those of keys under `skipped_prefix`,
+    as one text to search."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     parts: list[str] = []
     with client:
         for name in client.scan_iter(count=1000):
+            if skipped_prefix is not None and name.startswith(skipped_prefix):
+                continue
             parts.append(name)
             kind = client.type(name)
             if kind == "string":

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import ControlPlane, DataPlane, FakeUpstream
+from tests.conftest import ControlPlane, DataPlane, Upstream
 from tests.grpcurl import grpcurl, refused
 
 
@@ -108,7 +108,7 @@ def test_create_org_create_key_use_it_and_revoke_it(
 
 
 def test_an_internal_service_validates_a_key_and_sees_it_rotate(
-    controlplane: ControlPlane, fake_upstream: FakeUpstream
+    controlplane: ControlPlane, shared_upstream: Upstream
 ) -> None:
     issued_token = call(controlplane, "prism.v1.Admin/CreateServiceToken", {"name": "billing"})
     token = issued_token["secret"]
@@ -150,7 +150,7 @@ def test_an_internal_service_validates_a_key_and_sees_it_rotate(
     assert old["denial"]["code"] == "invalid_api_key"
     assert old["denial"]["http_status"] == 401
     everything = json.dumps([allowed, other_model, old])
-    assert fake_upstream.api_key not in everything
+    assert shared_upstream.api_key not in everything
     assert hashlib.sha256(rotated["secret"].encode()).hexdigest() not in everything
 
 

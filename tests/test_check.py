@@ -21,8 +21,8 @@ from tests.conftest import (
     AuthorizerClient,
     Check,
     ControlPlane,
-    FakeUpstream,
     IssueKey,
+    Upstream,
 )
 from tools import stack
 
@@ -32,7 +32,7 @@ UNKNOWN_KEY = "sk-prism-" + "Zq7" * 15 + "wxyz"
 
 def assert_denied(
     response: authorizer_pb2.CheckResponse,
-    upstream: FakeUpstream,
+    upstream: Upstream,
     *,
     status: int,
     type: str,
@@ -56,7 +56,7 @@ def assert_denied(
     return denial.message
 
 
-def deny_model(response: Any, upstream: FakeUpstream, *mentions: str) -> str:
+def deny_model(response: Any, upstream: Upstream, *mentions: str) -> str:
     return assert_denied(
         response,
         upstream,
@@ -68,7 +68,7 @@ def deny_model(response: Any, upstream: FakeUpstream, *mentions: str) -> str:
     )
 
 
-def deny_address(response: Any, upstream: FakeUpstream, *mentions: str) -> str:
+def deny_address(response: Any, upstream: Upstream, *mentions: str) -> str:
     return assert_denied(
         response,
         upstream,
@@ -94,7 +94,7 @@ def timestamp(moment: datetime) -> Timestamp:
 
 
 def test_an_allowed_key_gets_its_principal_and_the_upstream(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     org, issued = issue_key()
 
@@ -106,9 +106,9 @@ def test_an_allowed_key_gets_its_principal_and_the_upstream(
     )
     assert response.principal.key_display_prefix == issued.secret[:15]
     assert response.upstream == authorizer_pb2.Upstream(
-        base_url=fake_upstream.url,
-        api_key=fake_upstream.api_key,
-        provider=urlsplit(fake_upstream.url).netloc,
+        base_url=shared_upstream.url,
+        api_key=shared_upstream.api_key,
+        provider=urlsplit(shared_upstream.url).netloc,
     )
     assert issued.secret not in str(response)
 
@@ -134,12 +134,12 @@ def test_check_answers_only_a_caller_with_the_data_planes_token(
 # The key itself
 
 
-def test_a_missing_key_is_401_missing_api_key(check: Check, fake_upstream: FakeUpstream) -> None:
+def test_a_missing_key_is_401_missing_api_key(check: Check, shared_upstream: Upstream) -> None:
     response = check("")
 
     assert_denied(
         response,
-        fake_upstream,
+        shared_upstream,
         status=401,
         type="invalid_request_error",
         code="missing_api_key",
@@ -161,13 +161,13 @@ def test_a_missing_key_is_401_missing_api_key(check: Check, fake_upstream: FakeU
     ],
 )
 def test_a_malformed_key_is_401_invalid_api_key_and_masked(
-    check: Check, fake_upstream: FakeUpstream, presented: str
+    check: Check, shared_upstream: Upstream, presented: str
 ) -> None:
     response = check(presented)
 
     message = assert_denied(
         response,
-        fake_upstream,
+        shared_upstream,
         status=401,
         type="invalid_request_error",
         code="invalid_api_key",
@@ -178,13 +178,13 @@ def test_a_malformed_key_is_401_invalid_api_key_and_masked(
 
 
 def test_an_unknown_well_formed_key_is_401_invalid_api_key_and_masked(
-    check: Check, fake_upstream: FakeUpstream
+    check: Check, shared_upstream: Upstream
 ) -> None:
     response = check(UNKNOWN_KEY)
 
     message = assert_denied(
         response,
-        fake_upstream,
+        shared_upstream,
         status=401,
         type="invalid_request_error",
         code="invalid_api_key",
@@ -196,7 +196,7 @@ def test_an_unknown_well_formed_key_is_401_invalid_api_key_and_masked(
 
 
 def test_a_revoked_key_is_401_invalid_api_key_saying_revoked(
-    check: Check, issue_key: IssueKey, admin: AdminClient, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, admin: AdminClient, shared_upstream: Upstream
 ) -> None:
     org, issued = issue_key()
     assert_allowed(check(issued.secret))
@@ -206,7 +206,7 @@ def test_a_revoked_key_is_401_invalid_api_key_saying_revoked(
 
     message = assert_denied(
         response,
-        fake_upstream,
+        shared_upstream,
         status=401,
         type="invalid_request_error",
         code="invalid_api_key",
@@ -218,7 +218,7 @@ def test_a_revoked_key_is_401_invalid_api_key_saying_revoked(
 
 
 def test_an_expired_key_is_401_invalid_api_key_saying_when(
-    check: Check, issue_key: IssueKey, admin: AdminClient, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, admin: AdminClient, shared_upstream: Upstream
 ) -> None:
     org, _ = issue_key()
     expires = datetime.now(UTC) + timedelta(seconds=2)
@@ -237,7 +237,7 @@ def test_an_expired_key_is_401_invalid_api_key_saying_when(
 
     message = assert_denied(
         response,
-        fake_upstream,
+        shared_upstream,
         status=401,
         type="invalid_request_error",
         code="invalid_api_key",
@@ -265,36 +265,36 @@ def test_a_key_glob_allows_matching_models(
 
 @pytest.mark.parametrize("model", ["gpt-4", "gpt-4-turbo", "o1-mini", "my-gpt-4o"])
 def test_a_key_glob_denies_other_models(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream, model: str
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream, model: str
 ) -> None:
     org, issued = issue_key(allowed_models=["gpt-4o*"])
 
     response = check(issued.secret, models=[model])
 
-    deny_model(response, fake_upstream, f"'{model}'", "key", "gpt-4o*")
+    deny_model(response, shared_upstream, f"'{model}'", "key", "gpt-4o*")
     assert response.principal.key_id == issued.key.id
     assert response.principal.org_id == org.id
 
 
 def test_model_globs_follow_fnmatch_and_are_case_sensitive(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(allowed_models=["gpt-4o?", "o[13]-mini"])
 
     for model in ("gpt-4o1", "gpt-4oX", "o1-mini", "o3-mini"):
         assert_allowed(check(issued.secret, models=[model]))
     for model in ("GPT-4o1", "gpt-4o", "gpt-4o12", "o2-mini", "O1-mini"):
-        deny_model(check(issued.secret, models=[model]), fake_upstream, f"'{model}'", "key")
+        deny_model(check(issued.secret, models=[model]), shared_upstream, f"'{model}'", "key")
 
 
 def test_one_denied_model_among_several_denies_the_request(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(allowed_models=["gpt-4o*", "o1"])
 
     message = deny_model(
         check(issued.secret, models=["gpt-4o-mini", "gpt-3.5-turbo", "o1"]),
-        fake_upstream,
+        shared_upstream,
         "'gpt-3.5-turbo'",
         "key",
         "gpt-4o*",
@@ -304,7 +304,7 @@ def test_one_denied_model_among_several_denies_the_request(
 
 
 def test_the_org_policy_denies_a_model_the_key_allows(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(
         org_policy=admin_pb2.Policy(allowed_models=["gpt-4o-mini"]), allowed_models=["gpt-4o*"]
@@ -312,25 +312,25 @@ def test_the_org_policy_denies_a_model_the_key_allows(
     assert_allowed(check(issued.secret, models=["gpt-4o-mini"]))
 
     message = deny_model(
-        check(issued.secret, models=["gpt-4o"]), fake_upstream, "'gpt-4o'", "org", "gpt-4o-mini"
+        check(issued.secret, models=["gpt-4o"]), shared_upstream, "'gpt-4o'", "org", "gpt-4o-mini"
     )
     assert "key" not in message.replace("API key", "")
 
 
 def test_the_org_policy_applies_to_keys_without_a_policy(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(org_policy=admin_pb2.Policy(allowed_models=["o1*"]))
 
     assert_allowed(check(issued.secret, models=["o1-mini"]))
-    deny_model(check(issued.secret, models=["gpt-4o"]), fake_upstream, "'gpt-4o'", "org", "o1*")
+    deny_model(check(issued.secret, models=["gpt-4o"]), shared_upstream, "'gpt-4o'", "org", "o1*")
 
 
 # Client addresses
 
 
 def test_a_key_cidr_allows_and_denies_addresses(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(allowed_ip_ranges=["10.0.0.0/8", "192.0.2.0/24"])
 
@@ -339,7 +339,7 @@ def test_a_key_cidr_allows_and_denies_addresses(
     for outside in ("11.0.0.1", "192.0.3.1", "127.0.0.1"):
         deny_address(
             check(issued.secret, client_ip=outside),
-            fake_upstream,
+            shared_upstream,
             outside,
             "key",
             "10.0.0.0/8",
@@ -348,7 +348,7 @@ def test_a_key_cidr_allows_and_denies_addresses(
 
 
 def test_an_org_cidr_denies_addresses_the_key_allows(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(
         org_policy=admin_pb2.Policy(allowed_ip_ranges=["10.1.0.0/16"]),
@@ -357,59 +357,69 @@ def test_an_org_cidr_denies_addresses_the_key_allows(
 
     assert_allowed(check(issued.secret, client_ip="10.1.9.9"))
     message = deny_address(
-        check(issued.secret, client_ip="10.2.0.1"), fake_upstream, "10.2.0.1", "org", "10.1.0.0/16"
+        check(issued.secret, client_ip="10.2.0.1"),
+        shared_upstream,
+        "10.2.0.1",
+        "org",
+        "10.1.0.0/16",
     )
     assert "10.0.0.0/8" not in message
 
 
-def test_ipv6_cidrs(check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream) -> None:
+def test_ipv6_cidrs(check: Check, issue_key: IssueKey, shared_upstream: Upstream) -> None:
     _, issued = issue_key(allowed_ip_ranges=["2001:db8::/32"])
 
     for inside in ("2001:db8::1", "2001:db8:ffff:ffff::42"):
         assert_allowed(check(issued.secret, client_ip=inside))
     for outside in ("2001:db9::1", "::1", "10.0.0.1"):
         deny_address(
-            check(issued.secret, client_ip=outside), fake_upstream, outside, "key", "2001:db8::/32"
+            check(issued.secret, client_ip=outside),
+            shared_upstream,
+            outside,
+            "key",
+            "2001:db8::/32",
         )
 
 
 def test_an_ipv4_mapped_ipv6_address_counts_as_its_ipv4_address(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     """A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`."""
     _, issued = issue_key(allowed_ip_ranges=["10.0.0.0/8"])
 
     assert_allowed(check(issued.secret, client_ip="::ffff:10.1.2.3"))
     deny_address(
-        check(issued.secret, client_ip="::ffff:192.0.2.1"), fake_upstream, "key", "10.0.0.0/8"
+        check(issued.secret, client_ip="::ffff:192.0.2.1"), shared_upstream, "key", "10.0.0.0/8"
     )
 
 
 def test_an_ip_policy_denies_an_unknown_client_address(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     _, restricted = issue_key(allowed_ip_ranges=["0.0.0.0/0", "::/0"])
     _, unrestricted = issue_key()
 
     for unknown in ("", "not-an-ip", "10.0.0.1:443"):
-        deny_address(check(restricted.secret, client_ip=unknown), fake_upstream, "key", "0.0.0.0/0")
+        deny_address(
+            check(restricted.secret, client_ip=unknown), shared_upstream, "key", "0.0.0.0/0"
+        )
         assert_allowed(check(unrestricted.secret, client_ip=unknown))
     assert_allowed(check(restricted.secret, client_ip="203.0.113.9"))
 
 
 def test_an_org_ip_policy_denies_an_empty_client_address(
-    check: Check, issue_key: IssueKey, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, shared_upstream: Upstream
 ) -> None:
     _, issued = issue_key(org_policy=admin_pb2.Policy(allowed_ip_ranges=["10.0.0.0/8"]))
 
-    deny_address(check(issued.secret, client_ip=""), fake_upstream, "org", "10.0.0.0/8")
+    deny_address(check(issued.secret, client_ip=""), shared_upstream, "org", "10.0.0.0/8")
 
 
 # No caches: every Check reads the rules as they are now
 
 
 def test_an_org_policy_change_applies_to_the_next_check(
-    check: Check, issue_key: IssueKey, admin: AdminClient, fake_upstream: FakeUpstream
+    check: Check, issue_key: IssueKey, admin: AdminClient, shared_upstream: Upstream
 ) -> None:
     org, issued = issue_key()
     assert_allowed(check(issued.secret, models=["gpt-4o"]))
@@ -420,7 +430,7 @@ def test_an_org_policy_change_applies_to_the_next_check(
             update_mask=FieldMask(paths=["policy.allowed_models"]),
         )
     )
-    deny_model(check(issued.secret, models=["gpt-4o"]), fake_upstream, "'gpt-4o'", "org", "o1*")
+    deny_model(check(issued.secret, models=["gpt-4o"]), shared_upstream, "'gpt-4o'", "org", "o1*")
 
     admin.UpdateOrg(
         admin_pb2.UpdateOrgRequest(

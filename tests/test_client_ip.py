@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.conftest import ControlPlane, DataPlane, IssueKey, Upstream
 
 # The denial names the address it judged.
 _JUDGED = re.compile(r"client IP (\S+) is not allowed")
@@ -82,7 +82,7 @@ def judged_address(dataplane: DataPlane, secret: str, forwarded_for: Sequence[st
 def test_a_trusted_proxys_forwarded_for_names_the_client(
     behind_proxies: DataPlane,
     refused_key: str,
-    upstream: FakeUpstream,
+    upstream: Upstream,
     forwarded_for: list[str],
     client: str,
 ) -> None:
@@ -91,7 +91,7 @@ def test_a_trusted_proxys_forwarded_for_names_the_client(
 
 
 def test_the_forwarded_address_is_what_the_keys_ranges_allow(
-    behind_proxies: DataPlane, issue_key: IssueKey, upstream: FakeUpstream
+    behind_proxies: DataPlane, issue_key: IssueKey, upstream: Upstream
 ) -> None:
     _, issued = issue_key(allowed_ip_ranges=["203.0.113.0/24"])
     sdk = openai.OpenAI(base_url=behind_proxies.url, api_key=issued.secret, max_retries=0)
@@ -107,7 +107,7 @@ def test_the_forwarded_address_is_what_the_keys_ranges_allow(
 
 
 def test_forwarded_for_from_an_untrusted_peer_is_ignored(
-    dataplane: DataPlane, issue_key: IssueKey, refused_key: str, upstream: FakeUpstream
+    dataplane: DataPlane, issue_key: IssueKey, refused_key: str, upstream: Upstream
 ) -> None:
     """The default gateway trusts no proxy: a client cannot claim an allowed address."""
     _, issued = issue_key(allowed_ip_ranges=["10.0.0.0/8"])

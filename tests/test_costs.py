@@ -5,10 +5,13 @@ several data planes, or only by the control plane's sweeper; the charge shows in
 are checked against. Prices come from the built-in table, SetModelPrice (on any control
 plane) and the family of a dated snapshot; a model without a price costs 0, flagged."""
 
+import asyncio
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import grpc
 import httpx
@@ -17,7 +20,16 @@ import pytest
 from openai.types.beta.threads import Run
 
 from prism.v1 import admin_pb2, authorizer_pb2
-from tests.conftest import AdminClient, AuthorizerClient, ControlPlane, DataPlane, IssueKey, Sdk
+from tests.conftest import (
+    AdminClient,
+    AuthorizerClient,
+    ControlPlane,
+    DataPlane,
+    IssueKey,
+    Sdk,
+    launch_engine,
+)
+from tests.fake_chat.server import FakeChat, Reply
 
 # USD per million input, cached-input and output tokens, as OpenAI publishes them.
 GPT_4O = ("2.50", "1.25", "10.00")
@@ -57,16 +69,70 @@ def _thread(client: openai.OpenAI, model: str, question: str = "How much is this
     return assistant.id, thread.id
 
 
+@pytest.fixture(scope="module")
+def caching_provider() -> Iterator[tuple[FakeChat, str]]:
+    """A chat provider (and its URL), on its own event loop, for replies that report cached
+    prompt tokens."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    chat = FakeChat()
+    url = asyncio.run_coroutine_threadsafe(chat.start(), loop).result()
+    yield chat, url
+    asyncio.run_coroutine_threadsafe(chat.close(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def caching_dataplane(
+    caching_provider: tuple[FakeChat, str],
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    logs: Path,
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+) -> Iterator[DataPlane]:
+    """A data plane whose upstream is an engine routing gpt-4o to `caching_provider`."""
+    workdir = tmp_path_factory.mktemp("caching-engine")
+    models = workdir / "models.toml"
+    models.write_text(f'[models."gpt-4o"]\nbase_url = "{caching_provider[1]}"\n')
+    engine = launch_engine(
+        # Its own database, so that only it (not the suite's engine) works on its runs.
+        redis_url.rpartition("/")[0] + "/12",
+        workdir / "data",
+        logs,
+        "sk-engine-" + secrets.token_urlsafe(16),
+        "caching-engine",
+        PRISM_ENGINE_MODELS=str(models),
+    )
+    controlplane = start_controlplane(
+        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
+    )
+    yield start_dataplane(controlplane.addr)
+    engine.process.stop()
+
+
 def test_a_polled_run_costs_its_tokens_times_the_price_with_cached_tokens_cheaper(
-    issue_key: IssueKey, sdk: Sdk, admin: AdminClient, spend: Callable[[str, str], int]
+    issue_key: IssueKey,
+    sdk: Sdk,
+    caching_provider: tuple[FakeChat, str],
+    caching_dataplane: DataPlane,
+    admin: AdminClient,
+    spend: Callable[[str, str], int],
 ) -> None:
     org, issued = issue_key()
-    client = sdk(issued.secret)
+    client = sdk(issued.secret, base_url=caching_dataplane.url)
     assistant_id, thread_id = _thread(client, "gpt-4o")
-
-    run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread_id, assistant_id=assistant_id, metadata={"cached_tokens": "3"}
+    usage = {"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43}
+    caching_provider[0].script.append(
+        Reply(
+            text=["A", " few", " cents."],
+            usage=usage | {"prompt_tokens_details": {"cached_tokens": 3}},
+        )
     )
+
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant_id)
     seen = client.beta.threads.runs.with_raw_response.retrieve(run.id, thread_id=thread_id)
 
     assert run.status == "completed" and run.usage is not None

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.conftest import ControlPlane, DataPlane, IssueKey, Upstream
 from tools import stack
 
 ERROR_FIELDS = {"message", "type", "param", "code"}
@@ -60,7 +60,7 @@ def sdk(dataplane: DataPlane, api_key: str) -> openai.OpenAI:
     ],
 )
 def test_unknown_route_is_404_and_is_not_forwarded(
-    client: openai.OpenAI, upstream: FakeUpstream, method: str, path: str
+    client: openai.OpenAI, upstream: Upstream, method: str, path: str
 ) -> None:
     with pytest.raises(openai.NotFoundError) as raised:
         getattr(client, method)(path, cast_to=httpx.Response)
@@ -80,7 +80,7 @@ def test_unknown_route_is_404_and_is_not_forwarded(
     ],
 )
 def test_a_dot_segment_is_no_object_id(
-    dataplane: DataPlane, issue_key: IssueKey, upstream: FakeUpstream, path: str
+    dataplane: DataPlane, issue_key: IssueKey, upstream: Upstream, path: str
 ) -> None:
     """A server resolving `..` would turn this deleteMessage into deleteThread upstream."""
     _, issued = issue_key()
@@ -96,7 +96,7 @@ def test_a_dot_segment_is_no_object_id(
     connection.close()
 
 
-def test_an_id_with_dots_inside_is_forwarded(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+def test_an_id_with_dots_inside_is_forwarded(client: openai.OpenAI, upstream: Upstream) -> None:
     # The message is the path's second object: the thread, the caller's own, is what Check
     # verifies, so the request reaches the upstream.
     thread = client.beta.threads.create()
@@ -112,7 +112,7 @@ def test_an_id_with_dots_inside_is_forwarded(client: openai.OpenAI, upstream: Fa
 
 
 def test_json_body_over_8_mib_is_413_and_is_not_forwarded(
-    client: openai.OpenAI, upstream: FakeUpstream
+    client: openai.OpenAI, upstream: Upstream
 ) -> None:
     oversized = json.dumps({"model": "gpt-4o", "instructions": "x" * (8 * MIB)}).encode()
 
@@ -129,9 +129,7 @@ def test_json_body_over_8_mib_is_413_and_is_not_forwarded(
     assert upstream.requests() == []
 
 
-def test_json_body_of_exactly_8_mib_is_forwarded(
-    client: openai.OpenAI, upstream: FakeUpstream
-) -> None:
+def test_json_body_of_exactly_8_mib_is_forwarded(client: openai.OpenAI, upstream: Upstream) -> None:
     prefix, suffix = b'{"model": "gpt-4o", "instructions": "', b'"}'
     body = prefix + b"x" * (8 * MIB - len(prefix) - len(suffix)) + suffix
 
@@ -150,7 +148,7 @@ def test_json_body_of_exactly_8_mib_is_forwarded(
 
 
 def test_upload_declared_over_the_limit_is_413_and_nothing_is_forwarded(
-    dataplane: DataPlane, issue_key: IssueKey, upstream: FakeUpstream
+    dataplane: DataPlane, issue_key: IssueKey, upstream: Upstream
 ) -> None:
     """The client announces 600 MiB but sends only the start of the body: the gateway
     answers from the Content-Length alone, without waiting for (or forwarding) the rest."""
@@ -188,7 +186,7 @@ def test_upload_declared_over_the_limit_is_413_and_nothing_is_forwarded(
     ],
 )
 def test_malformed_json_is_400_and_is_not_forwarded(
-    client: openai.OpenAI, upstream: FakeUpstream, body: bytes, reason: str
+    client: openai.OpenAI, upstream: Upstream, body: bytes, reason: str
 ) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.post(
@@ -204,7 +202,7 @@ def test_malformed_json_is_400_and_is_not_forwarded(
     assert upstream.requests() == []
 
 
-def test_model_that_is_not_a_string_is_400(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+def test_model_that_is_not_a_string_is_400(client: openai.OpenAI, upstream: Upstream) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.post("/assistants", cast_to=httpx.Response, body={"model": ["gpt-4o"]})
 
@@ -213,9 +211,7 @@ def test_model_that_is_not_a_string_is_400(client: openai.OpenAI, upstream: Fake
     assert upstream.requests() == []
 
 
-def test_missing_key_is_401_and_is_not_forwarded(
-    dataplane: DataPlane, upstream: FakeUpstream
-) -> None:
+def test_missing_key_is_401_and_is_not_forwarded(dataplane: DataPlane, upstream: Upstream) -> None:
     client = sdk(dataplane, "unused")
     with pytest.raises(openai.AuthenticationError) as raised:
         client.beta.assistants.list(extra_headers={"Authorization": openai.Omit()})
@@ -225,9 +221,7 @@ def test_missing_key_is_401_and_is_not_forwarded(
     assert upstream.requests() == []
 
 
-def test_unknown_key_is_401_without_echoing_it(
-    dataplane: DataPlane, upstream: FakeUpstream
-) -> None:
+def test_unknown_key_is_401_without_echoing_it(dataplane: DataPlane, upstream: Upstream) -> None:
     secret = "sk-prism-" + "A1b2C3d4" * 6
     with pytest.raises(openai.AuthenticationError) as raised:
         sdk(dataplane, secret).beta.assistants.list()
@@ -239,7 +233,7 @@ def test_unknown_key_is_401_without_echoing_it(
 
 
 def test_upload_refused_early_still_gets_its_error_while_the_client_sends(
-    dataplane: DataPlane, upstream: FakeUpstream, tmp_path: Path
+    dataplane: DataPlane, upstream: Upstream, tmp_path: Path
 ) -> None:
     """Check refuses the key long before the client has sent its 256 MiB; the SDK, still
     uploading, must read the 401 rather than have its connection reset under it."""
@@ -293,7 +287,7 @@ def impatient_dataplane(
 
 
 def test_upstream_slower_than_the_timeout_is_504(
-    impatient_dataplane: DataPlane, issue_key: IssueKey, upstream: FakeUpstream
+    impatient_dataplane: DataPlane, issue_key: IssueKey, upstream: Upstream
 ) -> None:
     _, issued = issue_key()
     upstream.add_fault(method="GET", path="/v1/assistants", delay_ms=5000)
@@ -315,7 +309,7 @@ def orphan_dataplane(start_dataplane: Callable[..., DataPlane]) -> DataPlane:
 
 
 def test_control_plane_down_is_503_and_nothing_is_forwarded(
-    orphan_dataplane: DataPlane, upstream: FakeUpstream
+    orphan_dataplane: DataPlane, upstream: Upstream
 ) -> None:
     with pytest.raises(openai.InternalServerError) as raised:
         sdk(orphan_dataplane, "sk-prism-any").beta.assistants.create(model="gpt-4o")

@@ -3,20 +3,17 @@ a thread, or a thread and run, streamed or not, are their creator's from the res
 made them: it can read them, lists them, and is charged their storage; other orgs get the
 404 of a missing store."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import openai
 import pytest
 
-from tests.conftest import AdminClient, ControlPlane, IssueKey, Sdk
-from tests.test_storage_fees import storage_micros, storage_rows, wait_for
+from tests.conftest import AdminClient, ControlPlane, IssueKey, Resize, Sdk, wait_for
+from tests.test_storage_fees import small_file, storage_micros, storage_rows
 
 
-def inline(metadata: dict[str, str] | None = None) -> dict[str, object]:
-    store: dict[str, object] = {"file_ids": []}
-    if metadata:
-        store["metadata"] = metadata
-    return {"file_search": {"vector_stores": [store]}}
+def inline(file_ids: Sequence[str] = ()) -> dict[str, object]:
+    return {"file_search": {"vector_stores": [{"file_ids": list(file_ids)}]}}
 
 
 def _assistant(client: openai.OpenAI) -> str:
@@ -93,30 +90,39 @@ def test_a_store_made_inline_is_its_creators(way: str, issue_key: IssueKey, sdk:
 
 
 def test_a_store_named_by_id_is_not_taken_for_a_new_one(issue_key: IssueKey, sdk: Sdk) -> None:
-    """Modifying an assistant to hold an existing store and a new one: the existing one stays
-    its owner's (and would not be deleted were the record to fail)."""
+    """A thread and run whose thread names an existing store while the run makes one inline
+    (file_search takes one store, so one field cannot do both): the new thread holds the named
+    store, which stays its owner's (and would not be deleted were the record to fail)."""
     _, issued = issue_key()
+    _, stranger = issue_key()
     client = sdk(issued.secret)
     existing = client.vector_stores.create(name="existing")
     assistant = client.beta.assistants.create(model="gpt-4o")
 
-    resources = {"file_search": {"vector_store_ids": [existing.id], "vector_stores": [{}]}}
-    modified = client.beta.assistants.update(assistant.id, tool_resources=resources)
-    held = modified.tool_resources.file_search.vector_store_ids
-    assert existing.id in held and len(held) == 2
-    for store_id in held:
-        assert client.vector_stores.retrieve(store_id).id == store_id
+    run = client.beta.threads.create_and_run(
+        assistant_id=assistant.id,
+        thread={"tool_resources": {"file_search": {"vector_store_ids": [existing.id]}}},
+        tool_resources=inline(),
+    )
+    thread = client.beta.threads.retrieve(run.thread_id)
+    assert thread.tool_resources.file_search.vector_store_ids == [existing.id]
+    assert client.vector_stores.retrieve(existing.id).id == existing.id
+    with pytest.raises(openai.NotFoundError):
+        sdk(stranger.secret).vector_stores.retrieve(existing.id)
 
 
 def test_the_storage_of_a_store_made_inline_is_charged(
     issue_key: IssueKey,
     sdk: Sdk,
     admin: AdminClient,
+    resize: Resize,
     start_sweeping: Callable[[], ControlPlane],
 ) -> None:
     org, issued = issue_key()
     client = sdk(issued.secret)
-    client.beta.threads.create(tool_resources=inline({"usage_bytes": "2500000000"}))
+    file_id = small_file(client)
+    thread = client.beta.threads.create(tool_resources=inline([file_id]))
+    resize(thread.tool_resources.file_search.vector_store_ids[0], file_id, 2_500_000_000)
 
     start_sweeping()
     wait_for(lambda: storage_rows(admin, org.id), "the inline store's storage was never charged")

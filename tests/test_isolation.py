@@ -2,15 +2,16 @@
 
 Two orgs share one upstream account. The gateway records which org owns every object
 created through it, and a request naming an object its org does not own, in the path or
-anywhere in the JSON body, gets exactly the 404 the upstream gives for an object that does
-not exist, and reaches nothing: another org's objects do not exist for this one, so a
-caller cannot tell "exists elsewhere" from "does not exist".
+anywhere in the JSON body, gets exactly the refusal the upstream gives for an object that
+does not exist (a 404; a 400 for a vector store a body names), and reaches nothing: another
+org's objects do not exist for this one, so a caller cannot tell "exists elsewhere" from
+"does not exist".
 
 Every test starts from fresh objects: `a` and `b` each create one of everything (see
 `create_everything`). The attempts are tables of SDK calls, each naming the objects of a
 `target` (another org's, made-up, or the caller's own) and using the caller's `own` objects
-wherever the request needs some of its own (B's thread to run A's assistant on). The 404 a
-refused attempt must get is asked of the upstream itself: the same call, sent to the
+wherever the request needs some of its own (B's thread to run A's assistant on). The refusal
+a refused attempt must get is asked of the upstream itself: the same call, sent to the
 upstream directly with made-up ids in place of the target's.
 """
 
@@ -24,7 +25,7 @@ import openai
 import pytest
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, DataPlane, FakeUpstream, IssueKey
+from tests.conftest import AdminClient, DataPlane, IssueKey, Upstream
 
 MODEL = "gpt-4o"
 FUNCTION_TOOL = {
@@ -81,7 +82,9 @@ def create_everything(sdk: openai.OpenAI) -> Objects:
     run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert run.status == "completed"
     step = sdk.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
-    waiting_thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Look it up"}])
+    waiting_thread = sdk.beta.threads.create(
+        messages=[{"role": "user", "content": "Run a lookup for me"}]
+    )
     waiting_run = sdk.beta.threads.runs.create_and_poll(
         thread_id=waiting_thread.id,
         assistant_id=assistant.id,
@@ -90,6 +93,7 @@ def create_everything(sdk: openai.OpenAI) -> Objects:
     assert waiting_run.status == "requires_action"
     assert waiting_run.required_action is not None
     return Objects(
+        tool_call=waiting_run.required_action.submit_tool_outputs.tool_calls[0].id,
         assistant=assistant.id,
         file=file.id,
         vector_store=vector_store.id,
@@ -100,7 +104,6 @@ def create_everything(sdk: openai.OpenAI) -> Objects:
         step=step.id,
         waiting_thread=waiting_thread.id,
         waiting_run=waiting_run.id,
-        tool_call=waiting_run.required_action.submit_tool_outputs.tool_calls[0].id,
     )
 
 
@@ -140,10 +143,10 @@ def b(org_b: tuple[str, openai.OpenAI]) -> Tenant:
 
 
 @pytest.fixture(scope="module")
-def upstream_sdk(fake_upstream: FakeUpstream) -> Iterator[openai.OpenAI]:
+def upstream_sdk(shared_upstream: Upstream) -> Iterator[openai.OpenAI]:
     """The shared upstream account itself, without the gateway: the reference for the 404s."""
     with openai.OpenAI(
-        base_url=fake_upstream.url, api_key=fake_upstream.api_key, max_retries=0
+        base_url=shared_upstream.url, api_key=shared_upstream.api_key, max_retries=0
     ) as sdk:
         yield sdk
 
@@ -156,12 +159,12 @@ Call = Callable[[openai.OpenAI, Objects, Objects], Any]
 class Attempt:
     name: str
     call: Call
-    # The `param` of the upstream's 404 for a missing object: files are named by their place
-    # in the body, or `id` in the path; the upstream names no other kind.
+    # The `param` of the upstream's refusal of a missing object: files and vector stores are
+    # named by their place in the body, a file by `id` in the path; no other kind is named.
     param: str | None = None
-    # The upstream's own refusal of the owner's request, when the operation cannot succeed
-    # on the fake (a batch finishes as it is created, so it cannot be cancelled).
-    owner_refusal: str | None = None
+    # The upstream's status for a missing object: a 400 for a vector store a body names, as
+    # for any tool resource that is no store.
+    status: int = 404
 
     def __str__(self) -> str:
         return self.name
@@ -309,7 +312,6 @@ PATH_ATTEMPTS = [
         lambda sdk, t, own: sdk.vector_stores.file_batches.cancel(
             t.batch, vector_store_id=t.vector_store
         ),
-        owner_refusal="Cannot cancel file batch",
     ),
     Attempt(
         "file batch files list",
@@ -377,6 +379,8 @@ BODY_ATTEMPTS = [
         lambda sdk, t, own: sdk.beta.assistants.create(
             model=MODEL, tool_resources={"file_search": {"vector_store_ids": [t.vector_store]}}
         ),
+        param="tool_resources.file_search.vector_store_ids",
+        status=400,
     ),
     Attempt(
         "assistant with code_interpreter file_ids",
@@ -391,7 +395,7 @@ BODY_ATTEMPTS = [
             model=MODEL,
             tool_resources={"file_search": {"vector_stores": [{"file_ids": [t.file]}]}},
         ),
-        param="file_ids",
+        param="tool_resources.file_search.vector_stores[0].file_ids",
     ),
     Attempt(
         "own assistant updated with vector_store_ids",
@@ -399,6 +403,8 @@ BODY_ATTEMPTS = [
             own.assistant,
             tool_resources={"file_search": {"vector_store_ids": [t.vector_store]}},
         ),
+        param="tool_resources.file_search.vector_store_ids",
+        status=400,
     ),
     Attempt(
         "vector store with file_ids",
@@ -422,6 +428,8 @@ BODY_ATTEMPTS = [
         lambda sdk, t, own: sdk.beta.threads.create(
             tool_resources={"file_search": {"vector_store_ids": [t.vector_store]}}
         ),
+        param="tool_resources.file_search.vector_store_ids",
+        status=400,
     ),
     Attempt(
         "thread with message attachment",
@@ -456,45 +464,45 @@ def answer(error: openai.APIStatusError) -> dict[str, Any]:
     return {"status": error.status_code, **error.body}
 
 
-def upstream_404(
+def upstream_refusal(
     upstream_sdk: openai.OpenAI, attempt: Attempt, target: Objects, own: Objects
 ) -> dict[str, Any]:
     """The upstream's own answer to `attempt` when the objects it names do not exist: sent
     to the upstream directly with made-up ids, and read back with `target`'s ids."""
     made_up = target.made_up()
     error = refusal(lambda: attempt.call(upstream_sdk, made_up, own))
-    assert isinstance(error, openai.NotFoundError), error
+    assert error.status_code == attempt.status, error
     return {
         name: made_up.translate(value, target) if isinstance(value, str) else value
         for name, value in answer(error).items()
     }
 
 
-def forwarded(upstream: FakeUpstream) -> list[str]:
+def forwarded(upstream: Upstream) -> list[str]:
     return [f"{request['method']} {request['path']}" for request in upstream.requests()]
 
 
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=str)
 def test_another_orgs_object_is_missing(
-    attempt: Attempt, a: Tenant, b: Tenant, upstream_sdk: openai.OpenAI, upstream: FakeUpstream
+    attempt: Attempt, a: Tenant, b: Tenant, upstream_sdk: openai.OpenAI, upstream: Upstream
 ) -> None:
-    """B names A's object: B gets the upstream's 404 for a missing object, word for word and
+    """B names A's object: B gets the upstream's refusal of a missing object, word for word and
     with its `param` (the table's, checked against the upstream too), and the upstream
     receives nothing."""
-    expected = upstream_404(upstream_sdk, attempt, a.objects, b.objects)
+    expected = upstream_refusal(upstream_sdk, attempt, a.objects, b.objects)
     assert expected["param"] == attempt.param
     upstream.clear_requests()
 
     error = refusal(lambda: attempt.call(b.sdk, a.objects, b.objects))
 
     assert forwarded(upstream) == []
-    assert isinstance(error, openai.NotFoundError)
+    assert error.status_code == attempt.status
     assert answer(error) == expected
 
 
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=str)
-def test_a_made_up_id_gets_the_same_404_as_another_orgs(
-    attempt: Attempt, a: Tenant, b: Tenant, upstream: FakeUpstream
+def test_a_made_up_id_gets_the_same_refusal_as_another_orgs(
+    attempt: Attempt, a: Tenant, b: Tenant, upstream: Upstream
 ) -> None:
     """Ids nobody ever saw, where the other org's ids were: the same error, word for word,
     and the same gateway headers, so existing elsewhere and not existing look alike."""
@@ -505,7 +513,7 @@ def test_a_made_up_id_gets_the_same_404_as_another_orgs(
     unknown = refusal(lambda: attempt.call(b.sdk, made_up, b.objects))
 
     assert forwarded(upstream) == []
-    assert isinstance(unknown, openai.NotFoundError)
+    assert unknown.status_code == attempt.status
     assert answer(unknown) == {
         name: a.objects.translate(value, made_up) if isinstance(value, str) else value
         for name, value in answer(foreign).items()
@@ -515,18 +523,14 @@ def test_a_made_up_id_gets_the_same_404_as_another_orgs(
 
 
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=str)
-def test_the_owner_keeps_full_access(attempt: Attempt, a: Tenant, upstream: FakeUpstream) -> None:
+def test_the_owner_keeps_full_access(attempt: Attempt, a: Tenant, upstream: Upstream) -> None:
     """The same requests as A's own: forwarded, and answered by the upstream. Were ownership
     never recorded, these would be the 404s."""
     upstream.clear_requests()
 
-    if attempt.owner_refusal:
-        with pytest.raises(openai.BadRequestError, match=attempt.owner_refusal):
-            attempt.call(a.sdk, a.objects, a.objects)
-    else:
-        result = attempt.call(a.sdk, a.objects, a.objects)
-        if isinstance(result, openai.Stream):
-            assert [event.event for event in result][-1] == "thread.run.completed"
+    result = attempt.call(a.sdk, a.objects, a.objects)
+    if isinstance(result, openai.Stream):
+        assert [event.event for event in result][-1] == "thread.run.completed"
 
     assert forwarded(upstream) != []
 
@@ -567,7 +571,7 @@ NESTED_ATTEMPTS = [
 def test_another_orgs_object_under_an_own_one_is_missing(
     attempt: Attempt, a: Tenant, b: Tenant, upstream_sdk: openai.OpenAI
 ) -> None:
-    expected = upstream_404(upstream_sdk, attempt, a.objects, b.objects)
+    expected = upstream_refusal(upstream_sdk, attempt, a.objects, b.objects)
 
     error = refusal(lambda: attempt.call(b.sdk, a.objects, b.objects))
 
@@ -590,7 +594,7 @@ def test_an_object_its_owner_deleted_is_missing_for_everyone(
     kind: str, a: Tenant, b: Tenant, upstream_sdk: openai.OpenAI
 ) -> None:
     delete, retrieve = (_BY_NAME[name] for name in DELETIONS[kind])
-    expected = upstream_404(upstream_sdk, retrieve, a.objects, b.objects)
+    expected = upstream_refusal(upstream_sdk, retrieve, a.objects, b.objects)
     assert retrieve.call(a.sdk, a.objects, a.objects).id
 
     assert delete.call(a.sdk, a.objects, a.objects).deleted
@@ -617,7 +621,7 @@ def test_every_key_of_an_org_shares_its_objects(
 
 
 def test_a_streamed_thread_is_the_owners_from_the_first_event(
-    a: Tenant, b: Tenant, upstream: FakeUpstream
+    a: Tenant, b: Tenant, upstream: Upstream
 ) -> None:
     """The upstream sends `thread.created` and hangs up without ending the response: the
     thread is A's as soon as A has that event (the gateway records it before relaying it),

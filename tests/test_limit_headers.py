@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from prism.v1 import admin_pb2
-from tests.conftest import ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.conftest import ControlPlane, DataPlane, IssueKey, Upstream
 from tests.test_policy_check import limits
 
 TRIO = ("limit", "remaining", "reset")
@@ -78,7 +78,7 @@ def test_going_over_a_shadow_limit_is_reported_not_refused(
 
 
 def test_an_upstream_error_carries_the_gateways_limits(
-    issue_key: IssueKey, sdk: Callable[..., openai.OpenAI], upstream: FakeUpstream
+    issue_key: IssueKey, sdk: Callable[..., openai.OpenAI], upstream: Upstream
 ) -> None:
     _, issued = issue_key(rate_limits=limits(requests_per_minute=5))
     upstream.add_fault(method="GET", path="/v1/assistants", status=500)
@@ -99,7 +99,7 @@ def impatient_dataplane(
 
 
 def test_a_gateway_error_after_the_check_carries_the_limits(
-    impatient_dataplane: DataPlane, issue_key: IssueKey, upstream: FakeUpstream
+    impatient_dataplane: DataPlane, issue_key: IssueKey, upstream: Upstream
 ) -> None:
     _, issued = issue_key(rate_limits=limits(requests_per_minute=5))
     upstream.add_fault(method="GET", path="/v1/assistants", delay_ms=3000)

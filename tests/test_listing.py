@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import DataPlane, FakeUpstream, IssueKey
+from tests.conftest import DataPlane, IssueKey, Upstream
 
 KINDS = ("assistants", "files", "vector_stores")
 # The order the objects are created in: A and B through the gateway as their orgs, F on
@@ -85,10 +85,10 @@ def _client(dataplane: DataPlane, issue_key: IssueKey) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="module")
-def upstream(fake_upstream: FakeUpstream) -> Iterator[httpx.Client]:
+def upstream(shared_upstream: Upstream) -> Iterator[httpx.Client]:
     """The shared upstream account itself, as any other tenant's traffic reaches it."""
-    headers = {"authorization": f"Bearer {fake_upstream.api_key}", "openai-beta": "assistants=v2"}
-    with httpx.Client(base_url=fake_upstream.url, headers=headers, timeout=30) as client:
+    headers = {"authorization": f"Bearer {shared_upstream.api_key}", "openai-beta": "assistants=v2"}
+    with httpx.Client(base_url=shared_upstream.url, headers=headers, timeout=30) as client:
         yield client
 
 
@@ -200,19 +200,19 @@ def test_files_listing_keeps_the_purpose_filter(world: World) -> None:
 
 
 def test_a_walk_crosses_upstream_pages_of_other_tenants_objects(
-    world: World, fake_upstream: FakeUpstream
+    world: World, shared_upstream: Upstream
 ) -> None:
     """A's second and third assistants lie past more than a whole upstream page of other
     objects: the gateway asks for the next page from where the last one ended."""
     first, second, third = world.a.ids["assistants"][:3]
     burst = world.foreign["assistants"]
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
     body = _listing(world.a.client, "assistants", limit=1, order="asc", after=first)
     _assert_page(body, [second], True)
 
     pages = [
         parse_qs(request["query"])
-        for request in fake_upstream.requests()
+        for request in shared_upstream.requests()
         if request["method"] == "GET" and request["path"] == "/v1/assistants"
     ]
     assert pages == [
@@ -270,9 +270,9 @@ def test_upstream_errors_pass_through_unchanged(
 
 
 @pytest.fixture
-def faults(fake_upstream: FakeUpstream) -> Iterator[Callable[..., None]]:
-    yield fake_upstream.add_fault
-    fake_upstream.clear_faults()
+def faults(shared_upstream: Upstream) -> Iterator[Callable[..., None]]:
+    yield shared_upstream.add_fault
+    shared_upstream.clear_faults()
 
 
 def test_an_upstream_failure_on_the_first_page_passes_through(

@@ -270,8 +270,7 @@ def test_tokens_and_cost_of_a_charged_run_show_by_model(
 ) -> None:
     _, issued = issue_key()
     gateway = sdk(issued.secret, base_url=workers_dataplane.url)
-    # The fake upstream counts words as tokens: a long prompt makes a cost far above the
-    # rounding to micro-USD.
+    # A long prompt makes a cost far above the rounding to micro-USD.
     assistant = gateway.beta.assistants.create(model=SNAPSHOT, instructions="think " * 2000)
     thread = gateway.beta.threads.create(messages=[{"role": "user", "content": "Solve 3x = 9"}])
     before = scrape(controlplane.metrics_url)

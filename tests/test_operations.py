@@ -10,8 +10,9 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.beta.threads import Run
 
-from tests.conftest import DataPlane, FakeUpstream, IssueKey
+from tests.conftest import DataPlane, IssueKey, Upstream
 from tests.openapi_schemas import spec_operations
 
 # operationId -> (METHOD, /v1 path template), as the spec has them.
@@ -85,19 +86,25 @@ def world(sdk: openai.OpenAI) -> World:
     )
 
 
-def _cancel_run(c: openai.OpenAI, w: World) -> None:
-    thread = c.beta.threads.create()
-    run = c.beta.threads.runs.create(thread.id, assistant_id=w.assistant_id)
-    c.beta.threads.runs.cancel(run.id, thread_id=thread.id)
-
-
-def _submit_tool_outputs(c: openai.OpenAI, w: World) -> None:
+def _waiting_for_tools(c: openai.OpenAI, w: World) -> Run:
+    """A run stopped at requires_action: one the upstream has not finished, so it can be
+    cancelled."""
     thread = c.beta.threads.create(messages=[{"role": "user", "content": "Weather in Paris?"}])
     run = c.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=w.tool_assistant_id)
     assert run.status == "requires_action"
+    return run
+
+
+def _cancel_run(c: openai.OpenAI, w: World) -> None:
+    run = _waiting_for_tools(c, w)
+    c.beta.threads.runs.cancel(run.id, thread_id=run.thread_id)
+
+
+def _submit_tool_outputs(c: openai.OpenAI, w: World) -> None:
+    run = _waiting_for_tools(c, w)
     call = run.required_action.submit_tool_outputs.tool_calls[0]
     c.beta.threads.runs.submit_tool_outputs(
-        run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}]
+        run.id, thread_id=run.thread_id, tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}]
     )
 
 
@@ -127,7 +134,7 @@ def _cancel_batch(c: openai.OpenAI, w: World) -> None:
         c.vector_stores.file_batches.cancel(batch.id, vector_store_id=w.vector_store_id)
 
 
-# The call each operation's test makes. The last request the fake upstream sees is the
+# The call each operation's test makes. The last request the upstream sees is the
 # operation under test; setup calls before it go through the gateway too.
 CALLS: dict[str, Callable[[openai.OpenAI, World], Any]] = {
     "listAssistants": lambda c, w: c.beta.assistants.list(),
@@ -218,14 +225,14 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 def test_operation_reaches_the_upstream_with_its_credentials(
-    operation: str, sdk: openai.OpenAI, world: World, fake_upstream: FakeUpstream
+    operation: str, sdk: openai.OpenAI, world: World, shared_upstream: Upstream
 ) -> None:
     method, template = OPERATIONS[operation]
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     CALLS[operation](sdk, world)
 
-    forwarded = fake_upstream.requests()
+    forwarded = shared_upstream.requests()
     assert forwarded, "nothing reached the upstream"
     last = forwarded[-1]
     assert (last["method"], _template_regex(template).match(last["path"]) is not None) == (
@@ -234,7 +241,7 @@ def test_operation_reaches_the_upstream_with_its_credentials(
     ), f"{operation}: upstream saw {last['method']} {last['path']}, expected {method} {template}"
     for request in forwarded:
         headers = request["headers"]
-        assert headers["authorization"] == f"Bearer {fake_upstream.api_key}"
+        assert headers["authorization"] == f"Bearer {shared_upstream.api_key}"
         assert headers["openai-beta"] == "assistants=v2"
         assert "openai-organization" not in headers
         assert "openai-project" not in headers

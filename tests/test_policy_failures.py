@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream
+from tests.conftest import AdminClient, ControlPlane, DataPlane, Upstream
 from tools import stack
 
 
@@ -51,7 +51,7 @@ def _sdk(dataplane: DataPlane, secret: str) -> openai.OpenAI:
 def own(
     workdir: Path,
     logs: Path,
-    fake_upstream: FakeUpstream,
+    shared_upstream: Upstream,
     start_controlplane: Callable[..., ControlPlane],
     start_dataplane: Callable[..., DataPlane],
 ) -> Iterator[Stack]:
@@ -84,14 +84,14 @@ def counters_refused(own: Stack) -> Iterator[None]:
     own.redis.config_set("maxmemory", "0")
 
 
-def _forwarded(upstream: FakeUpstream, assistant_id: str) -> int:
+def _forwarded(upstream: Upstream, assistant_id: str) -> int:
     return sum(assistant_id in request["path"] for request in upstream.requests())
 
 
 def test_counters_refused_fail_closed_by_default(
-    own: Stack, counters_refused: None, fake_upstream: FakeUpstream
+    own: Stack, counters_refused: None, shared_upstream: Upstream
 ) -> None:
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     with pytest.raises(openai.InternalServerError) as refused:
         _sdk(own.closed, own.secret).beta.assistants.retrieve(own.own_assistant)
@@ -99,25 +99,25 @@ def test_counters_refused_fail_closed_by_default(
     assert refused.value.status_code == 503
     assert refused.value.response.headers["retry-after"] == "1"
     assert refused.value.code == "control_plane_unavailable"
-    assert _forwarded(fake_upstream, own.own_assistant) == 0
+    assert _forwarded(shared_upstream, own.own_assistant) == 0
 
 
 def test_counters_refused_with_fail_open_pass_with_a_warning(
-    own: Stack, counters_refused: None, fake_upstream: FakeUpstream
+    own: Stack, counters_refused: None, shared_upstream: Upstream
 ) -> None:
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
 
     fetched = _sdk(own.open, own.secret).beta.assistants.retrieve(own.own_assistant)
 
     assert fetched.id == own.own_assistant
-    assert _forwarded(fake_upstream, own.own_assistant) == 1
+    assert _forwarded(shared_upstream, own.own_assistant) == 1
     assert "rate limits not applied" in own.open_controlplane.process.log()
 
 
 def test_fail_open_still_authenticates_and_keeps_tenants_apart(
-    own: Stack, counters_refused: None, fake_upstream: FakeUpstream
+    own: Stack, counters_refused: None, shared_upstream: Upstream
 ) -> None:
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
     sdk = _sdk(own.open, own.secret)
 
     with pytest.raises(openai.NotFoundError):
@@ -125,13 +125,13 @@ def test_fail_open_still_authenticates_and_keeps_tenants_apart(
     with pytest.raises(openai.AuthenticationError):
         _sdk(own.open, own.secret[:-4] + "AAAA").beta.assistants.retrieve(own.own_assistant)
 
-    assert _forwarded(fake_upstream, own.foreign_assistant) == 0
+    assert _forwarded(shared_upstream, own.foreign_assistant) == 0
 
 
 def test_a_slow_control_plane_is_cut_off_at_the_check_deadline(
-    own: Stack, fake_upstream: FakeUpstream
+    own: Stack, shared_upstream: Upstream
 ) -> None:
-    fake_upstream.clear_requests()
+    shared_upstream.clear_requests()
     pause_seconds = 2.0
     # Every Redis client waits, so the control plane's Check hangs until the pause ends.
     own.redis.execute_command("CLIENT", "PAUSE", str(int(pause_seconds * 1000)), "ALL")
@@ -145,13 +145,11 @@ def test_a_slow_control_plane_is_cut_off_at_the_check_deadline(
     assert refused.value.code == "control_plane_unavailable"
     # Cut off by the 300 ms deadline, well before the pause ends: a bound, not a speed claim.
     assert waited < pause_seconds - 0.5
-    assert _forwarded(fake_upstream, own.own_assistant) == 0
+    assert _forwarded(shared_upstream, own.own_assistant) == 0
 
 
-def test_redis_down_fails_closed_even_with_fail_open(
-    own: Stack, fake_upstream: FakeUpstream
-) -> None:
-    fake_upstream.clear_requests()
+def test_redis_down_fails_closed_even_with_fail_open(own: Stack, shared_upstream: Upstream) -> None:
+    shared_upstream.clear_requests()
     own.redis_process.stop()
 
     for dataplane in (own.closed, own.open):
@@ -159,4 +157,4 @@ def test_redis_down_fails_closed_even_with_fail_open(
             _sdk(dataplane, own.secret).beta.assistants.retrieve(own.own_assistant)
         assert refused.value.status_code == 503
         assert refused.value.response.headers["retry-after"] == "1"
-    assert _forwarded(fake_upstream, own.own_assistant) == 0
+    assert _forwarded(shared_upstream, own.own_assistant) == 0

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.conftest import AdminClient, ControlPlane, DataPlane, IssueKey, Upstream
 from tests.test_policy_check import limits
 
 T = TypeVar("T")
@@ -51,9 +51,9 @@ def test_the_thread_a_stream_creates_is_the_orgs_own_at_once(
         events = iter(stream)
         created = next(events)
         assert created.event == "thread.created"
-        # As soon as the client has the thread's id, the thread is the org's. (The fake
-        # upstream streams the whole run at once, so this cannot tell whether the gateway
-        # recorded it before relaying the event or at the stream's end.)
+        # As soon as the client has the thread's id, the thread is the org's. (The offline
+        # model's run may be over by now, so this cannot tell whether the gateway recorded
+        # it before relaying the event or at the stream's end.)
         assert client.beta.threads.retrieve(created.data.id).id == created.data.id
         ended = [event.event for event in events][-1]
 
@@ -87,7 +87,7 @@ def test_runs_use_the_model_an_assistant_was_last_given(
 
 
 def test_a_deleted_assistant_is_gone_without_asking_the_upstream(
-    client: openai.OpenAI, upstream: FakeUpstream
+    client: openai.OpenAI, upstream: Upstream
 ) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o")
     assert client.beta.assistants.delete(assistant.id).deleted
@@ -148,7 +148,7 @@ def test_a_slot_is_free_as_soon_as_the_response_is_complete(
 
 
 def test_a_slot_is_held_in_flight_and_freed_when_the_client_leaves(
-    issue_key: IssueKey, sdk: Callable[..., openai.OpenAI], upstream: FakeUpstream
+    issue_key: IssueKey, sdk: Callable[..., openai.OpenAI], upstream: Upstream
 ) -> None:
     """The upstream takes a minute to start the run's stream; the client gives up after a
     few seconds. Meanwhile its slot is taken; once it has gone, the slot is free again."""
@@ -197,7 +197,7 @@ def test_a_slot_is_free_when_the_gateway_answers_an_error(
     impatient_dataplane: DataPlane,
     issue_key: IssueKey,
     sdk: Callable[..., openai.OpenAI],
-    upstream: FakeUpstream,
+    upstream: Upstream,
 ) -> None:
     _, issued = issue_key(rate_limits=limits(concurrent_requests=1))
     client = sdk(issued.secret, impatient_dataplane.url)
@@ -236,7 +236,7 @@ def own_controlplane(
 
 
 def killed_while_upstream_holds(
-    upstream: FakeUpstream, controlplane: ControlPlane, path: str, call: Callable[[], T]
+    upstream: Upstream, controlplane: ControlPlane, path: str, call: Callable[[], T]
 ) -> "Future[T]":
     """Runs `call`, whose request the upstream holds for 1.5 s on `path`, and SIGKILLs the
     control plane once the request has reached the upstream."""
@@ -252,7 +252,7 @@ def killed_while_upstream_holds(
 
 @pytest.mark.parametrize("kind", ["assistant", "file"])
 def test_a_creation_the_control_plane_cannot_record_is_undone_and_answered_503(
-    kind: str, own_controlplane: tuple[ControlPlane, openai.OpenAI], upstream: FakeUpstream
+    kind: str, own_controlplane: tuple[ControlPlane, openai.OpenAI], upstream: Upstream
 ) -> None:
     """The control plane is killed while the upstream creates the object, and does not come
     back: the client never sees an id it could not use, and the object is gone upstream."""
@@ -280,7 +280,7 @@ def test_a_creation_is_recorded_once_the_control_plane_is_back(
     kind: str,
     own_controlplane: tuple[ControlPlane, openai.OpenAI],
     start_controlplane: Callable[..., ControlPlane],
-    upstream: FakeUpstream,
+    upstream: Upstream,
 ) -> None:
     """Killed while the upstream creates the object, the control plane is back within the
     gateway's retries: the client gets the id, and it is its own."""
@@ -300,7 +300,7 @@ def test_a_creation_is_recorded_once_the_control_plane_is_back(
 
 
 def test_a_streamed_thread_the_control_plane_cannot_record_is_undone_and_the_stream_errs(
-    own_controlplane: tuple[ControlPlane, openai.OpenAI], upstream: FakeUpstream
+    own_controlplane: tuple[ControlPlane, openai.OpenAI], upstream: Upstream
 ) -> None:
     """The control plane is killed while the upstream starts a thread-and-run stream: the
     stream's first event would name the new thread, so instead of it the client gets an

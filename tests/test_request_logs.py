@@ -27,9 +27,9 @@ from tests.conftest import (
     AdminClient,
     ControlPlane,
     DataPlane,
-    FakeUpstream,
     IssueKey,
     Sdk,
+    Upstream,
     assert_one_clear_line,
     start_and_fail,
 )
@@ -94,7 +94,7 @@ def set_logging(admin: AdminClient, org_id: str, bodies: int, max_body_bytes: in
 
 
 def test_a_workload_logs_one_entry_per_request_with_the_ids_responses_carried(
-    admin: AdminClient, issue_key: IssueKey, sdk: Sdk, upstream: FakeUpstream
+    admin: AdminClient, issue_key: IssueKey, sdk: Sdk, upstream: Upstream
 ) -> None:
     org, issued = issue_key(allowed_models=["gpt-4o"])
     client = sdk(issued.secret)
@@ -161,7 +161,7 @@ def test_a_workload_logs_one_entry_per_request_with_the_ids_responses_carried(
 
 
 def test_the_trace_id_is_echoed_or_generated_and_never_forwarded(
-    admin: AdminClient, client: openai.OpenAI, upstream: FakeUpstream
+    admin: AdminClient, client: openai.OpenAI, upstream: Upstream
 ) -> None:
     mine = client.beta.assistants.with_raw_response.list(
         extra_headers={"x-prism-trace-id": "checkout-7f3a/step 2"}

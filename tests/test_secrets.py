@@ -10,8 +10,9 @@ import openai
 import pytest
 from google.protobuf import field_mask_pb2
 
+from prism import redis_keys
 from prism.v1 import admin_pb2, request_logging_pb2
-from tests.conftest import AdminClient, ControlPlane, DataPlane, FakeUpstream, IssueKey
+from tests.conftest import AdminClient, ControlPlane, DataPlane, IssueKey, Upstream
 from tests.test_admin import redis_dump
 
 # Bounds a wait for the request log, written off the response path.
@@ -21,7 +22,7 @@ PATIENCE_SECONDS = 15
 def test_no_secret_in_responses_logs_redis_or_admin_answers(
     dataplane: DataPlane,
     controlplane: ControlPlane,
-    fake_upstream: FakeUpstream,
+    shared_upstream: Upstream,
     issue_key: IssueKey,
     admin: AdminClient,
     redis_url: str,
@@ -47,8 +48,8 @@ def test_no_secret_in_responses_logs_redis_or_admin_answers(
     # the trace id.
     raw = client.beta.assistants.with_raw_response.create(
         model="gpt-4o",
-        instructions=f"My keys are {issued.secret} and {fake_upstream.api_key}.",
-        metadata={"api_key": fake_upstream.api_key},
+        instructions=f"My keys are {issued.secret} and {shared_upstream.api_key}.",
+        metadata={"api_key": shared_upstream.api_key},
         extra_headers={
             "x-prism-metadata": f'{{"token": "{issued.secret}"}}',
             "x-prism-trace-id": issued.secret,
@@ -65,7 +66,7 @@ def test_no_secret_in_responses_logs_redis_or_admin_answers(
         client.beta.assistants.create(model="gpt-4")
     seen += [str(denied.value.response.headers), denied.value.response.text]
     request_ids.append(denied.value.response.headers["x-prism-request-id"])
-    fake_upstream.add_fault(method="GET", path="/v1/assistants", status=500)
+    shared_upstream.add_fault(method="GET", path="/v1/assistants", status=500)
     with pytest.raises(openai.InternalServerError) as failed:
         client.beta.assistants.list()
     seen += [str(failed.value.response.headers), failed.value.response.text]
@@ -89,11 +90,12 @@ def test_no_secret_in_responses_logs_redis_or_admin_answers(
             *admin_answers,
             dataplane.process.log(),
             controlplane.process.log(),
-            redis_dump(redis_url),
+            # The engine is the upstream: it keeps what the caller sent, as OpenAI would.
+            redis_dump(redis_url, skipped_prefix=redis_keys.ENGINE_PREFIX),
         ]
     )
     assert issued.key.id in written  # what is scanned does hold this workload
-    for secret in (issued.secret, impostor, fake_upstream.api_key):
+    for secret in (issued.secret, impostor, shared_upstream.api_key):
         assert secret not in written
 
 

@@ -1,8 +1,9 @@
 """Vector-store storage, charged by the control plane's sweeper once per org and UTC day:
 the GB (10^9 bytes) past the first of the org's stores' usage_bytes, at the per-GB-day tool
 fee, to the org's spend (its budgets), GetUsage (model `vector_store_storage`, no key) and
-/metrics, however many control planes sweep and however often. The fake upstream reports
-the usage_bytes a store's metadata claims, so no gigabytes are uploaded."""
+/metrics, however many control planes sweep and however often. A store holds one small
+file, whose size in the engine's record is then set to what the test needs, so no gigabytes
+are uploaded."""
 
 import time
 from collections.abc import Callable
@@ -11,14 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal
 import httpx
 import openai
 import pytest
+from openai.types import VectorStore
 from prometheus_client.parser import text_string_to_metric_families
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, ControlPlane, FakeUpstream, IssueKey, Sdk
+from tests.conftest import AdminClient, ControlPlane, IssueKey, Resize, Sdk, Upstream, wait_for
 
 STORAGE = "vector_store_storage"
-# Bounds a wait for a sweep; reached only when it fails.
-PATIENCE_SECONDS = 20
 
 
 def storage_micros(usage_bytes: int, usd_per_gb_day: str) -> int:
@@ -44,14 +44,19 @@ def storage_rows(admin: AdminClient, org_id: str) -> list[admin_pb2.UsageRow]:
     )
 
 
-def wait_for(done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while not done():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
+def small_file(client: openai.OpenAI) -> str:
+    content = b"Storage past the first GB is charged by the GB-day."
+    return client.files.create(file=("notes.txt", content), purpose="assistants").id
 
 
-def fetches(upstream: FakeUpstream, store_id: str) -> list[dict[str, object]]:
+def sized_store(client: openai.OpenAI, resize: Resize, name: str, usage_bytes: int) -> VectorStore:
+    file_id = small_file(client)
+    store = client.vector_stores.create(name=name, file_ids=[file_id])
+    resize(store.id, file_id, usage_bytes)
+    return store
+
+
+def fetches(upstream: Upstream, store_id: str) -> list[dict[str, object]]:
     return [
         request
         for request in upstream.requests()
@@ -73,7 +78,8 @@ def test_storage_past_the_first_gb_is_charged_to_the_org_once_a_day_by_any_contr
     issue_key: IssueKey,
     sdk: Sdk,
     admin: AdminClient,
-    upstream: FakeUpstream,
+    upstream: Upstream,
+    resize: Resize,
     start_sweeping: Callable[[], ControlPlane],
     spend: Callable[[str, str], int],
 ) -> None:
@@ -82,22 +88,17 @@ def test_storage_past_the_first_gb_is_charged_to_the_org_once_a_day_by_any_contr
     # The org's budget is below one day of its storage.
     big_org, big_key = issue_key(admin_pb2.Policy(budgets=admin_pb2.Budgets(total_usd=0.1)))
     big = sdk(big_key.secret)
-    kept = [
-        big.vector_stores.create(name=f"kept {size}", metadata={"usage_bytes": str(size)})
-        for size in (1_700_000_000, 800_000_000)
-    ]
-    deleted = big.vector_stores.create(name="deleted", metadata={"usage_bytes": "9000000000"})
+    kept = [sized_store(big, resize, f"kept {size}", size) for size in (1_700_000_000, 800_000_000)]
+    deleted = sized_store(big, resize, "deleted", 9_000_000_000)
     big.vector_stores.delete(deleted.id)
     # Gone upstream without the gateway seeing it: the sweeper's fetch gets a 404.
-    vanished = big.vector_stores.create(name="vanished", metadata={"usage_bytes": "5000000000"})
+    vanished = sized_store(big, resize, "vanished", 5_000_000_000)
     httpx.delete(
         f"{upstream.url}/vector_stores/{vanished.id}",
         headers={"Authorization": f"Bearer {upstream.api_key}", "OpenAI-Beta": "assistants=v2"},
     ).raise_for_status()
     small_org, small_key = issue_key()
-    small = sdk(small_key.secret).vector_stores.create(
-        name="small", metadata={"usage_bytes": "900000000"}
-    )
+    small = sized_store(sdk(small_key.secret), resize, "small", 900_000_000)
 
     sweepers = [start_sweeping(), start_sweeping()]
     wait_for(lambda: storage_rows(admin, big_org.id), "the big org's storage was never charged")
@@ -135,15 +136,16 @@ def test_a_failed_fetch_leaves_the_day_to_a_later_sweep(
     issue_key: IssueKey,
     sdk: Sdk,
     admin: AdminClient,
-    upstream: FakeUpstream,
+    upstream: Upstream,
+    resize: Resize,
     start_sweeping: Callable[[], ControlPlane],
     spend: Callable[[str, str], int],
 ) -> None:
     org, issued = issue_key()
     client = sdk(issued.secret)
     stores = [
-        client.vector_stores.create(name="a", metadata={"usage_bytes": "1250000000"}),
-        client.vector_stores.create(name="b", metadata={"usage_bytes": "250000001"}),
+        sized_store(client, resize, "a", 1_250_000_000),
+        sized_store(client, resize, "b", 250_000_001),
     ]
     upstream.add_fault(method="GET", path=f"/v1/vector_stores/{stores[0].id}", status=500, times=2)
 

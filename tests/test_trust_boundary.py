@@ -24,9 +24,9 @@ from tests.conftest import (
     AuthorizerClient,
     ControlPlane,
     CredentialedStub,
-    FakeUpstream,
     IssueKey,
     Sdk,
+    Upstream,
 )
 from tests.test_policy_check import limits
 
@@ -144,7 +144,7 @@ def test_a_refused_admin_call_changes_nothing(
 
 
 def test_check_gives_an_upstream_key_and_believes_a_client_ip_only_from_a_data_plane(
-    channel: grpc.Channel, issue_key: IssueKey, fake_upstream: FakeUpstream, service_token: str
+    channel: grpc.Channel, issue_key: IssueKey, shared_upstream: Upstream, service_token: str
 ) -> None:
     """The old attack: a key fenced to 10.0.0.0/8, Checked from loopback claiming 10.9.9.9."""
     _, fenced = issue_key(allowed_ip_ranges=["10.0.0.0/8"])
@@ -160,7 +160,7 @@ def test_check_gives_an_upstream_key_and_believes_a_client_ip_only_from_a_data_p
         with pytest.raises(grpc.RpcError) as refused:
             call(claim, metadata=metadata, timeout=10)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
-        assert fake_upstream.api_key not in str(refused.value.details())  # type: ignore[attr-defined]
+        assert shared_upstream.api_key not in str(refused.value.details())  # type: ignore[attr-defined]
 
 
 # Record and FilterOwned act for the grant's org only
@@ -360,7 +360,7 @@ def test_validate_key_shows_no_secret_and_counts_nothing(
     service_token: str,
     issue_key: IssueKey,
     admin: AdminClient,
-    fake_upstream: FakeUpstream,
+    shared_upstream: Upstream,
     sdk: Sdk,
 ) -> None:
     org, issued = issue_key(rate_limits=limits(requests_per_minute=1))
@@ -377,7 +377,7 @@ def test_validate_key_shows_no_secret_and_counts_nothing(
 
     assert all(answer.valid and answer.allowed for answer in answers)
     shown = b"".join(answer.SerializeToString() for answer in answers)
-    assert fake_upstream.api_key.encode() not in shown
+    assert shared_upstream.api_key.encode() not in shown
     assert issued.secret.encode() not in shown
     stored = admin.GetKey(admin_pb2.GetKeyRequest(id=issued.key.id))
     assert answers[0].principal.key_display_prefix == stored.display_prefix

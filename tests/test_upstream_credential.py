@@ -16,9 +16,10 @@ from tests.conftest import (
     AdminClient,
     ControlPlane,
     DataPlane,
-    FakeUpstream,
     IssueKey,
+    Upstream,
     assert_one_clear_line,
+    launch_engine,
     start_and_fail,
 )
 from tests.test_admin import redis_dump
@@ -28,18 +29,21 @@ MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 @pytest.fixture(scope="module")
-def own_upstream(workdir: Path, logs: Path) -> Iterator[FakeUpstream]:
-    """An upstream that accepts only the org's own credential, not the gateway's key."""
-    port = stack.free_port()
+def own_upstream(redis_url: str, workdir: Path, logs: Path) -> Iterator[Upstream]:
+    """An upstream that accepts only the org's own credential, not the gateway's key: a
+    second engine behind its own fault proxy, which records what the engine receives."""
     credential = "sk-org-own-" + secrets.token_urlsafe(24)
-    process = stack.start_fake_upstream(port, credential, workdir / "own-upstream-files", logs)
-    yield FakeUpstream(f"http://127.0.0.1:{port}/v1", credential, process)
-    process.stop()
+    engine = launch_engine(redis_url, workdir / "own-engine-data", logs, credential, "own-engine")
+    proxy_port = stack.free_port()
+    proxy = stack.start_fault_proxy(proxy_port, engine.url, logs)
+    yield Upstream(f"http://127.0.0.1:{proxy_port}/v1", credential, proxy)
+    proxy.stop()
+    engine.process.stop()
 
 
 @pytest.fixture(scope="module")
 def sealing_controlplane(
-    start_controlplane: Callable[..., ControlPlane], own_upstream: FakeUpstream
+    start_controlplane: Callable[..., ControlPlane], own_upstream: Upstream
 ) -> ControlPlane:
     return start_controlplane(
         PRISM_MASTER_KEY=MASTER_KEY,
@@ -74,7 +78,7 @@ def _set(admin: AdminClient, org_id: str, api_key: str) -> admin_pb2.Org:
 
 
 def test_an_orgs_traffic_goes_upstream_with_its_own_credential(
-    sealing_admin: AdminClient, gateway: DataPlane, own_upstream: FakeUpstream
+    sealing_admin: AdminClient, gateway: DataPlane, own_upstream: Upstream
 ) -> None:
     org, secret = _org_and_key(sealing_admin)
     _, other_secret = _org_and_key(sealing_admin)
@@ -93,7 +97,7 @@ def test_an_orgs_traffic_goes_upstream_with_its_own_credential(
 
 
 def test_an_empty_credential_removes_it(
-    sealing_admin: AdminClient, gateway: DataPlane, own_upstream: FakeUpstream
+    sealing_admin: AdminClient, gateway: DataPlane, own_upstream: Upstream
 ) -> None:
     org, secret = _org_and_key(sealing_admin)
     _set(sealing_admin, org.id, own_upstream.api_key)

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from openai.types.beta.threads import Run
 
 from prism.v1 import admin_pb2
-from tests.conftest import AdminClient, IssueKey, Sdk
+from tests.conftest import AdminClient, IssueKey, Sdk, Upstream
 
 DAY = admin_pb2.USAGE_GROUPING_DAY
 ORG = admin_pb2.USAGE_GROUPING_ORG
@@ -45,8 +45,18 @@ def counts(row: admin_pb2.UsageRow) -> tuple[int, int, int, int, int]:
     )
 
 
+def finished(upstream: Upstream, run: Run) -> None:
+    """Waits, asking the upstream itself (which the gateway does not count), until `run` has
+    finished, so that the one retrieve through the gateway sees its usage."""
+    with openai.OpenAI(base_url=upstream.url, api_key=upstream.api_key) as direct:
+        direct.beta.threads.runs.poll(run.id, thread_id=run.thread_id, poll_interval_ms=20)
+
+
 def test_get_usage_totals_match_a_scripted_workload(
-    issue_key: IssueKey, sdk: Sdk, admin: AdminClient
+    issue_key: IssueKey,
+    sdk: Sdk,
+    admin: AdminClient,
+    shared_upstream: Upstream,
 ) -> None:
     org, first = issue_key()
     second = admin.CreateKey(admin_pb2.CreateKeyRequest(key=admin_pb2.Key(org_id=org.id)))
@@ -57,6 +67,7 @@ def test_get_usage_totals_match_a_scripted_workload(
     assistant = a.beta.assistants.create(model="gpt-4o")
     thread = a.beta.threads.create(messages=[{"role": "user", "content": "Count these words"}])
     created = a.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    finished(shared_upstream, created)
     run_a = a.beta.threads.runs.retrieve(created.id, thread_id=thread.id)
     # Key B: 1 under gpt-4o-mini (its run's override), 3 under "" (a thread, a retrieve, an
     # assistants listing); a refused request counts nowhere.
@@ -64,6 +75,7 @@ def test_get_usage_totals_match_a_scripted_workload(
     created = b.beta.threads.runs.create(
         thread_id=other.id, assistant_id=assistant.id, model="gpt-4o-mini"
     )
+    finished(shared_upstream, created)
     run_b = b.beta.threads.runs.retrieve(created.id, thread_id=other.id)
     b.beta.assistants.list()
     with pytest.raises(openai.NotFoundError):

@@ -1,6 +1,7 @@
 """`make bench`: what the gateway adds, measured on this machine.
 
-Starts a private stack whose fake upstream answers after a fixed latency, then sends the
+Starts a private stack whose upstream (the Assistants engine behind the suite's fault
+proxy) answers after a fixed latency, then sends the
 same requests at a fixed rate twice, straight to the upstream and through the gateway; the
 added latency is the difference of the two distributions' percentiles. The gateway is
 measured with a key that has no policy and with keys whose key and org have every limit on
@@ -8,8 +9,8 @@ measured with a key that has no policy and with keys whose key and org have ever
 time each streamed event spends in the gateway, the peak throughput with many clients in
 flight, the data plane's memory while a 512 MiB file is uploaded through it, and what the
 data plane's credential costs each request (the token on the wire and its check). Last, the
-Assistants engine is started on the same Redis and timed alone: runs of its offline model,
-each created and polled until completed, per run and per run step.
+engine is timed alone: runs of its offline model, each created and polled until completed,
+per run and per run step.
 """
 
 import asyncio
@@ -665,17 +666,28 @@ def main() -> None:
         try:
             redis_port, upstream_port = stack.free_port(), stack.free_port()
             processes.append(stack.start_redis(redis_port, work / "redis", logs))
-            upstream_key = "sk-upstream-" + secrets.token_hex(16)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            engine_port = stack.free_port()
+            engine_key = "sk-engine-" + secrets.token_hex(16)
             processes.append(
-                stack.start_fake_upstream(
-                    upstream_port,
-                    upstream_key,
-                    work / "files",
+                stack.start_engine(
+                    {
+                        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{engine_port}",
+                        "PRISM_ENGINE_API_KEY": engine_key,
+                        "PRISM_ENGINE_REDIS_URL": redis_url,
+                        "PRISM_ENGINE_DATA_DIR": str(work / "engine-data"),
+                    },
                     logs,
-                    latency_ms=UPSTREAM_LATENCY_MS,
                 )
             )
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            engine_url = f"http://127.0.0.1:{engine_port}"
+            # The fault proxy holds every answer for the fixed latency, so the gateway's
+            # share stands out against a steady upstream.
+            processes.append(
+                stack.start_fault_proxy(
+                    upstream_port, engine_url, logs, latency_ms=UPSTREAM_LATENCY_MS
+                )
+            )
             grpc_addr = f"127.0.0.1:{stack.free_port()}"
             http_port = stack.free_port()
             token = secrets.token_hex(16)
@@ -688,7 +700,7 @@ def main() -> None:
                         "PRISM_ADMIN_TOKEN": token,
                         "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
                         "PRISM_UPSTREAM_URL": upstream_url,
-                        "PRISM_UPSTREAM_API_KEY": upstream_key,
+                        "PRISM_UPSTREAM_API_KEY": engine_key,
                     },
                     logs,
                 )
@@ -711,28 +723,13 @@ def main() -> None:
             asyncio.run(
                 measure(
                     grpc_addr,
-                    Target("direct", upstream_url, upstream_key),
+                    Target("direct", upstream_url, engine_key),
                     f"http://127.0.0.1:{http_port}/v1",
                     tenants,
                     dataplane.pid,
                 )
             )
-            # Started only now: its idle workers wait on Redis (and look for expired
-            # leases each second), which the runs above share.
-            engine_port = stack.free_port()
-            engine_key = "sk-engine-" + secrets.token_hex(16)
-            processes.append(
-                stack.start_engine(
-                    {
-                        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{engine_port}",
-                        "PRISM_ENGINE_API_KEY": engine_key,
-                        "PRISM_ENGINE_REDIS_URL": redis_url,
-                        "PRISM_ENGINE_DATA_DIR": str(work / "engine-data"),
-                    },
-                    logs,
-                )
-            )
-            measure_engine(Target("engine", f"http://127.0.0.1:{engine_port}/v1", engine_key))
+            measure_engine(Target("engine", engine_url + "/v1", engine_key))
         finally:
             for process in reversed(processes):
                 process.stop()

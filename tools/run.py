@@ -7,8 +7,8 @@ Forwards to PRISM_UPSTREAM_URL with PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY. Wi
 the three it starts the Assistants engine (`python -m engine`, the built-in offline model
 unless PRISM_ENGINE_MODELS says otherwise, file bytes in .prism/engine-data) on the same
 Redis and forwards there, so the README's examples work offline; the engine's key is made
-anew each run, since only this launcher hands it out. With PRISM_UPSTREAM_URL but no key it
-forwards to the fake upstream of the test suite, as before the engine existed.
+anew each run, since only this launcher hands it out. PRISM_UPSTREAM_URL without a key is an
+error.
 """
 
 import base64
@@ -133,16 +133,9 @@ def _upstream(
         print(f"forwarding to {url}")
         named = "PRISM_UPSTREAM_URL" in os.environ
         return url, key, "PRISM_UPSTREAM_URL" if named else "OpenAI"
-    if not os.environ.get("PRISM_UPSTREAM_URL"):
-        return _engine(shared, logs, processes)
-    port = stack.free_port()
-    key = "sk-fake-" + secrets.token_urlsafe(24)
-    processes.append(stack.start_fake_upstream(port, key, STATE_DIR / "upstream-files", logs))
-    print(
-        "PRISM_UPSTREAM_URL but no PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY: forwarding to "
-        f"the test suite's fake Assistants API on 127.0.0.1:{port} instead"
-    )
-    return f"http://127.0.0.1:{port}/v1", key, "the test suite's fake Assistants API"
+    if os.environ.get("PRISM_UPSTREAM_URL"):
+        sys.exit("prism run: PRISM_UPSTREAM_URL needs PRISM_UPSTREAM_API_KEY or OPENAI_API_KEY")
+    return _engine(shared, logs, processes)
 
 
 def _engine(

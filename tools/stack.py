@@ -1,4 +1,4 @@
-"""Starts Prism's processes (Redis, control plane, data plane, fake upstream) and stops them.
+"""Starts Prism's processes (Redis, the planes, the engine, the suite's fault proxy) and stops them.
 
 One launcher serves `make run`, the test suite and the benchmark, so all three run the
 stack the same way: real processes on loopback ports, each logging to its own file.
@@ -155,24 +155,21 @@ def start_engine(env: Mapping[str, str], log_dir: Path, name: str = "engine") ->
     return process
 
 
-def start_fake_upstream(
-    port: int, api_key: str, data_dir: Path, log_dir: Path, *, latency_ms: int = 0
-) -> Process:
+def start_fault_proxy(port: int, upstream: str, log_dir: Path, *, latency_ms: int = 0) -> Process:
+    """The suite's fault proxy (tests/fault_proxy) on `port`, forwarding to `upstream`."""
     argv = [
         sys.executable,
         "-m",
-        "tests.fake_upstream",
+        "tests.fault_proxy",
         "--listen",
         f"127.0.0.1:{port}",
-        "--api-key",
-        api_key,
-        "--data-dir",
-        str(data_dir),
+        "--upstream",
+        upstream,
         "--latency-ms",
         str(latency_ms),
     ]
-    process = spawn("fake-upstream", argv, clean_environment({}), log_dir)
-    wait_until_ready(process, port, "/_fake/healthz")
+    process = spawn("fault-proxy", argv, clean_environment({}), log_dir)
+    wait_until_ready(process, port, "/_proxy/healthz")
     return process
 
 

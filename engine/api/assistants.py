@@ -10,7 +10,7 @@ from ..pagination import list_body, parse_page
 from ..store import JSON
 from .fields import Fields, json_body, store
 from .handlers import handles
-from .tooling import response_format, settle_vector_stores, tool_resources, tools
+from .tooling import response_format, settle_tool_resources, tool_resources, tools
 
 bp = Blueprint("assistants", __name__)
 
@@ -66,7 +66,7 @@ async def _assistant(assistant_id: str) -> JSON:
 @handles(bp, "createAssistant")
 async def create() -> JSON:
     read = _read(await json_body(_FIELDS), creating=True)
-    await settle_vector_stores(read["tool_resources"], "tool_resources")
+    await settle_tool_resources(read["tool_resources"], "tool_resources")
     assistant = {
         "id": new_id(ASSISTANT),
         "object": "assistant",
@@ -102,7 +102,7 @@ async def retrieve(assistant_id: str) -> JSON:
 async def modify(assistant_id: str) -> JSON:
     read = _read(await json_body(_FIELDS), creating=False)
     assistant = await _assistant(assistant_id)
-    await settle_vector_stores(read.get("tool_resources"), "tool_resources")
+    await settle_tool_resources(read.get("tool_resources"), "tool_resources")
     defaults: dict[str, Any] = {
         "tools": [],
         "tool_resources": {},

@@ -4,7 +4,7 @@ from typing import Any
 
 from quart import Blueprint, request
 
-from ..errors import ApiError, not_found
+from ..errors import ApiError, file_not_found, not_found
 from ..ids import MESSAGE, new_id, now
 from ..pagination import list_body, parse_page
 from ..store import JSON
@@ -104,6 +104,17 @@ def _attachment(item: Fields) -> dict[str, Any]:
     return {"file_id": file_id, "tools": tools}
 
 
+async def require_attached_files(messages: list[JSON], array: str) -> None:
+    """Refuses messages attaching a file that does not exist, as their run could not read
+    it; `array` names the body's array they came in ("" for one message that is the body)."""
+    for index, message in enumerate(messages):
+        file_ids = [attachment["file_id"] for attachment in message["attachments"]]
+        missing = await store().missing_file(file_ids)
+        if missing is not None:
+            place = f"attachments[{file_ids.index(missing)}].file_id"
+            raise file_not_found(missing, f"{array}[{index}].{place}" if array else place)
+
+
 async def _thread_exists(thread_id: str) -> None:
     if await store().get_thread(thread_id) is None:
         raise not_found("thread", thread_id)
@@ -122,6 +133,7 @@ async def create(thread_id: str) -> JSON:
     body = await json_body(MESSAGE_FIELDS)
     await _thread_exists(thread_id)
     message = new_message(body, thread_id)
+    await require_attached_files([message], "")
     active = await store().active_run(thread_id)
     if active is not None:
         # The run's prompt is the thread as it was; OpenAI refuses the message likewise.

@@ -21,8 +21,8 @@ from ..runs.queue import RunQueue
 from ..store import JSON
 from .fields import Fields, expect, invalid_value, json_body, store
 from .handlers import handles
-from .messages import MESSAGE_FIELDS, new_message
-from .tooling import response_format, settle_vector_stores, tool_resources, tools
+from .messages import MESSAGE_FIELDS, new_message, require_attached_files
+from .tooling import response_format, settle_tool_resources, tool_resources, tools
 
 QUEUE = "engine.run_queue"
 EVENTS = "engine.run_events"
@@ -257,6 +257,7 @@ async def create(thread_id: str) -> JSON | Response:
     ]
     await _thread_exists(thread_id)
     run, state = await _new_run(body, thread_id)
+    await require_attached_files(additional, "additional_messages")
     await _start(run, state, additional)
     if stream:
         created = [("thread.run.created", run), ("thread.run.queued", run)]
@@ -284,8 +285,9 @@ async def create_thread_and_run() -> JSON | Response:
         for item in thread_body.items("messages", max_items=32) or []
     ]
     run, state = await _new_run(body, thread["id"])
-    await settle_vector_stores(thread_resources, "thread.tool_resources")
-    await settle_vector_stores(run_resources, "tool_resources")
+    await require_attached_files(messages, "thread.messages")
+    await settle_tool_resources(thread_resources, "thread.tool_resources")
+    await settle_tool_resources(run_resources, "tool_resources")
     await store().create_thread(thread, messages)
     await _start(run, state, [])
     if stream:

@@ -7,8 +7,8 @@ from ..ids import THREAD, new_id, now
 from ..store import JSON
 from .fields import json_body, store
 from .handlers import handles
-from .messages import MESSAGE_FIELDS, new_message
-from .tooling import settle_vector_stores, tool_resources
+from .messages import MESSAGE_FIELDS, new_message, require_attached_files
+from .tooling import settle_tool_resources, tool_resources
 
 bp = Blueprint("threads", __name__)
 
@@ -34,7 +34,8 @@ async def create() -> JSON:
         new_message(item.only(MESSAGE_FIELDS), thread["id"])
         for item in body.items("messages", max_items=32) or []
     ]
-    await settle_vector_stores(thread["tool_resources"], "tool_resources")
+    await require_attached_files(messages, "messages")
+    await settle_tool_resources(thread["tool_resources"], "tool_resources")
     await store().create_thread(thread, messages)
     return thread
 
@@ -49,7 +50,7 @@ async def modify(thread_id: str) -> JSON:
     body = await json_body(("tool_resources", "metadata"))
     resources, metadata = tool_resources(body), body.metadata()
     thread = await _thread(thread_id)
-    await settle_vector_stores(resources, "tool_resources")
+    await settle_tool_resources(resources, "tool_resources")
     if body.has("tool_resources"):
         thread["tool_resources"] = resources or {}
     if body.has("metadata"):

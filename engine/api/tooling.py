@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import ApiError
 from ..retrieval.chunking import ChunkingStrategy
 from .fields import Fields, expect, invalid_value
-from .vector_stores import create_store, read_chunking_strategy, vector_stores
+from .vector_stores import create_store, read_chunking_strategy, require_files, vector_stores
 
 TOOL_TYPES = ("code_interpreter", "file_search", "function")
 # OpenAI's defaults for a file_search tool given without options.
@@ -87,7 +87,7 @@ def _tool(tool: Fields) -> dict[str, Any]:
 @dataclass(frozen=True)
 class NewVectorStore:
     """tool_resources' `file_search.vector_stores` helper, read: the store is made by
-    settle_vector_stores once the whole request is valid."""
+    settle_tool_resources once the whole request is valid."""
 
     file_ids: list[str]
     strategy: ChunkingStrategy
@@ -97,7 +97,7 @@ class NewVectorStore:
 
 def tool_resources(body: Fields) -> dict[str, Any] | None:
     """`code_interpreter.file_ids` (20 at most) and `file_search.vector_store_ids` or the
-    `vector_stores` helper (one store). Call settle_vector_stores on the result."""
+    `vector_stores` helper (one store). Call settle_tool_resources on the result."""
     resources = body.object("tool_resources")
     if resources is None:
         return None
@@ -135,11 +135,14 @@ def tool_resources(body: Fields) -> dict[str, Any] | None:
     return read
 
 
-async def settle_vector_stores(resources: dict[str, Any] | None, param: str) -> None:
-    """Checks that every vector store `resources` (read by tool_resources; `param` names
-    them) give file_search exists, as a run would otherwise search nothing without saying
-    so, and makes the store the `vector_stores` helper describes, in its place. Call it
-    once the rest of the request is valid."""
+async def settle_tool_resources(resources: dict[str, Any] | None, param: str) -> None:
+    """Checks that every file and vector store `resources` (read by tool_resources; `param`
+    names them) give the tools exists, as a run would otherwise go without them without
+    saying so, and makes the store the `vector_stores` helper describes, in its place. Call
+    it once the rest of the request is valid."""
+    code = (resources or {}).get("code_interpreter")
+    if code is not None:
+        await require_files(code["file_ids"], f"{param}.code_interpreter.file_ids")
     search = (resources or {}).get("file_search")
     if search is None:
         return

@@ -99,7 +99,8 @@ def _attributes(fields: Fields, name: str = "attributes") -> dict[str, Any] | No
     return dict(attributes.data)
 
 
-async def _existing_files(file_ids: list[str], param: str) -> None:
+async def require_files(file_ids: list[str], param: str) -> None:
+    """The 404 of the first of the ids that is not a stored file, naming `param`."""
     missing = await store().missing_file(file_ids)
     if missing is not None:
         raise file_not_found(missing, param)
@@ -157,7 +158,7 @@ async def create_store(
 ) -> str:
     """Makes a vector store and starts indexing its files, for POST /vector_stores and for
     tool_resources' `vector_stores` helper. Raises for a file that does not exist."""
-    await _existing_files(file_ids, files_param)
+    await require_files(file_ids, files_param)
     created = now()
     record: JSON = {
         "id": new_id(VECTOR_STORE),
@@ -233,7 +234,7 @@ async def create_file(vector_store_id: str) -> JSON:
     strategy = read_chunking_strategy(fields)
     attributes = _attributes(fields)
     await _record(vector_store_id)
-    await _existing_files([file_id], "file_id")
+    await require_files([file_id], "file_id")
     [record] = await vector_stores().add_files(vector_store_id, [file_id], [strategy], [attributes])
     return record
 
@@ -335,7 +336,7 @@ async def create_batch(vector_store_id: str) -> JSON:
         strategies = [read_chunking_strategy(fields)] * len(file_ids)
         attributes = [_attributes(fields)] * len(file_ids)
     await _record(vector_store_id)
-    await _existing_files(file_ids, "files" if fields.has("files") else "file_ids")
+    await require_files(file_ids, "files" if fields.has("files") else "file_ids")
     return await vector_stores().create_batch(vector_store_id, file_ids, strategies, attributes)
 
 

@@ -153,16 +153,17 @@ def usage_json(usage: Usage) -> JSON:
 
 
 def add_usage(total: JSON | None, usage: Usage | None) -> JSON | None:
+    """A run's usage so far; like OpenAI's, it says how many prompt tokens were cached."""
     if usage is None:
         return total
-    if total is None:
-        return usage_json(usage)
-    return usage_json(
-        Usage(
+    if total is not None:
+        cached = (total.get("prompt_token_details") or {}).get("cached_tokens", 0)
+        usage = Usage(
             total["prompt_tokens"] + usage.prompt_tokens,
             total["completion_tokens"] + usage.completion_tokens,
+            cached + usage.cached_tokens,
         )
-    )
+    return usage_json(usage) | {"prompt_token_details": {"cached_tokens": usage.cached_tokens}}
 
 
 def _provider_metadata(provider: Provider) -> dict[str, str]:

@@ -1,16 +1,15 @@
-"""`python -m tests.fake_upstream --listen HOST:PORT --api-key KEY --data-dir DIR
-[--latency-ms N]`: serves the fake OpenAI upstream until SIGTERM or SIGINT."""
+"""`python -m tests.fault_proxy --listen HOST:PORT --upstream URL [--latency-ms N]`: serves
+the fault proxy until SIGTERM or SIGINT."""
 
 import argparse
 import asyncio
 import signal
-from pathlib import Path
 
 import uvloop
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from .app import create_app
+from .proxy import FaultProxy
 
 
 def _non_negative(value: str) -> int:
@@ -21,21 +20,17 @@ def _non_negative(value: str) -> int:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_upstream", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.fault_proxy", description=__doc__)
     parser.add_argument("--listen", required=True, help="HOST:PORT to bind")
-    parser.add_argument("--api-key", required=True, help="the only key /v1 accepts")
-    parser.add_argument("--data-dir", required=True, type=Path, help="where uploads go")
+    parser.add_argument("--upstream", required=True, help="the origin requests go to")
     parser.add_argument(
-        "--latency-ms",
-        type=_non_negative,
-        default=0,
-        help="delay before every /v1 response's headers",
+        "--latency-ms", type=_non_negative, default=0, help="delay before every response"
     )
     return parser.parse_args()
 
 
 async def _serve(config: Config, args: argparse.Namespace) -> None:
-    app = create_app(args.api_key, args.data_dir, args.latency_ms)
+    app = FaultProxy(args.upstream, args.latency_ms)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
