@@ -4,9 +4,11 @@ Any module raises ApiError; the app (app.py) answers it. Wording follows OpenAI'
 client written against OpenAI reads the same messages.
 """
 
-from typing import Any
+from typing import Any, TypeVar
 
 from prism.openai_errors import INVALID_REQUEST, error_body, unknown_url_message
+
+Found = TypeVar("Found")
 
 
 class ApiError(Exception):
@@ -27,6 +29,13 @@ class ApiError(Exception):
 def not_found(kind: str, object_id: str) -> ApiError:
     """`No assistant found with id 'asst_x'.`, as the Assistants API words it."""
     return ApiError(404, f"No {kind} found with id '{object_id}'.")
+
+
+def found(value: Found | None, kind: str, object_id: str) -> Found:
+    """`value`, unless it is None: then the 404 of the `kind` object that does not exist."""
+    if value is None:
+        raise not_found(kind, object_id)
+    return value
 
 
 def file_not_found(file_id: str, param: str = "file_id") -> ApiError:

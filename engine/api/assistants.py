@@ -4,7 +4,7 @@ from typing import Any
 
 from quart import Blueprint, request
 
-from ..errors import not_found
+from ..errors import found, not_found
 from ..ids import ASSISTANT, new_id, now
 from ..pagination import list_body, parse_page
 from ..store import JSON
@@ -57,10 +57,7 @@ def _public(assistant: JSON) -> JSON:
 
 
 async def _assistant(assistant_id: str) -> JSON:
-    assistant = await store().get_assistant(assistant_id)
-    if assistant is None:
-        raise not_found("assistant", assistant_id)
-    return assistant
+    return found(await store().get_assistant(assistant_id), "assistant", assistant_id)
 
 
 @handles(bp, "createAssistant")

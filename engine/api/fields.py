@@ -196,6 +196,9 @@ class Fields:
         value = self._value(name, dict, False)
         return None if value is None else Fields(value, self.param(name))
 
+    def required_object(self, name: str) -> "Fields":
+        return Fields(self._value(name, dict, True), self.param(name))
+
     def array(
         self, name: str, *, required: bool = False, min_items: int = 0, max_items: int | None = None
     ) -> list[Any] | None:

@@ -4,11 +4,11 @@ from typing import Any
 
 from quart import Blueprint, request
 
-from ..errors import ApiError, file_not_found, not_found
+from ..errors import ApiError, file_not_found, found, not_found
 from ..ids import MESSAGE, new_id, now
 from ..pagination import list_body, parse_page
 from ..store import JSON
-from .fields import Fields, json_body, store
+from .fields import Fields, json_body, missing, store
 from .handlers import handles
 
 bp = Blueprint("messages", __name__)
@@ -49,12 +49,7 @@ def _content(body: Fields) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return [_text(value)]
     if value is None:
-        raise ApiError(
-            400,
-            f"Missing required parameter: '{param}'.",
-            param=param,
-            code="missing_required_parameter",
-        )
+        raise missing(param)
     if not isinstance(value, list):
         raise ApiError(
             400,
@@ -77,14 +72,7 @@ def _part(part: Fields) -> dict[str, Any]:
         part.only(("type", "text"))
         return _text(part.required_string("text"))
     part.only(("type", kind))
-    image = part.object(kind)
-    if image is None:
-        raise ApiError(
-            400,
-            f"Missing required parameter: '{part.param(kind)}'.",
-            param=part.param(kind),
-            code="missing_required_parameter",
-        )
+    image = part.required_object(kind)
     source = "file_id" if kind == "image_file" else "url"
     image.only((source, "detail"))
     read = {source: image.required_string(source)}
@@ -115,23 +103,20 @@ async def require_attached_files(messages: list[JSON], array: str) -> None:
             raise file_not_found(missing, f"{array}[{index}].{place}" if array else place)
 
 
-async def _thread_exists(thread_id: str) -> None:
+async def thread_exists(thread_id: str) -> None:
     if await store().get_thread(thread_id) is None:
         raise not_found("thread", thread_id)
 
 
 async def _message(thread_id: str, message_id: str) -> JSON:
-    await _thread_exists(thread_id)
-    message = await store().get_message(thread_id, message_id)
-    if message is None:
-        raise not_found("message", message_id)
-    return message
+    await thread_exists(thread_id)
+    return found(await store().get_message(thread_id, message_id), "message", message_id)
 
 
 @handles(bp, "createMessage")
 async def create(thread_id: str) -> JSON:
     body = await json_body(MESSAGE_FIELDS)
-    await _thread_exists(thread_id)
+    await thread_exists(thread_id)
     message = new_message(body, thread_id)
     await require_attached_files([message], "")
     active = await store().active_run(thread_id)
@@ -146,7 +131,7 @@ async def create(thread_id: str) -> JSON:
 async def list_messages(thread_id: str) -> JSON:
     page = parse_page(request.args)
     run_id = request.args.get("run_id") or None
-    await _thread_exists(thread_id)
+    await thread_exists(thread_id)
     data, has_more = await store().list_messages(thread_id, page, run_id)
     return list_body(data, has_more)
 
@@ -169,7 +154,7 @@ async def modify(thread_id: str, message_id: str) -> JSON:
 
 @handles(bp, "deleteMessage")
 async def delete(thread_id: str, message_id: str) -> JSON:
-    await _thread_exists(thread_id)
+    await thread_exists(thread_id)
     if not await store().delete_message(thread_id, message_id):
         raise not_found("message", message_id)
     return {"id": message_id, "object": "thread.message.deleted", "deleted": True}

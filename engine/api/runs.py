@@ -21,7 +21,7 @@ from ..runs.queue import RunQueue
 from ..store import JSON
 from .fields import Fields, expect, invalid_value, json_body, store
 from .handlers import handles
-from .messages import MESSAGE_FIELDS, new_message, require_attached_files
+from .messages import MESSAGE_FIELDS, new_message, require_attached_files, thread_exists
 from .tooling import response_format, settle_tool_resources, tool_resources, tools
 
 QUEUE = "engine.run_queue"
@@ -151,14 +151,7 @@ def _tool_choice(body: Fields) -> str | JSON:
         choice.only(("type",))
         return {"type": kind}
     choice.only(("type", "function"))
-    function = choice.object("function")
-    if function is None:
-        raise ApiError(
-            400,
-            "Missing required parameter: 'tool_choice.function'.",
-            param="tool_choice.function",
-            code="missing_required_parameter",
-        )
+    function = choice.required_object("function")
     function.only(("name",))
     return {"type": "function", "function": {"name": function.required_string("name")}}
 
@@ -228,13 +221,8 @@ async def _start(run: JSON, state: JSON, messages: list[JSON]) -> JSON:
     return run
 
 
-async def _thread_exists(thread_id: str) -> None:
-    if await store().get_thread(thread_id) is None:
-        raise not_found("thread", thread_id)
-
-
 async def _run(thread_id: str, run_id: str) -> JSON:
-    await _thread_exists(thread_id)
+    await thread_exists(thread_id)
     run = await store().get_run(thread_id, run_id)
     if run is None:
         raise not_found("run", run_id)
@@ -255,7 +243,7 @@ async def create(thread_id: str) -> JSON | Response:
         new_message(item.only(MESSAGE_FIELDS), thread_id)
         for item in body.items("additional_messages", max_items=32) or []
     ]
-    await _thread_exists(thread_id)
+    await thread_exists(thread_id)
     run, state = await _new_run(body, thread_id)
     await require_attached_files(additional, "additional_messages")
     await _start(run, state, additional)
@@ -303,7 +291,7 @@ async def create_thread_and_run() -> JSON | Response:
 @handles(bp, "listRuns")
 async def list_runs(thread_id: str) -> JSON:
     page = parse_page(request.args)
-    await _thread_exists(thread_id)
+    await thread_exists(thread_id)
     data, has_more = await store().list_runs(thread_id, page)
     return list_body(data, has_more)
 

@@ -2,7 +2,7 @@
 
 from quart import Blueprint
 
-from ..errors import not_found
+from ..errors import found, not_found
 from ..ids import THREAD, new_id, now
 from ..store import JSON
 from .fields import json_body, store
@@ -14,10 +14,7 @@ bp = Blueprint("threads", __name__)
 
 
 async def _thread(thread_id: str) -> JSON:
-    thread = await store().get_thread(thread_id)
-    if thread is None:
-        raise not_found("thread", thread_id)
-    return thread
+    return found(await store().get_thread(thread_id), "thread", thread_id)
 
 
 @handles(bp, "createThread")

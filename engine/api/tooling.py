@@ -53,14 +53,7 @@ def _tool(tool: Fields) -> dict[str, Any]:
             settings["max_num_results"] = max_results
         return {"type": kind, "file_search": settings}
     tool.only(("type", "function"))
-    function = tool.object("function")
-    if function is None:
-        raise ApiError(
-            400,
-            f"Missing required parameter: '{tool.param('function')}'.",
-            param=tool.param("function"),
-            code="missing_required_parameter",
-        )
+    function = tool.required_object("function")
     function.only(("name", "description", "parameters", "strict"))
     name = function.required_string("name", max_length=64)
     if not all(c.isascii() and (c.isalnum() or c in "_-") for c in name):
@@ -178,14 +171,7 @@ def response_format(body: Fields) -> str | dict[str, Any] | None:
         fmt.only(("type",))
         return {"type": kind}
     fmt.only(("type", "json_schema"))
-    schema = fmt.object("json_schema")
-    if schema is None:
-        raise ApiError(
-            400,
-            f"Missing required parameter: '{fmt.param('json_schema')}'.",
-            param=fmt.param("json_schema"),
-            code="missing_required_parameter",
-        )
+    schema = fmt.required_object("json_schema")
     schema.only(("name", "description", "schema", "strict"))
     schema.required_string("name", max_length=64)
     schema.string("description")

@@ -5,7 +5,7 @@ from typing import Any
 
 from quart import Blueprint, current_app, request
 
-from ..errors import ApiError, file_not_found, not_found
+from ..errors import ApiError, file_not_found, found, not_found
 from ..ids import VECTOR_STORE, new_id, now
 from ..pagination import list_body, parse_page
 from ..retrieval.chunking import ChunkingStrategy, chunking_strategy
@@ -13,7 +13,7 @@ from ..retrieval.errors import ParamError
 from ..store import JSON
 from ..vector_store_filters import check_filter
 from ..vector_stores import FILE_STATUSES, VectorStores
-from .fields import Fields, expect, invalid_value, json_body, store
+from .fields import Fields, expect, invalid_value, json_body, missing, store
 from .handlers import handles
 
 VECTOR_STORES = "engine.vector_stores"
@@ -46,12 +46,7 @@ def _expires_after(fields: Fields) -> JSON | None:
     anchor = policy.required_string("anchor", choices=("last_active_at",))
     days = policy.data.get("days")
     if days is None:
-        raise ApiError(
-            400,
-            "Missing required parameter: 'expires_after.days'.",
-            param="expires_after.days",
-            code="missing_required_parameter",
-        )
+        raise missing("expires_after.days")
     expect(days, int, "expires_after.days")
     if not 1 <= days <= 365:
         raise ApiError(
@@ -107,17 +102,11 @@ async def require_files(file_ids: list[str], param: str) -> None:
 
 
 async def _record(vector_store_id: str) -> JSON:
-    record = await vector_stores().get_record(vector_store_id)
-    if record is None:
-        raise not_found("vector store", vector_store_id)
-    return record
+    return found(await vector_stores().get_record(vector_store_id), "vector store", vector_store_id)
 
 
 async def _answer(vector_store_id: str) -> JSON:
-    found = await vector_stores().get(vector_store_id)
-    if found is None:
-        raise not_found("vector store", vector_store_id)
-    return found
+    return found(await vector_stores().get(vector_store_id), "vector store", vector_store_id)
 
 
 # Vector stores
@@ -221,10 +210,9 @@ async def delete(vector_store_id: str) -> JSON:
 
 
 async def _file(vector_store_id: str, file_id: str) -> JSON:
-    found = await vector_stores().get_file(vector_store_id, file_id)
-    if found is None:
-        raise not_found("vector store file", file_id)
-    return found
+    return found(
+        await vector_stores().get_file(vector_store_id, file_id), "vector store file", file_id
+    )
 
 
 @handles(bp, "createVectorStoreFile")
@@ -265,18 +253,14 @@ async def retrieve_file(vector_store_id: str, file_id: str) -> JSON:
 async def update_file(vector_store_id: str, file_id: str) -> JSON:
     fields = await json_body(("attributes",))
     if not fields.has("attributes"):
-        raise ApiError(
-            400,
-            "Missing required parameter: 'attributes'.",
-            param="attributes",
-            code="missing_required_parameter",
-        )
+        raise missing("attributes")
     attributes = _attributes(fields) or {}
     await _record(vector_store_id)
-    updated = await vector_stores().set_attributes(vector_store_id, file_id, attributes)
-    if updated is None:
-        raise not_found("vector store file", file_id)
-    return updated
+    return found(
+        await vector_stores().set_attributes(vector_store_id, file_id, attributes),
+        "vector store file",
+        file_id,
+    )
 
 
 @handles(bp, "deleteVectorStoreFile")
@@ -327,12 +311,7 @@ async def create_batch(vector_store_id: str) -> JSON:
     else:
         file_ids = fields.strings("file_ids", max_items=2000) or []
         if not file_ids:
-            raise ApiError(
-                400,
-                "Missing required parameter: 'file_ids'.",
-                param="file_ids",
-                code="missing_required_parameter",
-            )
+            raise missing("file_ids")
         strategies = [read_chunking_strategy(fields)] * len(file_ids)
         attributes = [_attributes(fields)] * len(file_ids)
     await _record(vector_store_id)
@@ -342,10 +321,11 @@ async def create_batch(vector_store_id: str) -> JSON:
 
 async def _batch(vector_store_id: str, batch_id: str) -> JSON:
     await _record(vector_store_id)
-    batch = await vector_stores().get_batch(vector_store_id, batch_id)
-    if batch is None:
-        raise not_found("vector store file batch", batch_id)
-    return batch
+    return found(
+        await vector_stores().get_batch(vector_store_id, batch_id),
+        "vector store file batch",
+        batch_id,
+    )
 
 
 @handles(bp, "getVectorStoreFileBatch")
@@ -356,10 +336,11 @@ async def retrieve_batch(vector_store_id: str, batch_id: str) -> JSON:
 @handles(bp, "cancelVectorStoreFileBatch")
 async def cancel_batch(vector_store_id: str, batch_id: str) -> JSON:
     await _batch(vector_store_id, batch_id)
-    cancelled = await vector_stores().cancel_batch(vector_store_id, batch_id)
-    if cancelled is None:
-        raise not_found("vector store file batch", batch_id)
-    return cancelled
+    return found(
+        await vector_stores().cancel_batch(vector_store_id, batch_id),
+        "vector store file batch",
+        batch_id,
+    )
 
 
 @handles(bp, "listFilesInVectorStoreBatch")
@@ -381,12 +362,7 @@ async def search(vector_store_id: str) -> JSON:
     )
     query = fields.data.get("query")
     if query is None:
-        raise ApiError(
-            400,
-            "Missing required parameter: 'query'.",
-            param="query",
-            code="missing_required_parameter",
-        )
+        raise missing("query")
     queries = [query] if isinstance(query, str) else query
     # rewrite_query asks a model to rephrase the query; the lexical index searches as given.
     if fields.has("rewrite_query"):
