@@ -105,28 +105,27 @@ def malformed_json(reason: str, param: str | None = None) -> GatewayError:
     )
 
 
-def control_plane_unavailable() -> GatewayError:
-    # 503 makes the SDK raise InternalServerError and retry; nothing was forwarded.
+def _control_plane_unavailable(message: str) -> GatewayError:
+    # 503 with retry-after makes the SDK raise InternalServerError and retry.
     return GatewayError(
-        503,
+        503, message, SERVER_ERROR, "control_plane_unavailable", headers={"retry-after": "1"}
+    )
+
+
+def control_plane_unavailable() -> GatewayError:
+    # Retrying is safe: nothing was forwarded.
+    return _control_plane_unavailable(
         "The gateway could not authorize the request because its control plane is "
-        "unavailable. Please retry shortly.",
-        SERVER_ERROR,
-        "control_plane_unavailable",
-        headers={"retry-after": "1"},
+        "unavailable. Please retry shortly."
     )
 
 
 def not_recorded() -> GatewayError:
-    # 503 makes the SDK retry, which is safe: what the upstream made was undone.
-    return GatewayError(
-        503,
+    # Retrying is safe: what the upstream made was undone.
+    return _control_plane_unavailable(
         "The gateway could not record what this request created, because its control plane "
         "is unavailable, so it undid it upstream (deleted it, or cancelled a run). Please "
-        "retry shortly.",
-        SERVER_ERROR,
-        "control_plane_unavailable",
-        headers={"retry-after": "1"},
+        "retry shortly."
     )
 
 
