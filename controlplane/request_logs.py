@@ -123,7 +123,7 @@ class RequestLogs:
         if not request_id:
             raise InvalidArgument("request_id is required")
         try:
-            stream_id = await self._redis.get(redis_keys.request_log_id(request_id))
+            stream_id = await self._redis.hget(redis_keys.REQUEST_LOG_INDEX, request_id)
             rows = (
                 await self._redis.xrange(redis_keys.REQUEST_LOG, stream_id, stream_id)
                 if stream_id

@@ -2,12 +2,13 @@
 
 `RedisLogWriter.submit` (an observer of request_log.py) only appends the entry to a bounded
 in-memory buffer; a background task drains it in batches, each written in ONE round trip (a
-Lua script: XADD per entry, trimmed to about PRISM_LOG_MAX_RECORDS with `MAXLEN ~`, the
-request id's index key, and `MINID ~` trimming of entries older than
-PRISM_LOG_RETENTION_HOURS). When Redis fails, the batch stays at the head of the buffer and
-is retried with exponential backoff: nothing is lost while Redis comes back before the buffer
-(BUFFER_LIMIT entries) fills. Only then are new entries dropped, counted, and logged once per
-episode. At shutdown the buffer is flushed (for up to FLUSH_SECONDS).
+Lua script: XADD per entry, trimmed to about PRISM_LOG_MAX_RECORDS with `MAXLEN ~`, `MINID ~`
+trimming of entries older than PRISM_LOG_RETENTION_HOURS, and the index by request id, trimmed
+of the entries the stream no longer holds, so the log's memory is bounded by the stream's).
+When Redis fails, the batch stays at the head of the buffer and is retried with exponential
+backoff: nothing is lost while Redis comes back before the buffer (BUFFER_LIMIT entries) fills.
+Only then are new entries dropped, counted, and logged once per episode. At shutdown the
+buffer is flushed (for up to FLUSH_SECONDS).
 
 `StdoutLines` writes each entry as one JSON line on stdout (logger `prism.requests`) from a
 thread, so a slow reader of stdout never blocks the event loop.
@@ -39,22 +40,36 @@ _MAX_BACKOFF = 5.0
 FLUSH_SECONDS = 5.0
 _REDIS_TIMEOUT = 5.0
 
-# KEYS: the stream, then each entry's request-id index key. ARGV: the stream's length cap,
-# the retention in ms, the index keys' TTL in seconds, then per entry: org, key, status,
-# route, entry JSON.
+# KEYS: the stream, the index hash, the index's order list. ARGV: the stream's length cap,
+# the retention in ms, then per entry: request id, org, key, status, route, entry JSON.
 _WRITE = """
-local fields = 5
-for i = 2, #KEYS do
-  local at = 3 + (i - 2) * fields
+local fields = 6
+local function older(a, b)
+  local a_ms, a_seq = string.match(a, '^(%d+)%-(%d+)$')
+  local b_ms, b_seq = string.match(b, '^(%d+)%-(%d+)$')
+  a_ms, b_ms = tonumber(a_ms), tonumber(b_ms)
+  return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < tonumber(b_seq))
+end
+for at = 2, #ARGV - 1, fields do
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-    'org', ARGV[at + 1], 'key', ARGV[at + 2], 'status', ARGV[at + 3],
-    'route', ARGV[at + 4], 'entry', ARGV[at + 5])
-  redis.call('SET', KEYS[i], id, 'EX', ARGV[3])
+    'org', ARGV[at + 2], 'key', ARGV[at + 3], 'status', ARGV[at + 4],
+    'route', ARGV[at + 5], 'entry', ARGV[at + 6])
+  redis.call('HSET', KEYS[2], ARGV[at + 1], id)
+  redis.call('RPUSH', KEYS[3], ARGV[at + 1])
 end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('XTRIM', KEYS[1], 'MINID', '~', now_ms - tonumber(ARGV[2]))
-return #KEYS - 1
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+while true do
+  local request_id = redis.call('LINDEX', KEYS[3], 0)
+  if not request_id then break end
+  local id = redis.call('HGET', KEYS[2], request_id)
+  if id and first and not older(id, first[1]) then break end
+  redis.call('LPOP', KEYS[3])
+  redis.call('HDEL', KEYS[2], request_id)
+end
+return (#ARGV - 2) / fields
 """
 
 
@@ -141,17 +156,12 @@ class RedisLogWriter:
             self._dropped = 0
 
     async def _write(self, batch: list[RequestLogEntry]) -> None:
-        keys = [redis_keys.REQUEST_LOG] + [
-            redis_keys.request_log_id(entry.document["request_id"]) for entry in batch
-        ]
-        args: list[str | int] = [
-            self._max_records,
-            self._retention_ms,
-            max(1, self._retention_ms // 1000),
-        ]
+        keys = [redis_keys.REQUEST_LOG, redis_keys.REQUEST_LOG_INDEX, redis_keys.REQUEST_LOG_ORDER]
+        args: list[str | int] = [self._max_records, self._retention_ms]
         for entry in batch:
             document = entry.document
             args += [
+                document["request_id"],
                 document["org_id"],
                 document["key_id"],
                 document["status"],

@@ -145,17 +145,20 @@ def org_data(org_id: str) -> str:
 
 
 # The request log (a Stream; dataplane/log_writer.py writes it, controlplane/request_logs.py
-# reads it) and its index by request id share a hash tag that no org id can equal (org ids
-# have no `_`), so one script writes both in one Cluster slot and no org's data includes them.
+# reads it) and its index by request id (a hash, and a list of its ids in order) share a
+# hash tag that no org id can equal (org ids have no `_`), so one script writes all three in
+# one Cluster slot and no org's data includes them.
 _REQUEST_LOG_TAG = "{request_log}"
 # Stream of request log entries: fields `org`, `key`, `status`, `route` (for filtering) and
 # `entry` (the entry's JSON, prism.v1.RequestLog's JSON mapping).
 REQUEST_LOG = PREFIX + "request-log:" + _REQUEST_LOG_TAG
 
 
-def request_log_id(request_id: str) -> str:
-    """The stream entry id of a request's log entry; expires with the log's retention."""
-    return f"{PREFIX}request-log-id:{_REQUEST_LOG_TAG}:{request_id}"
+# Hash: request id -> its entry's stream id, for GetRequestLog.
+REQUEST_LOG_INDEX = PREFIX + "request-log-index:" + _REQUEST_LOG_TAG
+# List of the indexed request ids, oldest first: how the index is trimmed with the stream,
+# so it holds no more entries than the stream does.
+REQUEST_LOG_ORDER = PREFIX + "request-log-order:" + _REQUEST_LOG_TAG
 
 
 # The Assistants engine (engine/store.py). Objects are JSON strings; each listing is a sorted

@@ -539,6 +539,30 @@ def test_retention_by_count(private_log: Callable[..., PrivateLog]) -> None:
     assert aged_out.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_the_log_keeps_a_bounded_number_of_keys_and_index_entries(
+    private_log: Callable[..., PrivateLog],
+) -> None:
+    own = private_log(PRISM_LOG_MAX_RECORDS="50")
+    warm_up = _healthz(own.dataplane, 100)
+    logged(own.reader, warm_up[-1])
+    keys = own.redis.dbsize()
+
+    ids = _healthz(own.dataplane, 1000)
+    logged(own.reader, ids[-1])
+
+    # 1,000 more requests add no key: the index is one hash and one list, not a key each.
+    assert own.redis.dbsize() == keys
+    # The index holds what the stream holds (about the newest 50), no more.
+    kept = own.redis.xlen(redis_keys.REQUEST_LOG)
+    assert 50 <= kept < 200
+    assert own.redis.hlen(redis_keys.REQUEST_LOG_INDEX) == kept
+    assert own.redis.llen(redis_keys.REQUEST_LOG_ORDER) == kept
+    # Every entry the log lists can be fetched by its request id.
+    listed = [entry.request_id for entry in org_logs(own.reader)]
+    assert listed == ids[::-1][:kept]
+    assert [entry.request_id for entry in logged(own.reader, *listed)] == listed
+
+
 def test_retention_by_age(private_log: Callable[..., PrivateLog]) -> None:
     # 1.8 seconds.
     own = private_log(PRISM_LOG_RETENTION_HOURS="0.0005")
@@ -548,11 +572,14 @@ def test_retention_by_age(private_log: Callable[..., PrivateLog]) -> None:
     new = _healthz(own.dataplane, 20)
     logged(own.reader, new[-1])
 
-    listed = {entry.request_id for entry in org_logs(own.reader)}
-    assert set(new) <= listed
+    listed = [entry.request_id for entry in org_logs(own.reader)]
+    assert set(new) <= set(listed)
+    # Trimmed by whole stream nodes: the oldest are gone, a few of the old may remain, and
+    # what is listed can be fetched, what is not cannot.
     assert old[0] not in listed
+    assert len(logged(own.reader, *listed)) == len(listed)
     with pytest.raises(grpc.RpcError) as aged_out:
-        own.reader.GetRequestLog(admin_pb2.GetRequestLogRequest(request_id=old[-1]))
+        own.reader.GetRequestLog(admin_pb2.GetRequestLogRequest(request_id=old[0]))
     assert aged_out.value.code() == grpc.StatusCode.NOT_FOUND
 
 
