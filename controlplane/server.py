@@ -95,6 +95,12 @@ async def build(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    _listen(server, settings)
+    return server, health_servicer, sweeper
+
+
+def _listen(server: grpc.aio.Server, settings: Settings) -> None:
+    """Binds PRISM_GRPC_LISTEN, plaintext or TLS; OSError when it cannot be bound."""
     try:
         if settings.tls is None:
             server.add_insecure_port(settings.grpc_listen)
@@ -110,7 +116,6 @@ async def build(
             f"cannot listen on PRISM_GRPC_LISTEN={settings.grpc_listen}: the port is in use "
             "or the host is not an address of this machine"
         ) from None
-    return server, health_servicer, sweeper
 
 
 def redis_client(settings: Settings) -> redis.Redis:

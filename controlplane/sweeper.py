@@ -143,25 +143,8 @@ class Sweeper:
         except NotFound:
             await self._queue.forget_pending(org_id, run_id)
             return
-        try:
-            response = await _get(self._client, upstream, f"/threads/{thread_id}/runs/{run_id}")
-        except httpx.HTTPError as error:
-            log.warning("sweeper: fetching run %s failed, retried later: %s", run_id, error)
-            return
-        if response.status_code == 404:
-            await self._queue.forget_pending(org_id, run_id)
-            return
-        if response.status_code != 200:
-            log.warning("sweeper: upstream answered %s for run %s", response.status_code, run_id)
-            return
-        try:
-            document = response.json()
-        except ValueError:
-            return
-        ended = runs.ended_run(document)
+        ended = await self._fetch_ended(org_id, run_id, thread_id, upstream)
         if ended is None:
-            if runs.is_terminal(document):  # ended without usage: nothing to charge
-                await self._queue.forget_pending(org_id, run_id)
             return
         await self._authorizer.record(
             RecordInput(
@@ -176,6 +159,32 @@ class Sweeper:
             source=SOURCE,
         )
 
+    async def _fetch_ended(
+        self, org_id: str, run_id: str, thread_id: str, upstream: Upstream
+    ) -> runs.EndedRun | None:
+        """The run as the upstream has it, when it ended with usage. One the upstream no
+        longer knows, or that ended without usage, leaves the queue; any other failure
+        leaves it for a later sweep."""
+        try:
+            response = await _get(self._client, upstream, f"/threads/{thread_id}/runs/{run_id}")
+        except httpx.HTTPError as error:
+            log.warning("sweeper: fetching run %s failed, retried later: %s", run_id, error)
+            return None
+        if response.status_code == 404:
+            await self._queue.forget_pending(org_id, run_id)
+            return None
+        if response.status_code != 200:
+            log.warning("sweeper: upstream answered %s for run %s", response.status_code, run_id)
+            return None
+        try:
+            document = response.json()
+        except ValueError:
+            return None
+        ended = runs.ended_run(document)
+        if ended is None and runs.is_terminal(document):  # ended without usage: nothing to charge
+            await self._queue.forget_pending(org_id, run_id)
+        return ended
+
 
 class StorageFees:
     """Charges each org's vector-store storage once per UTC day.
@@ -187,7 +196,7 @@ class StorageFees:
     credential, else the gateway's), sums their usage_bytes and charges the GB past the
     first at the per-GB-day tool fee, for the current day, as measured then: a store
     created later in the day is charged from the next day on, one deleted later that day is
-    charged for it. lua/storage_fee.lua charges only while the caller's token is still the
+    charged for it. lua/storage_fees.lua charges only while the caller's token is still the
     claim, and marks the day charged, so an org's day is charged once however many control
     planes sweep, even when a claim expires mid-fetch. The charge goes to the org's spend
     (its budgets) and usage under the model `vector_store_storage` and no key: the gateway
