@@ -16,7 +16,7 @@ Redis (one part per responsibility; each caller holds the parts it uses):
     prices              stored model prices and tool fees
     usage_reads         the usage hashes GetUsage reads
     run_queue           the sweeper's pending runs, its claims, a run's creator
-    storage_fee_claims  a day's storage-fee claim and charge (storage_fees.lua)
+    storage_fees        a day's storage-fee claim and charge (storage_fees.lua)
     store               accounts + decisions + charges as the Authorizer's one object
 Wire:
     wire                conversions between prism.v1 messages and records

@@ -21,7 +21,7 @@ from controlplane.registry import Registry
 from controlplane.request_logs import RequestLogs
 from controlplane.run_queue import RunQueue
 from controlplane.service_tokens import ServiceTokens
-from controlplane.storage_fee_claims import StorageFeeClaims
+from controlplane.storage_fees import StorageFeeClaims
 from controlplane.store import Store
 from controlplane.sweeper import Sweeper
 from controlplane.usage_reads import UsageReads

@@ -29,7 +29,7 @@ from controlplane.errors import DomainError, NotFound
 from controlplane.prices import Prices
 from controlplane.records import now
 from controlplane.run_queue import RunQueue
-from controlplane.storage_fee_claims import StorageFeeClaims
+from controlplane.storage_fees import StorageFeeClaims
 from prism import runs
 
 log = logging.getLogger("prism.controlplane")

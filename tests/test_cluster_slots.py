@@ -22,7 +22,7 @@ import redis.asyncio
 from controlplane import keys, limiter
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
-from controlplane.storage_fee_claims import StorageFeeClaims
+from controlplane.storage_fees import StorageFeeClaims
 from controlplane.store import Store
 from prism import redis_keys
 from tools import stack
