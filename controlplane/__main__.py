@@ -11,7 +11,7 @@ from controlplane import server
 from controlplane.config import Settings
 from controlplane.errors import Unavailable
 from controlplane.metrics_server import MetricsServer
-from controlplane.store import Store
+from controlplane.redis_access import ping
 from prism.settings import load_or_exit
 
 GRACE_SECONDS = 5.0
@@ -20,9 +20,8 @@ log = logging.getLogger("prism.controlplane")
 
 async def serve(settings: Settings) -> None:
     client = server.redis_client(settings)
-    store = Store(client)
     try:
-        await store.ping()
+        await ping(client)
     except Unavailable as error:
         _exit(f"{str(error).rstrip('.')}; start Redis or fix REDIS_URL")
     # Handlers go in before the port opens: whoever sees it open may signal at once.
@@ -30,7 +29,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    grpc_server, health_servicer, sweeper = await server.build(settings, store)
+    grpc_server, health_servicer, sweeper = await server.build(settings, client)
     # Before the gRPC port opens: whoever finds it open finds /metrics served too.
     metrics = MetricsServer.start(settings.metrics_host, settings.metrics_port)
     await grpc_server.start()

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from controlplane import keys, limiter, metrics, policy, pricing
+from controlplane.charges import ChargeFacts, Recorded
 from controlplane.credentials import Sealer, SealError
 from controlplane.errors import CountersUnavailable, InvalidArgument, Unavailable
 from controlplane.grants import Grant, Grants
@@ -31,7 +32,7 @@ from controlplane.limiter import Outcome
 from controlplane.policy import Denial
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, RequestLogging, now
-from controlplane.store import ChargeFacts, Recorded, Store
+from controlplane.store import Store
 from prism.addresses import parse_address
 from prism.runs import EndedRun
 

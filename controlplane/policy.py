@@ -16,8 +16,8 @@ from controlplane.errors import InvalidArgument
 from controlplane.limiter import Budget, Outcome
 from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
 from prism.addresses import parse_address
+from prism.openai_errors import INVALID_REQUEST
 
-INVALID_REQUEST = "invalid_request_error"
 PERMISSION_DENIED = "permission_denied"
 INVALID_API_KEY = "invalid_api_key"
 INSUFFICIENT_QUOTA = "insufficient_quota"

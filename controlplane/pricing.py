@@ -3,7 +3,7 @@
 Prices are USD per million tokens, which is the same number as micro-USD per token, so a
 run's cost in micro-USD is its tokens times the prices, exact in Decimal and rounded (half
 up) once, at the end. The built-in table holds OpenAI's published prices; SetModelPrice
-stores overrides in Redis (the Store), read on every charge, so every control plane prices
+stores overrides in Redis (controlplane.prices), read on every charge, so every control plane prices
 a run first seen after an override with it.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from controlplane.errors import InvalidArgument
+from prism.money import MICRO_USD
 
-MICRO_USD = 1_000_000
 # A dated snapshot's suffix: `-2024-08-06` or `-0125`.
 _SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 # Tool fees are charged under these model names in usage.

@@ -1,4 +1,5 @@
-"""The admin operations on orgs and keys: their rules and validation, over the Store."""
+"""The admin operations on orgs and keys: their rules and validation, over their records in
+Redis (controlplane.accounts)."""
 
 import dataclasses
 import re
@@ -7,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from controlplane import keys, paging
+from controlplane.accounts import Accounts
 from controlplane.credentials import Sealer
 from controlplane.errors import FailedPrecondition, InvalidArgument
 from controlplane.policy import (
@@ -16,7 +18,6 @@ from controlplane.policy import (
     validated_rate_limits,
 )
 from controlplane.records import KeyRecord, OrgRecord, Policy, RequestLogging, now
-from controlplane.store import Store
 
 ORG_ID = re.compile(r"[a-z][a-z0-9-]{2,62}")
 
@@ -33,8 +34,8 @@ POLICY_FIELDS = (
 
 
 class Registry:
-    def __init__(self, store: Store, sealer: Sealer | None = None) -> None:
-        self._store = store
+    def __init__(self, accounts: Accounts, sealer: Sealer | None = None) -> None:
+        self._accounts = accounts
         self._sealer = sealer
 
     # Orgs
@@ -62,16 +63,16 @@ class Registry:
             policy=validated(policy),
             request_logging=request_logging,
         )
-        await self._store.create_org(org)
+        await self._accounts.create_org(org)
         return org
 
     async def get_org(self, org_id: str) -> OrgRecord:
-        return await self._store.get_org(_required("id", org_id))
+        return await self._accounts.get_org(_required("id", org_id))
 
     async def list_orgs(self, page_size: int, page_token: str) -> tuple[list[OrgRecord], str]:
         size = paging.page_size(page_size)
         after = paging.position_after(page_token, "orgs")
-        orgs, next_after = await self._store.list_orgs(after, size)
+        orgs, next_after = await self._accounts.list_orgs(after, size)
         return orgs, paging.next_token("orgs", next_after)
 
     async def update_org(self, org_id: str, paths: list[str], values: dict[str, Any]) -> OrgRecord:
@@ -81,10 +82,10 @@ class Registry:
         def change(org: OrgRecord) -> OrgRecord:
             return dataclasses.replace(org, **_merged(org, changes), update_time=now())
 
-        return await self._store.update_org(_required("org.id", org_id), change)
+        return await self._accounts.update_org(_required("org.id", org_id), change)
 
     async def delete_org(self, org_id: str, force: bool) -> None:
-        await self._store.delete_org(_required("id", org_id), force=force)
+        await self._accounts.delete_org(_required("id", org_id), force=force)
 
     async def set_upstream_credential(self, org_id: str, api_key: str) -> OrgRecord:
         """Seals api_key into the org's record; an empty one removes the org's credential."""
@@ -100,7 +101,7 @@ class Registry:
         def change(org: OrgRecord) -> OrgRecord:
             return dataclasses.replace(org, upstream_credential=sealed, update_time=now())
 
-        return await self._store.update_org(org_id, change)
+        return await self._accounts.update_org(org_id, change)
 
     # Keys
 
@@ -129,11 +130,11 @@ class Registry:
             metadata=dict(metadata),
             policy=validated(policy),
         )
-        await self._store.create_key(key)
+        await self._accounts.create_key(key)
         return key, secret
 
     async def get_key(self, key_id: str) -> KeyRecord:
-        return await self._store.get_key(_required("id", key_id))
+        return await self._accounts.get_key(_required("id", key_id))
 
     async def list_keys(
         self, org_id: str, page_size: int, page_token: str
@@ -141,7 +142,7 @@ class Registry:
         size = paging.page_size(page_size)
         listing = f"keys:{org_id}"
         after = paging.position_after(page_token, listing)
-        found, next_after = await self._store.list_keys(org_id, after, size)
+        found, next_after = await self._accounts.list_keys(org_id, after, size)
         return found, paging.next_token(listing, next_after)
 
     async def update_key(self, key_id: str, paths: list[str], values: dict[str, Any]) -> KeyRecord:
@@ -157,7 +158,7 @@ class Registry:
                 )
             return dataclasses.replace(key, **_merged(key, changes), update_time=now())
 
-        return await self._store.update_key(_required("key.id", key_id), change)
+        return await self._accounts.update_key(_required("key.id", key_id), change)
 
     async def revoke_key(self, key_id: str) -> KeyRecord:
         def change(key: KeyRecord) -> KeyRecord:
@@ -166,7 +167,7 @@ class Registry:
             revoked = now()
             return dataclasses.replace(key, revoke_time=revoked, update_time=revoked)
 
-        return await self._store.update_key(_required("id", key_id), change)
+        return await self._accounts.update_key(_required("id", key_id), change)
 
     async def rotate_key(self, key_id: str) -> tuple[KeyRecord, str]:
         secret = keys.new_secret()
@@ -183,7 +184,7 @@ class Registry:
                 update_time=now(),
             )
 
-        return await self._store.update_key(_required("id", key_id), change), secret
+        return await self._accounts.update_key(_required("id", key_id), change), secret
 
 
 def _required(name: str, value: str) -> str:

@@ -6,6 +6,7 @@ import redis.asyncio as redis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from controlplane.accounts import Accounts
 from controlplane.admin_service import AdminService
 from controlplane.authorizer import Authorizer, Upstream
 from controlplane.authorizer_service import AuthorizerService
@@ -15,11 +16,15 @@ from controlplane.costs import Costs
 from controlplane.credentials import Sealer
 from controlplane.grants import Grants
 from controlplane.keys_service import KeysService
+from controlplane.prices import Prices
 from controlplane.registry import Registry
 from controlplane.request_logs import RequestLogs
+from controlplane.run_queue import RunQueue
 from controlplane.service_tokens import ServiceTokens
+from controlplane.storage_fees import StorageFeeClaims
 from controlplane.store import Store
 from controlplane.sweeper import Sweeper
+from controlplane.usage_reads import UsageReads
 from prism.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -38,11 +43,12 @@ SERVICE_NAMES = (
 
 
 async def build(
-    settings: Settings, store: Store
+    settings: Settings, client: redis.Redis
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, Sweeper]:
     """The server, not yet started, its health servicer and the run sweeper, not yet
     started either. Called once Redis has answered, so every service starts out SERVING."""
-    service_tokens = ServiceTokens(store.client)
+    accounts, prices = Accounts(client), Prices(client)
+    service_tokens = ServiceTokens(client)
     callers = CallerInterceptor(
         settings.admin_token,
         settings.dataplane_token,
@@ -58,18 +64,26 @@ async def build(
     sealer = Sealer(settings.master_key) if settings.master_key else None
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminService(
-            Registry(store, sealer), Costs(store), RequestLogs(store.client), service_tokens
+            Registry(accounts, sealer),
+            Costs(prices, UsageReads(client), accounts),
+            RequestLogs(client),
+            service_tokens,
         ),
         server,
     )
     upstream = Upstream(settings.upstream_url, settings.upstream_api_key)
-    grants = Grants(await store.grant_key())
-    authorizer = Authorizer(store, upstream, grants, sealer, fail_open=settings.ratelimit_fail_open)
+    grants = Grants(await accounts.grant_key())
+    authorizer = Authorizer(
+        Store(client), upstream, grants, sealer, fail_open=settings.ratelimit_fail_open
+    )
     authorizer_pb2_grpc.add_AuthorizerServicer_to_server(AuthorizerService(authorizer), server)
     keys_pb2_grpc.add_KeysServicer_to_server(KeysService(authorizer), server)
     sweeper = Sweeper(
         authorizer,
-        store,
+        accounts,
+        RunQueue(client),
+        prices,
+        StorageFeeClaims(client),
         settings.sweep_interval_seconds,
         settings.sweep_after_seconds,
         charge_storage=settings.charge_vector_storage,
@@ -81,6 +95,12 @@ async def build(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    _listen(server, settings)
+    return server, health_servicer, sweeper
+
+
+def _listen(server: grpc.aio.Server, settings: Settings) -> None:
+    """Binds PRISM_GRPC_LISTEN, plaintext or TLS; OSError when it cannot be bound."""
     try:
         if settings.tls is None:
             server.add_insecure_port(settings.grpc_listen)
@@ -96,7 +116,6 @@ async def build(
             f"cannot listen on PRISM_GRPC_LISTEN={settings.grpc_listen}: the port is in use "
             "or the host is not an address of this machine"
         ) from None
-    return server, health_servicer, sweeper
 
 
 def redis_client(settings: Settings) -> redis.Redis:

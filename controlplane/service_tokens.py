@@ -16,7 +16,7 @@ from redis.asyncio.client import Pipeline
 from controlplane import keys, paging
 from controlplane.errors import InvalidArgument, NotFound
 from controlplane.records import now
-from controlplane.store import page_of_ids, unavailable_on_connection_error
+from controlplane.redis_access import page_of_ids, unavailable_on_connection_error
 from prism import redis_keys
 
 _MAX_NAME = 200

@@ -23,10 +23,13 @@ from datetime import datetime
 import httpx
 
 from controlplane import metrics, pricing, usage
+from controlplane.accounts import Accounts
 from controlplane.authorizer import Authorizer, RecordInput, Upstream
 from controlplane.errors import DomainError, NotFound
+from controlplane.prices import Prices
 from controlplane.records import now
-from controlplane.store import Store
+from controlplane.run_queue import RunQueue
+from controlplane.storage_fees import StorageFeeClaims
 from prism import runs
 
 log = logging.getLogger("prism.controlplane")
@@ -49,20 +52,28 @@ class Sweeper:
     def __init__(
         self,
         authorizer: Authorizer,
-        store: Store,
+        accounts: Accounts,
+        queue: RunQueue,
+        prices: Prices,
+        fee_claims: StorageFeeClaims,
         interval_seconds: float,
         after_seconds: float,
         *,
         charge_storage: bool,
     ) -> None:
         self._authorizer = authorizer
-        self._store = store
+        self._accounts = accounts
+        self._queue = queue
         self._interval = interval_seconds
         self._after_ms = after_seconds * 1000
         # A claim lasts one interval: the next sweep (here or elsewhere) may retry the run.
         self._claim_ms = max(int(interval_seconds * 1000), 1000)
         self._client = httpx.AsyncClient(timeout=_FETCH_TIMEOUT_SECONDS)
-        self._storage = StorageFees(authorizer, store, self._client) if charge_storage else None
+        self._storage = (
+            StorageFees(authorizer, accounts, prices, fee_claims, self._client)
+            if charge_storage
+            else None
+        )
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -90,8 +101,8 @@ class Sweeper:
 
     async def sweep(self) -> None:
         now_ms = time.time() * 1000
-        due = await self._store.pending_runs(
-            await self._store.org_ids(), now_ms - self._after_ms, _PER_ORG
+        due = await self._queue.pending_runs(
+            await self._accounts.org_ids(), now_ms - self._after_ms, _PER_ORG
         )
         limit = asyncio.Semaphore(_CONCURRENT_FETCHES)
         # An org's record is read and its credential unsealed once per sweep, however many of
@@ -106,7 +117,7 @@ class Sweeper:
         async def one(org_id: str, run_id: str, created_ms: float) -> None:
             async with limit:
                 try:
-                    if await self._store.claim_run(org_id, run_id, self._claim_ms):
+                    if await self._queue.claim_run(org_id, run_id, self._claim_ms):
                         await self._sweep_run(org_id, run_id, now_ms - created_ms, upstream_of)
                 except DomainError as error:
                     log.warning(
@@ -122,35 +133,18 @@ class Sweeper:
         age_ms: float,
         upstream_of: Callable[[str], Awaitable[Upstream]],
     ) -> None:
-        key_id, thread_id = await self._store.run_origin(org_id, run_id)
+        key_id, thread_id = await self._queue.run_origin(org_id, run_id)
         if age_ms > MAX_AGE_SECONDS * 1000 or not key_id or not thread_id:
             log.warning("sweeper: gave up run %s of org %s, never seen ended", run_id, org_id)
-            await self._store.forget_pending(org_id, run_id)
+            await self._queue.forget_pending(org_id, run_id)
             return
         try:
             upstream = await upstream_of(org_id)
         except NotFound:
-            await self._store.forget_pending(org_id, run_id)
+            await self._queue.forget_pending(org_id, run_id)
             return
-        try:
-            response = await _get(self._client, upstream, f"/threads/{thread_id}/runs/{run_id}")
-        except httpx.HTTPError as error:
-            log.warning("sweeper: fetching run %s failed, retried later: %s", run_id, error)
-            return
-        if response.status_code == 404:
-            await self._store.forget_pending(org_id, run_id)
-            return
-        if response.status_code != 200:
-            log.warning("sweeper: upstream answered %s for run %s", response.status_code, run_id)
-            return
-        try:
-            document = response.json()
-        except ValueError:
-            return
-        ended = runs.ended_run(document)
+        ended = await self._fetch_ended(org_id, run_id, thread_id, upstream)
         if ended is None:
-            if runs.is_terminal(document):  # ended without usage: nothing to charge
-                await self._store.forget_pending(org_id, run_id)
             return
         await self._authorizer.record(
             RecordInput(
@@ -165,6 +159,32 @@ class Sweeper:
             source=SOURCE,
         )
 
+    async def _fetch_ended(
+        self, org_id: str, run_id: str, thread_id: str, upstream: Upstream
+    ) -> runs.EndedRun | None:
+        """The run as the upstream has it, when it ended with usage. One the upstream no
+        longer knows, or that ended without usage, leaves the queue; any other failure
+        leaves it for a later sweep."""
+        try:
+            response = await _get(self._client, upstream, f"/threads/{thread_id}/runs/{run_id}")
+        except httpx.HTTPError as error:
+            log.warning("sweeper: fetching run %s failed, retried later: %s", run_id, error)
+            return None
+        if response.status_code == 404:
+            await self._queue.forget_pending(org_id, run_id)
+            return None
+        if response.status_code != 200:
+            log.warning("sweeper: upstream answered %s for run %s", response.status_code, run_id)
+            return None
+        try:
+            document = response.json()
+        except ValueError:
+            return None
+        ended = runs.ended_run(document)
+        if ended is None and runs.is_terminal(document):  # ended without usage: nothing to charge
+            await self._queue.forget_pending(org_id, run_id)
+        return ended
+
 
 class StorageFees:
     """Charges each org's vector-store storage once per UTC day.
@@ -176,7 +196,7 @@ class StorageFees:
     credential, else the gateway's), sums their usage_bytes and charges the GB past the
     first at the per-GB-day tool fee, for the current day, as measured then: a store
     created later in the day is charged from the next day on, one deleted later that day is
-    charged for it. lua/storage_fee.lua charges only while the caller's token is still the
+    charged for it. lua/storage_fees.lua charges only while the caller's token is still the
     claim, and marks the day charged, so an org's day is charged once however many control
     planes sweep, even when a claim expires mid-fetch. The charge goes to the org's spend
     (its budgets) and usage under the model `vector_store_storage` and no key: the gateway
@@ -188,9 +208,18 @@ class StorageFees:
     next sweep tries the day again.
     """
 
-    def __init__(self, authorizer: Authorizer, store: Store, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        accounts: Accounts,
+        prices: Prices,
+        claims: StorageFeeClaims,
+        client: httpx.AsyncClient,
+    ) -> None:
         self._authorizer = authorizer
-        self._store = store
+        self._accounts = accounts
+        self._prices = prices
+        self._claims = claims
         self._client = client
 
     async def charge_due(self) -> None:
@@ -198,8 +227,8 @@ class StorageFees:
         at = now()
         day = usage.day_of(at)
         token = secrets.token_hex(16)
-        org_ids = await self._store.org_ids()
-        fees = await self._store.tool_fees()
+        org_ids = await self._accounts.org_ids()
+        fees = await self._prices.tool_fees()
         # Orgs, like their stores' fetches, a few at a time: all at once would take every
         # connection of the Redis pool that Check needs too. They are claimed a batch at a
         # time, so no claim waits long enough to expire before its org's turn.
@@ -211,7 +240,7 @@ class StorageFees:
 
         for start in range(0, len(org_ids), _STORAGE_BATCH):
             batch = org_ids[start : start + _STORAGE_BATCH]
-            claimed = await self._store.claim_storage_fees(batch, day, token, _STORAGE_CLAIM_MS)
+            claimed = await self._claims.claim_storage_fees(batch, day, token, _STORAGE_CLAIM_MS)
             await asyncio.gather(*(one(org_id) for org_id in claimed))
 
     async def _charge(
@@ -222,17 +251,17 @@ class StorageFees:
                 stored = await self._stored_bytes(org_id)
             except (DomainError, _FetchFailed) as error:
                 log.warning("storage of org %s on %s retried later: %s", org_id, day, error)
-                await self._store.release_storage_fee(org_id, day, token)
+                await self._claims.release_storage_fee(org_id, day, token)
                 return
             cost = pricing.storage_cost(fees, stored)
-            if await self._store.charge_storage_fee(org_id, at, token, cost) and cost:
+            if await self._claims.charge_storage_fee(org_id, at, token, cost) and cost:
                 metrics.COST_USD.labels(pricing.VECTOR_STORE_STORAGE).inc(cost / pricing.MICRO_USD)
         except DomainError as error:
             # Redis gone: the claim expires and a later sweep charges the day.
             log.warning("storage of org %s on %s not charged: %s", org_id, day, error)
 
     async def _stored_bytes(self, org_id: str) -> int:
-        store_ids = await self._store.vector_store_ids(org_id)
+        store_ids = await self._claims.vector_store_ids(org_id)
         if not store_ids:
             return 0
         upstream = await self._authorizer.upstream_of(org_id)
@@ -250,7 +279,7 @@ class StorageFees:
         except httpx.HTTPError as error:
             raise _FetchFailed(f"fetching vector store {store_id} failed: {error}") from None
         if response.status_code == 404:
-            await self._store.forget_object(org_id, store_id)
+            await self._claims.forget_object(org_id, store_id)
             return 0
         if response.status_code != 200:
             raise _FetchFailed(f"upstream answered {response.status_code} for {store_id}")

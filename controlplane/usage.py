@@ -4,7 +4,7 @@ reports GetUsage makes of it.
 Counters live in one Redis hash per org and day (prism.redis_keys.usage), one field per
 key, model and counter, so the scripts that count (a request in lua/check.lua, a run's
 charge in lua/record.lua) touch one key of the org's slot. This module names the fields
-and folds them into rows.
+(the scripts are passed FIELD_SEPARATOR to join theirs) and folds them into rows.
 """
 
 from collections.abc import Iterable, Sequence
@@ -18,7 +18,7 @@ from controlplane.errors import InvalidArgument
 COUNTERS = ("requests", "input", "cached", "output", "runs", "cost")
 # Between the parts of a field name. Key ids and counters cannot hold it; a model name
 # may, which is why the model is what lies between the first and the last.
-_SEPARATOR = "\n"
+FIELD_SEPARATOR = "\n"
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 # Usage hashes are kept this long, so a GetUsage over the longest range finds them all.
@@ -27,7 +27,7 @@ GROUPINGS = ("day", "org", "key", "model")
 
 
 def field_name(key_id: str, model: str, counter: str) -> str:
-    return f"{key_id}{_SEPARATOR}{model}{_SEPARATOR}{counter}"
+    return f"{key_id}{FIELD_SEPARATOR}{model}{FIELD_SEPARATOR}{counter}"
 
 
 def day_of(moment: datetime) -> str:
@@ -88,8 +88,8 @@ def report(
     total = Row()
     for day, org_id, hash_fields in counted:
         for name, value in hash_fields.items():
-            key_id, _, rest = name.partition(_SEPARATOR)
-            model, _, counter = rest.rpartition(_SEPARATOR)
+            key_id, _, rest = name.partition(FIELD_SEPARATOR)
+            model, _, counter = rest.rpartition(FIELD_SEPARATOR)
             if counter not in COUNTERS:
                 continue
             if (query.key_id and key_id != query.key_id) or (query.model and model != query.model):

@@ -28,6 +28,7 @@ from time import perf_counter
 
 from quart import Response
 
+from prism.money import MICRO_USD
 from prism.v1 import authorizer_pb2
 
 from .errors import GatewayError
@@ -108,7 +109,7 @@ def stamp(response: Response, trace: Trace) -> Response:
 def cost_usd(charges: Iterable[authorizer_pb2.RunCharge]) -> str:
     """The charges' sum in USD with 6 decimals, exact: `0.001234`."""
     micros = sum(charge.cost_micros for charge in charges)
-    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+    return f"{micros // MICRO_USD}.{micros % MICRO_USD:06d}"
 
 
 def models_used(charges: Iterable[authorizer_pb2.RunCharge]) -> str:

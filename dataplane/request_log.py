@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
+from prism.money import MICRO_USD
 from prism.operations import OPERATIONS_BY_ID
 from prism.v1 import authorizer_pb2, request_logging_pb2
 
@@ -312,7 +313,7 @@ class RequestLog:
             "input_tokens": sum(charge.prompt_tokens for charge in charges),
             "cached_tokens": sum(charge.cached_tokens for charge in charges),
             "output_tokens": sum(charge.completion_tokens for charge in charges),
-            "cost_usd": sum(charge.cost_micros for charge in charges) / 1_000_000,
+            "cost_usd": sum(charge.cost_micros for charge in charges) / MICRO_USD,
             "unpriced_model": any(not charge.priced for charge in charges),
             "trace_id": redact_text(trace.trace_id, secrets),
             "metadata": redact_value(facts.metadata, secrets),

@@ -9,7 +9,7 @@ from typing import Any
 # A run in one of these states does no more work, so its usage is final.
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 # Runs created longer ago than this are not charged when shown: the control plane remembers
-# which runs it charged for a little longer (controlplane/store.py), so an old run listed
+# which runs it charged for a little longer (controlplane/charges.py), so an old run listed
 # again is never charged twice.
 CHARGE_WINDOW_SECONDS = 30 * 86_400
 

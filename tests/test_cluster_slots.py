@@ -22,6 +22,7 @@ import redis.asyncio
 from controlplane import keys, limiter
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
+from controlplane.storage_fees import StorageFeeClaims
 from controlplane.store import Store
 from prism import redis_keys
 from tools import stack
@@ -147,7 +148,7 @@ async def _charge_storage(url: str) -> tuple[bool, str | None, str | None]:
     day = at.strftime("%Y-%m-%d")
     client = redis.asyncio.Redis.from_url(url, decode_responses=True)
     async with client:
-        store = Store(client)
+        store = StorageFeeClaims(client)
         assert await store.claim_storage_fees([org_id], day, "token-1", 60_000) == [org_id]
         await store.release_storage_fee(org_id, day, "token-1")
         assert await store.claim_storage_fees([org_id], day, "token-2", 60_000) == [org_id]

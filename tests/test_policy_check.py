@@ -11,7 +11,7 @@ import grpc
 import pytest
 import redis.asyncio
 
-from controlplane.store import Store
+from controlplane.charges import Charges
 from prism.v1 import admin_pb2, authorizer_pb2
 from tests.conftest import AdminClient, AuthorizerClient, ControlPlane, IssueKey
 
@@ -201,7 +201,7 @@ def _spend(redis_url: str, org_id: str, key_id: str, usd: float) -> None:
     async def add() -> None:
         client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
         async with client:
-            await Store(client).add_spend(org_id, key_id, round(usd * 1e6), datetime.now(UTC))
+            await Charges(client).add_spend(org_id, key_id, round(usd * 1e6), datetime.now(UTC))
 
     asyncio.run(add())
 

@@ -5,9 +5,10 @@
 -- More of ARGV[1]:
 --   request_id: the member a concurrency slot is held by;
 --   budgets: [limit, ...] in micro-USD, one per KEYS[5...] spend counter;
---   usage: {key_id, model, model_object, ttl}: an allowed request counts once in the usage
---     hash (the last KEY), under `model`, else the model remembered for `model_object` (the
---     run's assistant, the run tool outputs go to), else '';
+--   usage: {key_id, model, model_object, ttl, separator}: an allowed request counts once in
+--     the usage hash (the last KEY), under `model`, else the model remembered for
+--     `model_object` (the run's assistant, the run tool outputs go to), else ''; its field
+--     joins key id, model and counter with `separator` (controlplane/usage.py);
 --   counters: [{kind, limit, period, shadow}, ...], one per following KEY:
 --     'rate'   a GCRA state (the theoretical arrival time, ms) that this request adds 1 to;
 --     'tokens' a GCRA state that Record adds run tokens to; passes while any token is left;
@@ -90,6 +91,7 @@ if model == '' and usage.model_object ~= '' then
   model = redis.call('HGET', KEYS[4], usage.model_object) or ''
 end
 local usage_key = KEYS[next_key + #spec.counters]
-redis.call('HINCRBY', usage_key, usage.key_id .. '\n' .. model .. '\nrequests', 1)
+local separator = usage.separator
+redis.call('HINCRBY', usage_key, usage.key_id .. separator .. model .. separator .. 'requests', 1)
 redis.call('EXPIRE', usage_key, usage.ttl)
 return cjson.encode({outcome = 'ok', counters = results})

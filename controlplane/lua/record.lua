@@ -20,13 +20,14 @@
 --   spend_ttls: [seconds or -1 (kept), ...] of the 6 spend counters;
 --   run_ttl, usage_ttl: how long run hashes and step markers (ms), and usage hashes
 --     (seconds), are kept;
+--   usage_separator: what joins a usage field's key id, model and counter
+--     (controlplane/usage.py);
 --   token_counters: [{limit, period}, ...] the GCRA states the newly charged tokens go to;
 --   request_id, slots: when slots > 0, the request's slot in that many in-flight sets is
 --     released.
 -- Answers {charges = [charge JSON, ...] one per run as first charged, new = [bool, ...]
 -- whether this call charged it, steps = [[file_search, code_interpreter] micro-USD newly
 -- charged per step, ...]}.
--- Usage fields are `<key id>\n<model>\n<counter>` (controlplane/usage.py).
 local spec = cjson.decode(ARGV[1])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
@@ -34,7 +35,8 @@ local usage_key = KEYS[4]
 
 local function count(key_id, model, counter, amount)
   if amount ~= 0 then
-    redis.call('HINCRBY', usage_key, key_id .. '\n' .. model .. '\n' .. counter, amount)
+    local separator = spec.usage_separator
+    redis.call('HINCRBY', usage_key, key_id .. separator .. model .. separator .. counter, amount)
   end
 end
 

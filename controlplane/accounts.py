@@ -1,0 +1,240 @@
+"""Orgs and keys in Redis, under the names in prism.redis_keys: their records, the indexes
+that list them, the secret-hash index that finds a key, and the key grants are signed with.
+
+Records are JSON strings. Writes that touch several keys run in MULTI/EXEC transactions,
+with WATCH on what they read (redis-py's `transaction`, which retries when a watched key
+changes), so concurrent admin calls on any replica cannot interleave.
+"""
+
+import base64
+import json
+import secrets
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
+
+from controlplane.errors import AlreadyExists, FailedPrecondition, NotFound
+from controlplane.records import KeyRecord, OrgRecord
+from controlplane.redis_access import RedisPart, page_of_ids, unavailable_on_connection_error
+from prism import redis_keys
+
+Record = TypeVar("Record", OrgRecord, KeyRecord)
+
+_CREATE_ORG = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('ZADD', KEYS[2], 0, ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class Accounts(RedisPart):
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
+        self._create_org = client.register_script(_CREATE_ORG)
+
+    @unavailable_on_connection_error
+    async def grant_key(self) -> bytes:
+        """The key every control plane signs grants with: made by the first to ask (SET NX),
+        read by the others."""
+        await self._redis.set(
+            redis_keys.GRANT_KEY, base64.b64encode(secrets.token_bytes(32)).decode(), nx=True
+        )
+        return base64.b64decode(await self._redis.get(redis_keys.GRANT_KEY))
+
+    @unavailable_on_connection_error
+    async def find_key(self, secret_sha256: str) -> tuple[str, str] | None:
+        """The org id and key id of the key with this secret hash, if any."""
+        found = await self._redis.get(redis_keys.key_by_hash(secret_sha256))
+        if found is None:
+            return None
+        org_id, key_id = found.split(" ")
+        return org_id, key_id
+
+    @unavailable_on_connection_error
+    async def load_raw(self, org_id: str, key_id: str) -> tuple[str, str] | None:
+        """The key's and its org's records as stored (JSON), or None if either is gone."""
+        key_json, org_json = await self._redis.mget(
+            redis_keys.key(org_id, key_id), redis_keys.org(org_id)
+        )
+        if key_json is None or org_json is None:
+            return None
+        return key_json, org_json
+
+    # Orgs
+
+    @unavailable_on_connection_error
+    async def create_org(self, org: OrgRecord) -> None:
+        created = await self._create_org(
+            keys=[redis_keys.org(org.id), redis_keys.ORGS], args=[_dump(org), org.id]
+        )
+        if not created:
+            raise AlreadyExists(f"org '{org.id}' already exists; choose another org_id")
+
+    @unavailable_on_connection_error
+    async def get_org(self, org_id: str) -> OrgRecord:
+        raw = await self._redis.get(redis_keys.org(org_id))
+        if raw is None:
+            raise NotFound(f"org '{org_id}' not found")
+        return OrgRecord.from_json(json.loads(raw))
+
+    @unavailable_on_connection_error
+    async def org_ids(self) -> list[str]:
+        return await self._redis.zrange(redis_keys.ORGS, 0, -1)
+
+    @unavailable_on_connection_error
+    async def list_orgs(self, after: str, count: int) -> tuple[list[OrgRecord], str]:
+        """Up to count orgs with ids after `after`, and the id the next page starts after
+        ("" when this is the last page)."""
+        ids, next_after = await page_of_ids(self._redis, redis_keys.ORGS, after, count)
+        records = await self._redis.mget([redis_keys.org(i) for i in ids]) if ids else []
+        orgs = [OrgRecord.from_json(json.loads(raw)) for raw in records if raw is not None]
+        return orgs, next_after
+
+    @unavailable_on_connection_error
+    async def update_org(self, org_id: str, change: Callable[[OrgRecord], OrgRecord]) -> OrgRecord:
+        return await self._update(redis_keys.org(org_id), f"org '{org_id}'", OrgRecord, change)
+
+    @unavailable_on_connection_error
+    async def delete_org(self, org_id: str, *, force: bool) -> None:
+        await self._delete_org_and_keys(org_id, force=force)
+        await self._delete_org_leftovers(org_id)
+
+    # Keys
+
+    @unavailable_on_connection_error
+    async def create_key(self, key: KeyRecord) -> None:
+        org_key = redis_keys.org(key.org_id)
+
+        async def create(pipe: Pipeline) -> None:
+            if not await pipe.exists(org_key):
+                raise NotFound(f"org '{key.org_id}' not found; create it first")
+            pipe.multi()
+            pipe.set(redis_keys.key(key.org_id, key.id), _dump(key))
+            pipe.set(redis_keys.key_by_hash(key.secret_sha256), f"{key.org_id} {key.id}")
+            pipe.hset(redis_keys.KEY_ORGS, key.id, key.org_id)
+            pipe.zadd(redis_keys.KEYS, {key.id: 0})
+            pipe.zadd(redis_keys.org_keys(key.org_id), {key.id: 0})
+
+        # Watching the org makes a concurrent DeleteOrg and this create exclusive.
+        await self._redis.transaction(create, org_key)
+
+    @unavailable_on_connection_error
+    async def get_key(self, key_id: str) -> KeyRecord:
+        raw = await self._redis.get(await self._key_record_name(key_id))
+        if raw is None:
+            raise NotFound(f"key '{key_id}' not found")
+        return KeyRecord.from_json(json.loads(raw))
+
+    @unavailable_on_connection_error
+    async def list_keys(self, org_id: str, after: str, count: int) -> tuple[list[KeyRecord], str]:
+        """Like list_orgs, for the keys of org_id, or of every org when it is empty."""
+        if org_id:
+            await self.get_org(org_id)
+        index = redis_keys.org_keys(org_id) if org_id else redis_keys.KEYS
+        ids, next_after = await page_of_ids(self._redis, index, after, count)
+        if not ids:
+            return [], next_after
+        orgs = [org_id] * len(ids) if org_id else await self._redis.hmget(redis_keys.KEY_ORGS, ids)
+        names = [redis_keys.key(org, i) for org, i in zip(orgs, ids, strict=True) if org]
+        records = await self._redis.mget(names) if names else []
+        found = [KeyRecord.from_json(json.loads(raw)) for raw in records if raw is not None]
+        return found, next_after
+
+    @unavailable_on_connection_error
+    async def update_key(self, key_id: str, change: Callable[[KeyRecord], KeyRecord]) -> KeyRecord:
+        """Applies change atomically; a changed secret hash moves the hash index with it."""
+        record_name = await self._key_record_name(key_id)
+        return await self._update(record_name, f"key '{key_id}'", KeyRecord, change)
+
+    # Helpers
+
+    async def _delete_org_and_keys(self, org_id: str, *, force: bool) -> None:
+        """The org's record, its keys' records and every index entry of them, in one
+        transaction; FailedPrecondition when it has keys and force is not set."""
+        org_key, keys_key = redis_keys.org(org_id), redis_keys.org_keys(org_id)
+
+        async def delete(pipe: Pipeline) -> None:
+            if not await pipe.exists(org_key):
+                raise NotFound(f"org '{org_id}' not found")
+            key_ids = await pipe.zrange(keys_key, 0, -1)
+            if key_ids and not force:
+                count = f"{len(key_ids)} key" + ("s" if len(key_ids) > 1 else "")
+                raise FailedPrecondition(
+                    f"org '{org_id}' still has {count}; set force to delete the org "
+                    "together with its keys"
+                )
+            record_keys = [redis_keys.key(org_id, i) for i in key_ids]
+            if record_keys:
+                # A concurrent RotateKey would otherwise leave its new hash behind.
+                await pipe.watch(*record_keys)
+            records = await pipe.mget(record_keys) if record_keys else []
+            pipe.multi()
+            for raw in records:
+                if raw is not None:
+                    pipe.delete(redis_keys.key_by_hash(json.loads(raw)["secret_sha256"]))
+            if key_ids:
+                pipe.delete(*record_keys)
+                pipe.zrem(redis_keys.KEYS, *key_ids)
+                pipe.hdel(redis_keys.KEY_ORGS, *key_ids)
+            pipe.delete(org_key, keys_key)
+            pipe.zrem(redis_keys.ORGS, org_id)
+
+        await self._redis.transaction(delete, org_key, keys_key)
+
+    async def _delete_org_leftovers(self, org_id: str) -> None:
+        """What the org's requests left (ownership, counters, spend). Without its record and
+        keys nothing can reach it, so this need not be atomic; an org created again with the
+        same id meanwhile keeps its new record and keys."""
+        kept = (redis_keys.org(org_id), redis_keys.org_keys(org_id), redis_keys.key(org_id, ""))
+        leftovers = [
+            name
+            async for name in self._redis.scan_iter(redis_keys.org_data(org_id), count=1000)
+            if not name.startswith(kept)
+        ]
+        for start in range(0, len(leftovers), 500):
+            await self._redis.unlink(*leftovers[start : start + 500])
+
+    async def _key_record_name(self, key_id: str) -> str:
+        org_id = await self._redis.hget(redis_keys.KEY_ORGS, key_id)
+        if org_id is None:
+            raise NotFound(f"key '{key_id}' not found")
+        return redis_keys.key(org_id, key_id)
+
+    async def _update(
+        self,
+        record_key: str,
+        what: str,
+        kind: type[Record],
+        change: Callable[[Record], Record],
+    ) -> Record:
+        """change(current) written back atomically; when change returns its argument
+        unchanged (an idempotent RevokeKey), nothing is written."""
+
+        async def update(pipe: Pipeline) -> Record:
+            raw = await pipe.get(record_key)
+            if raw is None:
+                raise NotFound(f"{what} not found")
+            before = kind.from_json(json.loads(raw))
+            after = change(before)
+            pipe.multi()
+            if after is before:
+                return before
+            pipe.set(record_key, _dump(after))
+            if (
+                isinstance(before, KeyRecord)
+                and isinstance(after, KeyRecord)
+                and (before.secret_sha256 != after.secret_sha256)
+            ):
+                pipe.delete(redis_keys.key_by_hash(before.secret_sha256))
+                pipe.set(redis_keys.key_by_hash(after.secret_sha256), f"{after.org_id} {after.id}")
+            return after
+
+        return await self._redis.transaction(update, record_key, value_from_callable=True)
+
+
+def _dump(record: OrgRecord | KeyRecord) -> str:
+    return json.dumps(record.to_json(), separators=(",", ":"))

@@ -1,0 +1,81 @@
+"""A request's decision in Redis: lua/verify.lua (its records unchanged, its objects owned,
+its model the one checked) and, when it counts, lua/check.lua after it (budgets, rate and
+concurrency limits, the request's usage), in one script call; and which objects an org owns.
+"""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from controlplane import usage
+from controlplane.errors import CountersUnavailable
+from controlplane.limiter import Budget, Counter
+from controlplane.records import now
+from controlplane.redis_access import RedisPart, unavailable_on_connection_error
+from prism import redis_keys
+
+_LUA = Path(__file__).with_name("lua")
+_VERIFY = (_LUA / "verify.lua").read_text()
+# Read-only, so Redis runs it even when it refuses writes (out of memory, a replica).
+_VERIFY_ALONE = "#!lua flags=no-writes\n" + _VERIFY + "return cjson.encode({outcome = 'ok'})\n"
+_CHECK = _VERIFY + (_LUA / "check.lua").read_text()
+
+
+class Decisions(RedisPart):
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
+        self._verify = client.register_script(_VERIFY_ALONE)
+        self._check = client.register_script(_CHECK)
+
+    @unavailable_on_connection_error
+    async def decide(
+        self,
+        org_id: str,
+        key_id: str,
+        state: dict[str, Any],
+        budgets: Sequence[Budget] = (),
+        counters: Sequence[Counter] = (),
+        *,
+        count: bool,
+    ) -> dict[str, Any]:
+        """Runs lua/verify.lua, and lua/check.lua after it when count is set, on the org's
+        records and counters; `state` is the scripts' ARGV object (digests, refs, model_object,
+        model, request_id). CountersUnavailable when Redis refuses the counters' writes."""
+        keys = [
+            redis_keys.key(org_id, key_id),
+            redis_keys.org(org_id),
+            redis_keys.objects(org_id),
+            redis_keys.object_models(org_id),
+        ]
+        if not count:
+            return json.loads(await self._verify(keys=keys, args=[json.dumps(state)]))
+        spec = {
+            **state,
+            "budgets": [budget.limit_micro_usd for budget in budgets],
+            "counters": [counter.script_spec() for counter in counters],
+        }
+        keys += [budget.redis_key for budget in budgets]
+        keys += [counter.redis_key for counter in counters]
+        spec["usage"] = {
+            **spec["usage"],
+            "ttl": usage.RETENTION_SECONDS,
+            "separator": usage.FIELD_SEPARATOR,
+        }
+        keys.append(redis_keys.usage(org_id, usage.day_of(now())))
+        try:
+            answer = await self._check(keys=keys, args=[json.dumps(spec)])
+        except ResponseError as error:
+            # Out of memory, a read-only replica: the records may still be readable.
+            raise CountersUnavailable(f"Redis refused the rate-limit counters: {error}") from None
+        return json.loads(answer)
+
+    @unavailable_on_connection_error
+    async def filter_owned(self, org_id: str, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            return []
+        kinds = await self._redis.hmget(redis_keys.objects(org_id), list(ids))
+        return [object_id for object_id, kind in zip(ids, kinds, strict=True) if kind]
