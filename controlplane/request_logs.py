@@ -20,13 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import redis.asyncio as redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from controlplane import paging
-from controlplane.errors import InvalidArgument, NotFound, Unavailable
+from controlplane.errors import InvalidArgument, NotFound
 from controlplane.records import BODY_LOGGING, RequestLogging
+from controlplane.redis_access import RedisPart, unavailable_on_connection_error
 from prism import redis_keys
 
 # The most of a body BODY_LOGGING_FULL may keep per request or response.
@@ -74,9 +71,8 @@ class LogQuery:
         return "request-logs:" + hashlib.sha256("\n".join(filters).encode()).hexdigest()[:16]
 
 
-class RequestLogs:
-    def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
+class RequestLogs(RedisPart):
+    """The request log the data plane writes (dataplane/log_writer.py), read for Admin."""
 
     async def find(self, query: LogQuery) -> tuple[list[dict[str, Any]], str]:
         """Entries (JSON) matching the query, newest first, and the next page's token."""
@@ -119,18 +115,16 @@ class RequestLogs:
         # The scan budget ran out: continue from the last entry read.
         return found, paging.next_token(listing, upper[1:])
 
+    @unavailable_on_connection_error
     async def get(self, request_id: str) -> dict[str, Any]:
         if not request_id:
             raise InvalidArgument("request_id is required")
-        try:
-            stream_id = await self._redis.hget(redis_keys.REQUEST_LOG_INDEX, request_id)
-            rows = (
-                await self._redis.xrange(redis_keys.REQUEST_LOG, stream_id, stream_id)
-                if stream_id
-                else []
-            )
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            raise Unavailable(f"Redis (REDIS_URL) did not answer: {error}") from error
+        stream_id = await self._redis.hget(redis_keys.REQUEST_LOG_INDEX, request_id)
+        rows = (
+            await self._redis.xrange(redis_keys.REQUEST_LOG, stream_id, stream_id)
+            if stream_id
+            else []
+        )
         if not rows:
             raise NotFound(
                 f"no request log entry for {request_id!r}: it was never logged or has aged out "
@@ -138,11 +132,9 @@ class RequestLogs:
             )
         return json.loads(rows[0][1]["entry"])
 
+    @unavailable_on_connection_error
     async def _read(self, upper: str, lower: str, count: int) -> list[tuple[str, dict[str, str]]]:
-        try:
-            return await self._redis.xrevrange(redis_keys.REQUEST_LOG, upper, lower, count)
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            raise Unavailable(f"Redis (REDIS_URL) did not answer: {error}") from error
+        return await self._redis.xrevrange(redis_keys.REQUEST_LOG, upper, lower, count)
 
 
 def _milliseconds(moment: datetime | None) -> str:

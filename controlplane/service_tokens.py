@@ -10,13 +10,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
 from controlplane import keys, paging
 from controlplane.errors import InvalidArgument, NotFound
 from controlplane.records import now
-from controlplane.redis_access import page_of_ids, unavailable_on_connection_error
+from controlplane.redis_access import RedisPart, page_of_ids, unavailable_on_connection_error
 from prism import redis_keys
 
 _MAX_NAME = 200
@@ -54,10 +53,7 @@ class ServiceTokenRecord:
         )
 
 
-class ServiceTokens:
-    def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
-
+class ServiceTokens(RedisPart):
     @unavailable_on_connection_error
     async def create(self, name: str) -> tuple[ServiceTokenRecord, str]:
         name = name.strip()

@@ -563,6 +563,24 @@ def test_the_log_keeps_a_bounded_number_of_keys_and_index_entries(
     assert [entry.request_id for entry in logged(own.reader, *listed)] == listed
 
 
+def test_reading_the_log_while_its_redis_is_gone_is_unavailable(
+    private_log: Callable[..., PrivateLog],
+) -> None:
+    own = private_log()
+    (request_id,) = _healthz(own.dataplane, 1)
+    logged(own.reader, request_id)
+    own.redis.shutdown(nosave=True)
+
+    for read in (
+        lambda: own.reader.GetRequestLog(admin_pb2.GetRequestLogRequest(request_id=request_id)),
+        lambda: own.reader.ListRequestLogs(admin_pb2.ListRequestLogsRequest()),
+    ):
+        with pytest.raises(grpc.RpcError) as unavailable:
+            read()
+        assert unavailable.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "REDIS_URL" in unavailable.value.details()
+
+
 def test_retention_by_age(private_log: Callable[..., PrivateLog]) -> None:
     # 1.8 seconds.
     own = private_log(PRISM_LOG_RETENTION_HOURS="0.0005")
