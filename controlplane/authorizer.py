@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from controlplane import keys, limiter, metrics, policy, pricing
+from controlplane.check_answer import CheckAnswer, CheckOutcome
 from controlplane.credentials import Sealer, SealError
 from controlplane.errors import CountersUnavailable, InvalidArgument, Unavailable
 from controlplane.grants import Grant, Grants
@@ -101,8 +102,8 @@ class Decision:
     denial: Denial | None = None
     principal: Principal | None = None
     upstream: Upstream | None = None
-    requests: RateStatus | None = None
-    tokens: RateStatus | None = None
+    # Per unit of prism.rate_limit_units a limit applies in: the tightest's status.
+    rate_statuses: dict[str, RateStatus] = field(default_factory=dict)
     shadow_exceeded: tuple[str, ...] = ()
     # The request holds a concurrency slot, to be released by Record.
     record_wanted: bool = False
@@ -243,34 +244,34 @@ class Authorizer:
                 budgets = limiter.budgets(key, org, now())
                 answer, counters = await self._admit(org.id, key.id, state, budgets, counters)
 
-            outcome = answer["outcome"]
-            if outcome == "gone":
+            outcome = answer.outcome
+            if outcome is CheckOutcome.GONE:
                 known = None
                 continue
-            if outcome == "stale":
-                known = self._remember(secret_sha256, answer["key"], answer["org"])
+            if outcome is CheckOutcome.STALE:
+                known = self._remember(secret_sha256, answer.key_json, answer.org_json)
                 continue
             if denial:
                 return Decision(denial, principal)
-            if outcome == "not_owned":
-                ref = request.objects[answer["index"]]
+            if outcome is CheckOutcome.NOT_OWNED:
+                ref = request.objects[answer.index]
                 return Decision(policy.not_owned(ref.kind, ref.id, ref.param), principal)
-            if outcome == "model":
-                if not answer["model"]:
+            if outcome is CheckOutcome.MODEL:
+                if not answer.model:
                     denial = policy.unknown_object_model(request.model_object_id)
                     return Decision(denial, principal)
-                denial = policy.model_denial(key, org, [answer["model"]])
+                denial = policy.model_denial(key, org, [answer.model])
                 if denial:
                     return Decision(denial, principal)
-                checked_model = answer["model"]
+                checked_model = answer.model
                 continue
-            if outcome == "budget":
-                budget = budgets[answer["index"]]
-                return Decision(policy.over_budget(budget, int(answer["spent"])), principal)
+            if outcome is CheckOutcome.BUDGET:
+                budget = budgets[answer.index]
+                return Decision(policy.over_budget(budget, answer.spent_micro_usd), principal)
             return self._limited_or_allowed(
                 known,
                 principal,
-                limiter.outcomes(counters, answer.get("counters") or []),
+                limiter.outcomes(counters, answer.counters),
                 request.request_id,
             )
         raise Unavailable("the key's records kept changing while the request was decided; retry")
@@ -360,7 +361,7 @@ class Authorizer:
         state: dict[str, Any],
         budgets: list[limiter.Budget],
         counters: list[limiter.Counter],
-    ) -> tuple[dict[str, Any], list[limiter.Counter]]:
+    ) -> tuple[CheckAnswer, list[limiter.Counter]]:
         """The check script's answer, and the counters it took. With fail-open set, a Redis
         that refuses the counters' writes lets the request through uncounted."""
         try:
@@ -380,12 +381,11 @@ class Authorizer:
     def _limited_or_allowed(
         self, known: _Known, principal: Principal, found: list[Outcome], request_id: str
     ) -> Decision:
-        requests = _status(limiter.tightest(found, "requests_per_minute"))
-        tokens = _status(limiter.tightest(found, "tokens_per_minute"))
+        statuses = {unit: _status(outcome) for unit, outcome in limiter.reported(found).items()}
         refused = limiter.refusal(found)
         if refused:
             denial = policy.rate_limited(refused)
-            return Decision(denial, principal, requests=requests, tokens=tokens)
+            return Decision(denial, principal, rate_statuses=statuses)
         shadow = tuple(limiter.shadow_exceeded(found))
         if shadow:
             log.warning(
@@ -397,10 +397,9 @@ class Authorizer:
         return Decision(
             principal=principal,
             upstream=known.upstream,
-            requests=requests,
-            tokens=tokens,
+            rate_statuses=statuses,
             shadow_exceeded=shadow,
-            record_wanted=any(outcome.counter.kind == "slots" for outcome in found),
+            record_wanted=limiter.holds_slot(found),
             grant=self._grants.issue(principal.org_id, principal.key_id, request_id, time.time()),
         )
 
@@ -465,9 +464,7 @@ def _digest(record_json: str) -> str:
     return hashlib.sha1(record_json.encode()).hexdigest()
 
 
-def _status(outcome: Outcome | None) -> RateStatus | None:
-    if outcome is None:
-        return None
+def _status(outcome: Outcome) -> RateStatus:
     return RateStatus(outcome.counter.limit, outcome.remaining, outcome.reset_ms)
 
 

@@ -132,10 +132,11 @@ def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
         allowed=decision.allowed,
         shadow_exceeded=decision.shadow_exceeded,
         record_wanted=decision.record_wanted,
-        requests=_rate_status(decision.requests),
-        tokens=_rate_status(decision.tokens),
         grant=decision.grant,
     )
+    # Each reported unit is the CheckResponse field of its status (prism.rate_limit_units).
+    for unit, status in decision.rate_statuses.items():
+        getattr(response, unit).CopyFrom(_rate_status(status))
     if decision.denial is not None:
         response.denial.CopyFrom(denial_to_wire(decision.denial))
     if decision.principal is not None:
@@ -158,9 +159,7 @@ def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
     return response
 
 
-def _rate_status(status: RateStatus | None) -> authorizer_pb2.RateLimitStatus | None:
-    if status is None:
-        return None
+def _rate_status(status: RateStatus) -> authorizer_pb2.RateLimitStatus:
     return authorizer_pb2.RateLimitStatus(
         limit=status.limit, remaining=status.remaining, reset_ms=status.reset_ms
     )

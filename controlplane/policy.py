@@ -13,8 +13,9 @@ from fnmatch import fnmatchcase
 
 from controlplane import keys, limiter, pricing
 from controlplane.errors import InvalidArgument
+from controlplane.limit_kinds import LIMIT_KINDS
 from controlplane.limiter import Budget, Outcome
-from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
+from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimits
 from prism.addresses import parse_address
 
 INVALID_REQUEST = "invalid_request_error"
@@ -31,10 +32,6 @@ _NOT_FOUND_NAMES = {
     "run": "run",
     "vector_store": "vector store",
     "vector_store_file_batch": "file batch",
-}
-_LIMIT_NAMES = {
-    "requests_per_minute": "requests per minute (RPM)",
-    "tokens_per_minute": "tokens per minute (TPM)",
 }
 
 
@@ -173,27 +170,11 @@ def not_owned(kind: str, object_id: str, param: str) -> Denial:
 
 def rate_limited(refused: Outcome) -> Denial:
     counter = refused.counter
-    wait = f"Please try again in {refused.retry_ms / 1000:.3g}s."
-    if counter.kind == "slots":
-        message = (
-            f"Too many concurrent requests on this {counter.owner}: the limit is "
-            f"{counter.limit} in flight. Please try again once one of them has finished."
-        )
-    elif counter.kind == "tokens":
-        message = (
-            f"Rate limit reached for {_LIMIT_NAMES[counter.name]} on this {counter.owner}: "
-            f"limit {counter.limit}, none left. {wait}"
-        )
-    else:
-        message = (
-            f"Rate limit reached for {_LIMIT_NAMES[counter.name]} on this {counter.owner}: "
-            f"limit {counter.limit}. {wait}"
-        )
     return Denial(
         429,
-        "tokens" if counter.kind == "tokens" else "requests",
+        counter.kind.error_type,
         RATE_LIMIT_EXCEEDED,
-        message,
+        counter.kind.refusal_message(counter.owner, counter.limit, refused.retry_ms),
         retry_after_ms=refused.retry_ms,
     )
 
@@ -303,11 +284,11 @@ def validated_ip_ranges(allowed_ip_ranges: Sequence[str]) -> tuple[str, ...]:
 
 
 def validated_rate_limits(rate_limits: RateLimits) -> RateLimits:
-    for name in ("requests_per_minute", "tokens_per_minute", "concurrent_requests"):
-        limit: RateLimit = getattr(rate_limits, name)
+    for kind in LIMIT_KINDS:
+        limit = rate_limits[kind]
         if limit.limit < 0:
             raise InvalidArgument(
-                f"policy.rate_limits.{name}.limit is {limit.limit}; use a positive number, "
+                f"policy.rate_limits.{kind.name}.limit is {limit.limit}; use a positive number, "
                 "or 0 for no limit"
             )
     return rate_limits

@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from controlplane import limiter, usage
+from controlplane.check_answer import CheckAnswer
 from controlplane.errors import (
     AlreadyExists,
     CountersUnavailable,
@@ -171,7 +172,7 @@ class Store:
         counters: Sequence[Counter] = (),
         *,
         count: bool,
-    ) -> dict[str, Any]:
+    ) -> CheckAnswer:
         """Runs lua/verify.lua, and lua/check.lua after it when count is set, on the org's
         records and counters; `state` is the scripts' ARGV object (digests, refs, model_object,
         model, request_id). CountersUnavailable when Redis refuses the counters' writes."""
@@ -182,7 +183,7 @@ class Store:
             redis_keys.object_models(org_id),
         ]
         if not count:
-            return json.loads(await self._verify(keys=keys, args=[json.dumps(state)]))
+            return CheckAnswer.from_script(await self._verify(keys=keys, args=[json.dumps(state)]))
         spec = {
             **state,
             "budgets": [budget.limit_micro_usd for budget in budgets],
@@ -197,7 +198,7 @@ class Store:
         except ResponseError as error:
             # Out of memory, a read-only replica: the records may still be readable.
             raise CountersUnavailable(f"Redis refused the rate-limit counters: {error}") from None
-        return json.loads(answer)
+        return CheckAnswer.from_script(answer)
 
     @unavailable_on_connection_error
     async def charge_facts(
@@ -279,7 +280,8 @@ class Store:
             "run_ttl": RUN_MEMORY_MS,
             "usage_ttl": usage.RETENTION_SECONDS,
             "token_counters": [
-                {"limit": counter.limit, "period": counter.period_ms} for counter in token_counters
+                {"limit": counter.limit, "period": counter.kind.period_ms}
+                for counter in token_counters
             ],
             "request_id": request_id,
             "slots": len(slot_sets),

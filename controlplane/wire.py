@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from controlplane import pricing, usage
 from controlplane.authorizer import Validation
 from controlplane.errors import InvalidArgument
+from controlplane.limit_kinds import LIMIT_KINDS
 from controlplane.policy import Denial, budgets_from_usd
 from controlplane.pricing import Price, ToolFees
 from controlplane.records import (
@@ -33,9 +34,7 @@ def policy_from_wire(message: admin_pb2.Policy) -> Policy:
         allowed_ip_ranges=tuple(message.allowed_ip_ranges),
         read_only=message.read_only,
         rate_limits=RateLimits(
-            _rate_limit_from_wire(limits.requests_per_minute),
-            _rate_limit_from_wire(limits.tokens_per_minute),
-            _rate_limit_from_wire(limits.concurrent_requests),
+            **{kind.name: _rate_limit_from_wire(getattr(limits, kind.name)) for kind in LIMIT_KINDS}
         ),
         budgets=budgets_from_usd(
             message.budgets.daily_usd, message.budgets.monthly_usd, message.budgets.total_usd
@@ -62,9 +61,7 @@ def policy_to_wire(policy: Policy) -> admin_pb2.Policy:
     if limits != RateLimits():
         message.rate_limits.CopyFrom(
             admin_pb2.RateLimits(
-                requests_per_minute=_rate_limit_to_wire(limits.requests_per_minute),
-                tokens_per_minute=_rate_limit_to_wire(limits.tokens_per_minute),
-                concurrent_requests=_rate_limit_to_wire(limits.concurrent_requests),
+                **{kind.name: _rate_limit_to_wire(limits[kind]) for kind in LIMIT_KINDS}
             )
         )
     if budgets != Budgets():

@@ -20,6 +20,7 @@ import redis
 import redis.asyncio
 
 from controlplane import keys, limiter
+from controlplane.check_answer import CheckAnswer, CheckOutcome
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
 from controlplane.store import Store
@@ -77,7 +78,7 @@ def _records() -> tuple[KeyRecord, OrgRecord]:
     return key, org
 
 
-async def _decide_and_record(url: str) -> tuple[dict[str, object], list[str]]:
+async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
     key, org = _records()
     client = redis.asyncio.Redis.from_url(url, decode_responses=True)
     async with client:
@@ -137,8 +138,8 @@ def _sha1(text: str) -> str:
 def test_decide_and_record_run_on_a_cluster(cluster_url: str) -> None:
     answer, owned_after_delete = asyncio.run(_decide_and_record(cluster_url))
 
-    assert answer["outcome"] == "ok"
-    assert len(answer["counters"]) == 6  # type: ignore[arg-type]
+    assert answer.outcome is CheckOutcome.OK
+    assert len(answer.counters) == 6
     assert owned_after_delete == []
 
 

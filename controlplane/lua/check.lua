@@ -8,7 +8,8 @@
 --   usage: {key_id, model, model_object, ttl}: an allowed request counts once in the usage
 --     hash (the last KEY), under `model`, else the model remembered for `model_object` (the
 --     run's assistant, the run tool outputs go to), else '';
---   counters: [{kind, limit, period, shadow}, ...], one per following KEY:
+--   counters: [{algorithm, limit, period, shadow}, ...], one per following KEY (the
+--     algorithms of controlplane/limit_kinds.py):
 --     'rate'   a GCRA state (the theoretical arrival time, ms) that this request adds 1 to;
 --     'tokens' a GCRA state that Record adds run tokens to; passes while any token is left;
 --     'slots'  a sorted set of requests in flight, each dropped after `period` ms if its
@@ -32,7 +33,7 @@ local results, refused, arrivals = {}, false, {}
 for i, counter in ipairs(spec.counters) do
   local name = KEYS[next_key + i - 1]
   local result
-  if counter.kind == 'slots' then
+  if counter.algorithm == 'slots' then
     redis.call('ZREMRANGEBYSCORE', name, '-inf', now - counter.period)
     local held = redis.call('ZCARD', name)
     result = {
@@ -44,7 +45,7 @@ for i, counter in ipairs(spec.counters) do
   else
     local interval = counter.period / counter.limit
     local tat = math.max(tonumber(redis.call('GET', name) or '0'), now)
-    if counter.kind == 'rate' then
+    if counter.algorithm == 'rate' then
       local after = tat + interval - now
       local allowed = after <= counter.period + EPSILON
       arrivals[i] = tat + interval
@@ -76,10 +77,10 @@ end
 
 for i, counter in ipairs(spec.counters) do
   local name = KEYS[next_key + i - 1]
-  if counter.kind == 'slots' then
+  if counter.algorithm == 'slots' then
     redis.call('ZADD', name, now, spec.request_id)
     redis.call('PEXPIRE', name, counter.period)
-  elseif counter.kind == 'rate' then
+  elseif counter.algorithm == 'rate' then
     local ttl = math.max(math.ceil(arrivals[i] - now), 1)
     redis.call('SET', name, string.format('%.3f', arrivals[i]), 'PX', ttl)
   end
