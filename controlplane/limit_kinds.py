@@ -2,12 +2,13 @@
 the limiter, the check script's arguments, the x-ratelimit-* headers and the 429 of a refused
 request all read.
 
-As in envoyproxy/ratelimit, each way of counting (an Algorithm) is one piece of its own:
-its branch of lua/check.lua.
+As in envoyproxy/ratelimit, each way of counting (an Algorithm) is a file of its own:
+limit_algorithms/<algorithm>.lua, which lua/check.lua runs each counter of the kind with.
 """
 
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from prism import redis_keys
 from prism.rate_limit_units import REQUESTS, TOKENS
@@ -19,7 +20,7 @@ SLOT_LEASE_MS = 15 * MINUTE_MS
 
 
 class Algorithm(Enum):
-    """How Redis counts a kind; the value is what lua/check.lua dispatches on."""
+    """How Redis counts a kind; the value names its file, limit_algorithms/<value>.lua."""
 
     # A GCRA state (the theoretical arrival time, ms) that each request adds 1 to.
     RATE = "rate"
@@ -28,6 +29,13 @@ class Algorithm(Enum):
     # A sorted set of requests in flight, each dropped after the period if its release
     # never came; Record releases it.
     SLOTS = "slots"
+
+
+_ALGORITHMS = Path(__file__).with_name("limit_algorithms")
+# The Lua that defines every algorithm, which lua/check.lua is run after.
+ALGORITHMS_LUA = (_ALGORITHMS / "algorithms.lua").read_text() + "".join(
+    (_ALGORITHMS / f"{algorithm.value}.lua").read_text() for algorithm in Algorithm
+)
 
 
 @dataclass(frozen=True)

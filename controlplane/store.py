@@ -31,6 +31,7 @@ from controlplane.errors import (
     NotFound,
     Unavailable,
 )
+from controlplane.limit_kinds import ALGORITHMS_LUA
 from controlplane.limiter import Budget, Counter
 from controlplane.pricing import (
     BUILT_IN_TOOL_FEES,
@@ -52,7 +53,7 @@ _LUA = Path(__file__).with_name("lua")
 _VERIFY = (_LUA / "verify.lua").read_text()
 # Read-only, so Redis runs it even when it refuses writes (out of memory, a replica).
 _VERIFY_ALONE = "#!lua flags=no-writes\n" + _VERIFY + "return cjson.encode({outcome = 'ok'})\n"
-_CHECK = _VERIFY + (_LUA / "check.lua").read_text()
+_CHECK = _VERIFY + ALGORITHMS_LUA + (_LUA / "check.lua").read_text()
 _RECORD = (_LUA / "record.lua").read_text()
 _STORAGE_FEE = (_LUA / "storage_fee.lua").read_text()
 # Runs' hashes (their creator and charge) and steps' markers are kept this long: a run
