@@ -20,11 +20,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 from controlplane import keys, limiter, metrics, policy, pricing
-from controlplane.check_answer import CheckAnswer, CheckOutcome
+from controlplane.check_script import CheckAnswer, CheckArgs, CheckOutcome, UsageArgs
 from controlplane.credentials import Sealer, SealError
 from controlplane.errors import CountersUnavailable, InvalidArgument, Unavailable
 from controlplane.grants import Grant, Grants
@@ -175,6 +174,16 @@ class _Known:
     upstream: Upstream
 
 
+@dataclass(frozen=True)
+class _Asked:
+    answer: CheckAnswer
+    # The access rules' denial, decided before asking.
+    denial: Denial | None
+    # What check.lua was given, in order; none when it was not run.
+    budgets: list[limiter.Budget] = field(default_factory=list)
+    counters: list[limiter.Counter] = field(default_factory=list)
+
+
 class Authorizer:
     def __init__(
         self,
@@ -207,74 +216,41 @@ class Authorizer:
                 self._known.pop(secret_sha256, None)
                 return Decision(policy.unknown_key(request.api_key))
             self._known.move_to_end(secret_sha256)
-            key, org = known.key, known.org
-            principal = Principal(org.id, key.id, key.display_prefix, org.request_logging)
-            state: dict[str, Any] = {
-                "key_digest": known.key_digest,
-                "org_digest": known.org_digest,
-                "refs": [],
-                "model_object": "",
-                "model": checked_model,
-                "request_id": request.request_id,
-            }
-            denial = policy.decide(
-                key, org, request.method, request.models, request.client_ip, now()
-            )
-            counters: list[limiter.Counter] = []
-            budgets: list[limiter.Budget] = []
-            if denial:
-                # Confirms the records the denial was decided with are still the stored ones.
-                answer = await self._store.decide(org.id, key.id, state, count=False)
-            else:
-                state["refs"] = [[ref.id, ref.kind] for ref in request.objects]
-                if (
-                    request.model_object_id
-                    and not request.models
-                    and policy.restricts_models(key, org)
-                ):
-                    state["model_object"] = request.model_object_id
-                # Counted with the decision when allowed: under the model the request names,
-                # else its run's assistant's (or run's).
-                state["usage"] = {
-                    "key_id": key.id,
-                    "model": request.models[0] if request.models else "",
-                    "model_object": "" if request.models else request.model_object_id,
-                }
-                counters = limiter.counters(key, org, request.uses_model)
-                budgets = limiter.budgets(key, org, now())
-                answer, counters = await self._admit(org.id, key.id, state, budgets, counters)
-
-            outcome = answer.outcome
-            if outcome is CheckOutcome.GONE:
+            asked = await self._ask(known, request, checked_model)
+            answer = asked.answer
+            if answer.outcome is CheckOutcome.GONE:
                 known = None
                 continue
-            if outcome is CheckOutcome.STALE:
+            if answer.outcome is CheckOutcome.STALE:
                 known = self._remember(secret_sha256, answer.key_json, answer.org_json)
                 continue
+            key, org = known.key, known.org
+            principal = Principal(org.id, key.id, key.display_prefix, org.request_logging)
+            denial = asked.denial or _script_denial(key, org, request, asked)
             if denial:
                 return Decision(denial, principal)
-            if outcome is CheckOutcome.NOT_OWNED:
-                ref = request.objects[answer.index]
-                return Decision(policy.not_owned(ref.kind, ref.id, ref.param), principal)
-            if outcome is CheckOutcome.MODEL:
-                if not answer.model:
-                    denial = policy.unknown_object_model(request.model_object_id)
-                    return Decision(denial, principal)
-                denial = policy.model_denial(key, org, [answer.model])
-                if denial:
-                    return Decision(denial, principal)
+            if answer.outcome is CheckOutcome.MODEL:
+                # Allowed: decided again, with the model now checked.
                 checked_model = answer.model
                 continue
-            if outcome is CheckOutcome.BUDGET:
-                budget = budgets[answer.index]
-                return Decision(policy.over_budget(budget, answer.spent_micro_usd), principal)
-            return self._limited_or_allowed(
-                known,
-                principal,
-                limiter.outcomes(counters, answer.counters),
-                request.request_id,
-            )
+            found = limiter.outcomes(asked.counters, answer.counters)
+            return self._limited_or_allowed(known, principal, found, request.request_id)
         raise Unavailable("the key's records kept changing while the request was decided; retry")
+
+    async def _ask(self, known: _Known, request: CheckInput, checked_model: str) -> _Asked:
+        """The access rules' denial, if any, and the scripts' answer: with a denial, only
+        whether the records it was decided with are still the stored ones; else also the
+        objects, the model, budgets and every limit."""
+        key, org = known.key, known.org
+        denial = policy.decide(key, org, request.method, request.models, request.client_ip, now())
+        if denial:
+            args = CheckArgs(known.key_digest, known.org_digest, request.request_id, checked_model)
+            return _Asked(await self._store.decide(org.id, key.id, args, count=False), denial)
+        args = _check_args(known, request, checked_model)
+        budgets = limiter.budgets(key, org, now())
+        counters = limiter.counters(key, org, request.uses_model)
+        answer, counters = await self._admit(org.id, key.id, args, budgets, counters)
+        return _Asked(answer, None, budgets, counters)
 
     def grant(self, presented: str) -> Grant:
         """The decision a Check granted; PermissionDenied when it is forged or expired."""
@@ -358,24 +334,24 @@ class Authorizer:
         self,
         org_id: str,
         key_id: str,
-        state: dict[str, Any],
+        args: CheckArgs,
         budgets: list[limiter.Budget],
         counters: list[limiter.Counter],
     ) -> tuple[CheckAnswer, list[limiter.Counter]]:
         """The check script's answer, and the counters it took. With fail-open set, a Redis
         that refuses the counters' writes lets the request through uncounted."""
         try:
-            answer = await self._store.decide(org_id, key_id, state, budgets, counters, count=True)
+            answer = await self._store.decide(org_id, key_id, args, budgets, counters, count=True)
         except CountersUnavailable as error:
             if not self._fail_open:
                 raise
             log.warning(
                 "rate limits not applied to %s (org %s, PRISM_RATELIMIT_FAIL_OPEN): %s",
-                state["request_id"],
+                args.request_id,
                 org_id,
                 error,
             )
-            return await self._store.decide(org_id, key_id, state, count=False), []
+            return await self._store.decide(org_id, key_id, args, count=False), []
         return answer, counters
 
     def _limited_or_allowed(
@@ -436,6 +412,51 @@ class Authorizer:
 
 
 _ROUTE_METHODS = frozenset({"GET", "POST", "DELETE"})
+
+
+def _check_args(known: _Known, request: CheckInput, checked_model: str) -> CheckArgs:
+    """What the scripts check of a request the access rules allow."""
+    key, org = known.key, known.org
+    model_object = (
+        request.model_object_id
+        if request.model_object_id and not request.models and policy.restricts_models(key, org)
+        else ""
+    )
+    # Counted with the decision when allowed: under the model the request names, else its
+    # run's assistant's (or run's).
+    usage = UsageArgs(
+        key.id,
+        request.models[0] if request.models else "",
+        "" if request.models else request.model_object_id,
+    )
+    refs = tuple((ref.id, ref.kind) for ref in request.objects)
+    return CheckArgs(
+        known.key_digest,
+        known.org_digest,
+        request.request_id,
+        checked_model,
+        refs,
+        model_object,
+        usage,
+    )
+
+
+def _script_denial(
+    key: KeyRecord, org: OrgRecord, request: CheckInput, asked: _Asked
+) -> Denial | None:
+    """The denial the scripts' answer makes, if any: an object the org does not own, a
+    model not allowed or not known, a budget spent."""
+    answer = asked.answer
+    if answer.outcome is CheckOutcome.NOT_OWNED:
+        ref = request.objects[answer.index]
+        return policy.not_owned(ref.kind, ref.id, ref.param)
+    if answer.outcome is CheckOutcome.MODEL:
+        if not answer.model:
+            return policy.unknown_object_model(request.model_object_id)
+        return policy.model_denial(key, org, [answer.model])
+    if answer.outcome is CheckOutcome.BUDGET:
+        return policy.over_budget(asked.budgets[answer.index], answer.spent_micro_usd)
+    return None
 
 
 def _method_of(route: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from controlplane.check_answer import CounterAnswer
+from controlplane.check_script import CounterAnswer
 from controlplane.limit_kinds import LIMIT_KINDS, Algorithm, LimitKind
 from controlplane.pricing import MICRO_USD
 from controlplane.records import KeyRecord, OrgRecord

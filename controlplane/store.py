@@ -23,7 +23,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from controlplane import limiter, usage
-from controlplane.check_answer import CheckAnswer
+from controlplane.check_script import CheckAnswer, CheckArgs
 from controlplane.errors import (
     AlreadyExists,
     CountersUnavailable,
@@ -168,15 +168,15 @@ class Store:
         self,
         org_id: str,
         key_id: str,
-        state: dict[str, Any],
+        args: CheckArgs,
         budgets: Sequence[Budget] = (),
         counters: Sequence[Counter] = (),
         *,
         count: bool,
     ) -> CheckAnswer:
         """Runs lua/verify.lua, and lua/check.lua after it when count is set, on the org's
-        records and counters; `state` is the scripts' ARGV object (digests, refs, model_object,
-        model, request_id). CountersUnavailable when Redis refuses the counters' writes."""
+        records and counters, asked `args`. CountersUnavailable when Redis refuses the
+        counters' writes."""
         keys = [
             redis_keys.key(org_id, key_id),
             redis_keys.org(org_id),
@@ -184,9 +184,11 @@ class Store:
             redis_keys.object_models(org_id),
         ]
         if not count:
-            return CheckAnswer.from_script(await self._verify(keys=keys, args=[json.dumps(state)]))
+            return CheckAnswer.from_script(
+                await self._verify(keys=keys, args=[json.dumps(args.to_script())])
+            )
         spec = {
-            **state,
+            **args.to_script(),
             "budgets": [budget.limit_micro_usd for budget in budgets],
             "counters": [counter.script_spec() for counter in counters],
         }

@@ -20,7 +20,7 @@ import redis
 import redis.asyncio
 
 from controlplane import keys, limiter
-from controlplane.check_answer import CheckAnswer, CheckOutcome
+from controlplane.check_script import CheckAnswer, CheckArgs, CheckOutcome, UsageArgs
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
 from controlplane.store import Store
@@ -94,19 +94,19 @@ async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
             [("asst_1", "assistant", "gpt-4o", ""), ("run_1", "run", "", "thread_1")],
             [],
         )
-        state = {
-            "key_digest": _sha1(key_json),
-            "org_digest": _sha1(org_json),
-            "refs": [["asst_1", "assistant"]],
-            "model_object": "asst_1",
-            "model": "gpt-4o",
-            "request_id": "req_2",
-            "usage": {"key_id": key.id, "model": "", "model_object": "asst_1"},
-        }
+        args = CheckArgs(
+            key_digest=_sha1(key_json),
+            org_digest=_sha1(org_json),
+            refs=(("asst_1", "assistant"),),
+            model_object="asst_1",
+            model="gpt-4o",
+            request_id="req_2",
+            usage=UsageArgs(key_id=key.id, model="", model_object="asst_1"),
+        )
         answer = await store.decide(
             org.id,
             key.id,
-            state,
+            args,
             limiter.budgets(key, org, datetime.now(UTC)),
             limiter.counters(key, org, uses_model=True),
             count=True,

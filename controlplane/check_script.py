@@ -1,9 +1,44 @@
-"""What lua/verify.lua and lua/check.lua answer about one request, as typed values: the
-Store reads the scripts' JSON into these, so nothing past it handles raw answers."""
+"""What lua/verify.lua and lua/check.lua are asked about one request and what they answer,
+as typed values: the Store turns these into the scripts' JSON and back, so nothing past it
+handles raw arguments or answers."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import Enum
+from typing import Any
+
+
+@dataclass(frozen=True)
+class UsageArgs:
+    """Who an allowed request counts for in the usage hash, and under which model: `model`,
+    else the model remembered for `model_object` (a run's assistant, or the run tool
+    outputs go to), else ''."""
+
+    key_id: str
+    model: str
+    model_object: str
+
+
+@dataclass(frozen=True)
+class CheckArgs:
+    """The scripts' ARGV object, less the budgets and counters check.lua also gets."""
+
+    # SHA-1 of the key's and org's records the caller decided with.
+    key_digest: str
+    org_digest: str
+    # The member a concurrency slot is held by.
+    request_id: str
+    # When model_object is set: the model the caller checked for it ("" at first).
+    model: str = ""
+    # (id, kind) of each object the org must own.
+    refs: tuple[tuple[str, str], ...] = ()
+    # An assistant or run id whose remembered model must be `model`; "" for none.
+    model_object: str = ""
+    # check.lua only.
+    usage: UsageArgs | None = None
+
+    def to_script(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class CheckOutcome(Enum):
