@@ -8,17 +8,11 @@ and request of the grant they present, never for ids on the wire.
 
 from typing import Any
 
-from controlplane.authorizer import (
-    Authorizer,
-    CheckInput,
-    Decision,
-    ObjectRef,
-    RateStatus,
-    RecordInput,
-    StepSeen,
-)
+from controlplane.authorizer import Authorizer
+from controlplane.check_request import CheckInput, Decision, ObjectRef, RateStatus
 from controlplane.errors import InvalidArgument
 from controlplane.metrics import CHECK_DECISIONS, CHECK_SECONDS
+from controlplane.record_request import RecordInput, StepSeen
 from controlplane.statuses import aborts_on_domain_error
 from controlplane.wire import denial_to_wire, request_logging_to_wire
 from prism.runs import EndedRun

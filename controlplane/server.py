@@ -7,9 +7,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controlplane.admin_service import AdminService
-from controlplane.authorizer import Authorizer, Upstream
+from controlplane.authorizer import Authorizer
 from controlplane.authorizer_service import AuthorizerService
 from controlplane.callers import CallerInterceptor
+from controlplane.check_request import Upstream
 from controlplane.config import Settings
 from controlplane.costs import Costs
 from controlplane.credentials import Sealer

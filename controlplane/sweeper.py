@@ -23,8 +23,10 @@ from datetime import datetime
 import httpx
 
 from controlplane import metrics, pricing, usage
-from controlplane.authorizer import Authorizer, RecordInput, Upstream
+from controlplane.authorizer import Authorizer
+from controlplane.check_request import Upstream
 from controlplane.errors import DomainError, NotFound
+from controlplane.record_request import RecordInput
 from controlplane.records import now
 from controlplane.store import Store
 from prism import runs

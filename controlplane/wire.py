@@ -7,8 +7,8 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from controlplane import pricing, usage
-from controlplane.authorizer import Validation
 from controlplane.errors import InvalidArgument
+from controlplane.key_validation import Validation
 from controlplane.limit_kinds import LIMIT_KINDS
 from controlplane.policy import Denial, budgets_from_usd
 from controlplane.pricing import Price, ToolFees
