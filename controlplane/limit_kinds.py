@@ -45,22 +45,23 @@ class LimitKind:
     algorithm: Algorithm
     # The window of a GCRA kind; a slot's lease.
     period_ms: int
-    # The Redis counter of a GCRA kind (prism.redis_keys.rate); SLOTS kinds use in-flight sets.
-    counter: str
-    # The unit its status is reported in (prism.rate_limit_units); None: not reported.
-    unit: str | None
-    # Refuses only requests that start model work; the others are told what it has left.
-    model_requests_only: bool
-    # The OpenAI error of a refused request: its type, and its message as a str.format
-    # template with {owner} (key or org), {limit} and {wait}.
-    error_type: str
+    # What it counts, a unit of prism.rate_limit_units: the type of the OpenAI error of a
+    # refused request, and the name of a GCRA kind's Redis counter (prism.redis_keys.rate;
+    # SLOTS kinds use in-flight sets).
+    counts: str
+    # The message of that error: a str.format template with {owner} (key or org), {limit}
+    # and {wait}.
     refusal: str
+    # Its status goes to clients in the x-ratelimit-*-<counts> headers.
+    reported: bool = True
+    # Refuses only requests that start model work; the others are told what it has left.
+    model_requests_only: bool = False
 
     def redis_key(self, org_id: str, owner: str) -> str:
         """Where one owner's counter lives; owner is `org` or `key:<key id>`."""
         if self.algorithm is Algorithm.SLOTS:
             return redis_keys.in_flight(org_id, owner)
-        return redis_keys.rate(org_id, owner, self.counter)
+        return redis_keys.rate(org_id, owner, self.counts)
 
     def refusal_message(self, owner: str, limit: int, retry_ms: int) -> str:
         wait = f"Please try again in {retry_ms / 1000:.3g}s."
@@ -73,10 +74,7 @@ LIMIT_KINDS = (
         name="requests_per_minute",
         algorithm=Algorithm.RATE,
         period_ms=MINUTE_MS,
-        counter="requests",
-        unit=REQUESTS,
-        model_requests_only=False,
-        error_type="requests",
+        counts=REQUESTS,
         refusal="Rate limit reached for requests per minute (RPM) on this {owner}: "
         "limit {limit}. {wait}",
     ),
@@ -84,22 +82,18 @@ LIMIT_KINDS = (
         name="tokens_per_minute",
         algorithm=Algorithm.TOKENS,
         period_ms=MINUTE_MS,
-        counter="tokens",
-        unit=TOKENS,
-        model_requests_only=True,
-        error_type="tokens",
+        counts=TOKENS,
         refusal="Rate limit reached for tokens per minute (TPM) on this {owner}: "
         "limit {limit}, none left. {wait}",
+        model_requests_only=True,
     ),
     LimitKind(
         name="concurrent_requests",
         algorithm=Algorithm.SLOTS,
         period_ms=SLOT_LEASE_MS,
-        counter="",
-        unit=None,
-        model_requests_only=False,
-        error_type="requests",
+        counts=REQUESTS,
         refusal="Too many concurrent requests on this {owner}: the limit is {limit} in flight. "
         "Please try again once one of them has finished.",
+        reported=False,
     ),
 )

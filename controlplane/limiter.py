@@ -131,9 +131,9 @@ def reported(found: list[Outcome]) -> dict[str, Outcome]:
     with the least left: what the x-ratelimit-* headers report."""
     tightest: dict[str, Outcome] = {}
     for outcome in found:
-        unit = outcome.counter.kind.unit
-        if unit is None:
+        if not outcome.counter.kind.reported:
             continue
+        unit = outcome.counter.kind.counts
         held = tightest.get(unit)
         if held is None or _tightness(outcome) < _tightness(held):
             tightest[unit] = outcome

@@ -172,7 +172,7 @@ def rate_limited(refused: Outcome) -> Denial:
     counter = refused.counter
     return Denial(
         429,
-        counter.kind.error_type,
+        counter.kind.counts,
         RATE_LIMIT_EXCEEDED,
         counter.kind.refusal_message(counter.owner, counter.limit, refused.retry_ms),
         retry_after_ms=refused.retry_ms,
