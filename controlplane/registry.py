@@ -9,7 +9,7 @@ from typing import Any
 from controlplane import keys, paging
 from controlplane.credentials import Sealer
 from controlplane.errors import FailedPrecondition, InvalidArgument
-from controlplane.policy import (
+from controlplane.policy_validation import (
     validated,
     validated_ip_ranges,
     validated_models,

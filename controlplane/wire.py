@@ -10,7 +10,8 @@ from controlplane import pricing, usage
 from controlplane.errors import InvalidArgument
 from controlplane.key_validation import Validation
 from controlplane.limit_kinds import LIMIT_KINDS
-from controlplane.policy import Denial, budgets_from_usd
+from controlplane.policy import Denial
+from controlplane.policy_validation import budgets_from_usd
 from controlplane.pricing import Price, ToolFees
 from controlplane.records import (
     Budgets,
