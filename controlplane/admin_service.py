@@ -13,14 +13,16 @@ from controlplane.statuses import aborts_on_domain_error
 from controlplane.wire import (
     expire_time_from_wire,
     key_to_wire,
-    log_query_from_wire,
     model_price_to_wire,
     org_to_wire,
     policy_from_wire,
-    request_log_to_wire,
     request_logging_from_wire,
     service_token_to_wire,
     tool_fees_to_wire,
+)
+from controlplane.wire_reports import (
+    log_query_from_wire,
+    request_log_to_wire,
     usage_query_from_wire,
     usage_row_to_wire,
 )

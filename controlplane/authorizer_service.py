@@ -8,17 +8,11 @@ and request of the grant they present, never for ids on the wire.
 
 from typing import Any
 
-from controlplane.authorizer import (
-    Authorizer,
-    CheckInput,
-    Decision,
-    ObjectRef,
-    RateStatus,
-    RecordInput,
-    StepSeen,
-)
+from controlplane.authorizer import Authorizer
+from controlplane.check_request import CheckInput, Decision, ObjectRef, RateStatus
 from controlplane.errors import InvalidArgument
 from controlplane.metrics import CHECK_DECISIONS, CHECK_SECONDS
+from controlplane.record_request import RecordInput, StepSeen
 from controlplane.statuses import aborts_on_domain_error
 from controlplane.wire import denial_to_wire, request_logging_to_wire
 from prism.runs import EndedRun
@@ -132,10 +126,11 @@ def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
         allowed=decision.allowed,
         shadow_exceeded=decision.shadow_exceeded,
         record_wanted=decision.record_wanted,
-        requests=_rate_status(decision.requests),
-        tokens=_rate_status(decision.tokens),
         grant=decision.grant,
     )
+    # Each reported unit is the CheckResponse field of its status (prism.rate_limit_units).
+    for unit, status in decision.rate_statuses.items():
+        getattr(response, unit).CopyFrom(_rate_status(status))
     if decision.denial is not None:
         response.denial.CopyFrom(denial_to_wire(decision.denial))
     if decision.principal is not None:
@@ -158,9 +153,7 @@ def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
     return response
 
 
-def _rate_status(status: RateStatus | None) -> authorizer_pb2.RateLimitStatus | None:
-    if status is None:
-        return None
+def _rate_status(status: RateStatus) -> authorizer_pb2.RateLimitStatus:
     return authorizer_pb2.RateLimitStatus(
         limit=status.limit, remaining=status.remaining, reset_ms=status.reset_ms
     )

@@ -6,13 +6,14 @@ concurrency limits, the request's usage), in one script call; and which objects 
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from controlplane import usage
+from controlplane.check_script import CheckAnswer, CheckArgs
 from controlplane.errors import CountersUnavailable
+from controlplane.limit_kinds import ALGORITHMS_LUA
 from controlplane.limiter import Budget, Counter
 from controlplane.records import now
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
@@ -22,7 +23,7 @@ _LUA = Path(__file__).with_name("lua")
 _VERIFY = (_LUA / "verify.lua").read_text()
 # Read-only, so Redis runs it even when it refuses writes (out of memory, a replica).
 _VERIFY_ALONE = "#!lua flags=no-writes\n" + _VERIFY + "return cjson.encode({outcome = 'ok'})\n"
-_CHECK = _VERIFY + (_LUA / "check.lua").read_text()
+_CHECK = _VERIFY + ALGORITHMS_LUA + (_LUA / "check.lua").read_text()
 
 
 class Decisions(RedisPart):
@@ -36,15 +37,15 @@ class Decisions(RedisPart):
         self,
         org_id: str,
         key_id: str,
-        state: dict[str, Any],
+        args: CheckArgs,
         budgets: Sequence[Budget] = (),
         counters: Sequence[Counter] = (),
         *,
         count: bool,
-    ) -> dict[str, Any]:
+    ) -> CheckAnswer:
         """Runs lua/verify.lua, and lua/check.lua after it when count is set, on the org's
-        records and counters; `state` is the scripts' ARGV object (digests, refs, model_object,
-        model, request_id). CountersUnavailable when Redis refuses the counters' writes."""
+        records and counters, asked `args`. CountersUnavailable when Redis refuses the
+        counters' writes."""
         keys = [
             redis_keys.key(org_id, key_id),
             redis_keys.org(org_id),
@@ -52,9 +53,11 @@ class Decisions(RedisPart):
             redis_keys.object_models(org_id),
         ]
         if not count:
-            return json.loads(await self._verify(keys=keys, args=[json.dumps(state)]))
+            return CheckAnswer.from_script(
+                await self._verify(keys=keys, args=[json.dumps(args.to_script())])
+            )
         spec = {
-            **state,
+            **args.to_script(),
             "budgets": [budget.limit_micro_usd for budget in budgets],
             "counters": [counter.script_spec() for counter in counters],
         }
@@ -71,7 +74,7 @@ class Decisions(RedisPart):
         except ResponseError as error:
             # Out of memory, a read-only replica: the records may still be readable.
             raise CountersUnavailable(f"Redis refused the rate-limit counters: {error}") from None
-        return json.loads(answer)
+        return CheckAnswer.from_script(answer)
 
     @unavailable_on_connection_error
     async def filter_owned(self, org_id: str, ids: Sequence[str]) -> list[str]:

@@ -4,25 +4,23 @@ their answers mean for it.
 A key's limits and its org's both apply. Requests and tokens per minute are rolling windows
 kept by GCRA (one number per limit: the theoretical arrival time), so a limit of N allows a
 burst of N and then one more every 60/N seconds, exactly, however many data-plane workers
-ask at once. The counting runs in Redis (lua/check.lua and lua/record.lua, via the Store);
-this module only decides what to count and reads the results.
+ask at once. The kinds of limit are the entries of limit_kinds.LIMIT_KINDS. The counting
+runs in Redis (lua/check.lua via decisions.py, lua/record.lua via charges.py); this module
+only decides what to count and reads the results.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from controlplane.check_script import CounterAnswer
+from controlplane.limit_kinds import LIMIT_KINDS, Algorithm, LimitKind
 from controlplane.pricing import MICRO_USD
-from controlplane.records import KeyRecord, OrgRecord, RateLimit
+from controlplane.records import KeyRecord, OrgRecord
 from prism import redis_keys
 
-MINUTE_MS = 60_000
-# A request's concurrency slot is dropped after this long if its release never comes (its
-# data-plane worker died): longer than any upstream wait the data plane allows by default.
-SLOT_LEASE_MS = 15 * MINUTE_MS
-
 Owner = Literal["key", "org"]
-Kind = Literal["rate", "tokens", "slots"]
 # Spend counters of a UTC day and month outlive them by this much, for reports.
 _DAY_SECONDS = 86_400
 _SPEND_TTL_SECONDS = {"day": 2 * _DAY_SECONDS, "month": 62 * _DAY_SECONDS}
@@ -31,31 +29,28 @@ _SPEND_TTL_SECONDS = {"day": 2 * _DAY_SECONDS, "month": 62 * _DAY_SECONDS}
 @dataclass(frozen=True)
 class Counter:
     owner: Owner
-    # The policy's name for the limit: requests_per_minute, tokens_per_minute,
-    # concurrent_requests.
-    name: str
-    kind: Kind
+    kind: LimitKind
     limit: int
     # The policy's shadow mode: counted and reported, never enforced.
     shadow: bool
-    # Whether it may refuse this request: not in shadow mode, and for a tokens limit, only
-    # on a request that starts model work.
+    # Whether it may refuse this request: not in shadow mode, and for a kind limiting only
+    # model requests, only on a request that starts model work.
     enforced: bool
     redis_key: str
-    period_ms: int
 
     def script_spec(self) -> dict[str, object]:
+        """Its entry in check.lua's `counters`."""
         return {
-            "kind": self.kind,
+            "algorithm": self.kind.algorithm.value,
             "limit": self.limit,
-            "period": self.period_ms,
+            "period": self.kind.period_ms,
             "shadow": not self.enforced,
         }
 
     @property
     def label(self) -> str:
         """How headers and logs name the limit: `key requests_per_minute`."""
-        return f"{self.owner} {self.name}"
+        return f"{self.owner} {self.kind.name}"
 
 
 @dataclass(frozen=True)
@@ -83,51 +78,43 @@ def _owners(key: KeyRecord, org: OrgRecord) -> tuple[tuple[Owner, str, KeyRecord
 
 
 def counters(key: KeyRecord, org: OrgRecord, uses_model: bool) -> list[Counter]:
-    """The limits a request meets. Every request counts towards the requests and concurrency
-    limits and is told what its tokens limits have left, but only requests that start model
-    work are refused for tokens."""
+    """The limits a request meets. Every request counts towards every limit, or is told what
+    it has left, but a kind limiting model requests refuses only requests that start model
+    work."""
     found = []
     for owner, owner_name, record in _owners(key, org):
-        limits = record.policy.rate_limits
-        wanted: list[tuple[str, Kind, RateLimit, str, int]] = [
-            ("requests_per_minute", "rate", limits.requests_per_minute, "requests", MINUTE_MS),
-            ("tokens_per_minute", "tokens", limits.tokens_per_minute, "tokens", MINUTE_MS),
-            ("concurrent_requests", "slots", limits.concurrent_requests, "", SLOT_LEASE_MS),
-        ]
-        for name, kind, limit, counter_name, period in wanted:
+        for kind in LIMIT_KINDS:
+            limit = record.policy.rate_limits[kind]
             if limit.limit <= 0:
                 continue
-            redis_key = (
-                redis_keys.in_flight(org.id, owner_name)
-                if kind == "slots"
-                else redis_keys.rate(org.id, owner_name, counter_name)
-            )
-            enforced = not limit.shadow and (kind != "tokens" or uses_model)
-            found.append(
-                Counter(owner, name, kind, limit.limit, limit.shadow, enforced, redis_key, period)
-            )
+            enforced = not limit.shadow and (uses_model or not kind.model_requests_only)
+            redis_key = kind.redis_key(org.id, owner_name)
+            found.append(Counter(owner, kind, limit.limit, limit.shadow, enforced, redis_key))
     return found
 
 
 def token_counters(key: KeyRecord, org: OrgRecord) -> list[Counter]:
-    """The tokens-per-minute limits the tokens of a key's runs count towards."""
-    return [counter for counter in counters(key, org, uses_model=True) if counter.kind == "tokens"]
+    """The limits the tokens of a key's runs count towards (lua/record.lua adds them)."""
+    return [
+        counter
+        for counter in counters(key, org, uses_model=True)
+        if counter.kind.algorithm is Algorithm.TOKENS
+    ]
 
 
 def slot_sets(org_id: str, key_id: str) -> list[str]:
     """The in-flight sets a request may hold a slot in, to release it."""
-    return [redis_keys.in_flight(org_id, f"key:{key_id}"), redis_keys.in_flight(org_id, "org")]
-
-
-def outcomes(counters_: list[Counter], answers: list[dict[str, object]]) -> list[Outcome]:
     return [
-        Outcome(
-            counter,
-            bool(answer["allowed"]),
-            int(answer["remaining"]),  # type: ignore[call-overload]
-            max(round(answer["reset"]), 0),  # type: ignore[call-overload]
-            max(round(answer["retry"]), 1),  # type: ignore[call-overload]
-        )
+        kind.redis_key(org_id, owner)
+        for kind in LIMIT_KINDS
+        if kind.algorithm is Algorithm.SLOTS
+        for owner in (f"key:{key_id}", "org")
+    ]
+
+
+def outcomes(counters_: list[Counter], answers: Sequence[CounterAnswer]) -> list[Outcome]:
+    return [
+        Outcome(counter, answer.allowed, answer.remaining, answer.reset_ms, answer.retry_ms)
         for counter, answer in zip(counters_, answers, strict=True)
     ]
 
@@ -139,11 +126,27 @@ def refusal(found: list[Outcome]) -> Outcome | None:
     return max(refused, key=lambda o: o.retry_ms, default=None)
 
 
-def tightest(found: list[Outcome], name: str) -> Outcome | None:
-    """Of the key's and org's limits called `name`, the one with the least left: what the
-    x-ratelimit-* headers report."""
-    named = [o for o in found if o.counter.name == name]
-    return min(named, key=lambda o: (o.remaining, o.counter.limit), default=None)
+def reported(found: list[Outcome]) -> dict[str, Outcome]:
+    """Per unit of prism.rate_limit_units that a limit applies in, the key's or org's limit
+    with the least left: what the x-ratelimit-* headers report."""
+    tightest: dict[str, Outcome] = {}
+    for outcome in found:
+        if not outcome.counter.kind.reported:
+            continue
+        unit = outcome.counter.kind.counts
+        held = tightest.get(unit)
+        if held is None or _tightness(outcome) < _tightness(held):
+            tightest[unit] = outcome
+    return tightest
+
+
+def _tightness(outcome: Outcome) -> tuple[int, int]:
+    return outcome.remaining, outcome.counter.limit
+
+
+def holds_slot(found: list[Outcome]) -> bool:
+    """Whether the request took a concurrency slot, which Record must release."""
+    return any(outcome.counter.kind.algorithm is Algorithm.SLOTS for outcome in found)
 
 
 def shadow_exceeded(found: list[Outcome]) -> list[str]:

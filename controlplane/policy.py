@@ -1,5 +1,5 @@
-"""The access decision for one request, the denials of every rule, and the validation of
-the rules.
+"""The access decision for one request and the denials of every rule (their validation is
+policy_validation.py).
 
 Both the key's and its org's policy must allow a request. A denial names the rule that
 refused it, and nothing of any other tenant or of the secret.
@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from controlplane import keys, limiter, pricing
-from controlplane.errors import InvalidArgument
+from controlplane import keys, limiter
 from controlplane.limiter import Budget, Outcome
-from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
+from controlplane.records import KeyRecord, OrgRecord, Policy
 from prism.addresses import parse_address
 from prism.openai_errors import INVALID_REQUEST
 
@@ -31,10 +30,6 @@ _NOT_FOUND_NAMES = {
     "run": "run",
     "vector_store": "vector store",
     "vector_store_file_batch": "file batch",
-}
-_LIMIT_NAMES = {
-    "requests_per_minute": "requests per minute (RPM)",
-    "tokens_per_minute": "tokens per minute (TPM)",
 }
 
 
@@ -176,27 +171,11 @@ def not_owned(kind: str, object_id: str, param: str) -> Denial:
 
 def rate_limited(refused: Outcome) -> Denial:
     counter = refused.counter
-    wait = f"Please try again in {refused.retry_ms / 1000:.3g}s."
-    if counter.kind == "slots":
-        message = (
-            f"Too many concurrent requests on this {counter.owner}: the limit is "
-            f"{counter.limit} in flight. Please try again once one of them has finished."
-        )
-    elif counter.kind == "tokens":
-        message = (
-            f"Rate limit reached for {_LIMIT_NAMES[counter.name]} on this {counter.owner}: "
-            f"limit {counter.limit}, none left. {wait}"
-        )
-    else:
-        message = (
-            f"Rate limit reached for {_LIMIT_NAMES[counter.name]} on this {counter.owner}: "
-            f"limit {counter.limit}. {wait}"
-        )
     return Denial(
         429,
-        "tokens" if counter.kind == "tokens" else "requests",
+        counter.kind.counts,
         RATE_LIMIT_EXCEEDED,
-        message,
+        counter.kind.refusal_message(counter.owner, counter.limit, refused.retry_ms),
         retry_after_ms=refused.retry_ms,
     )
 
@@ -267,62 +246,3 @@ def _address_denial(owner: str, policy: Policy, client_ip: str) -> Denial | None
 
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def validated(policy: Policy) -> Policy:
-    """The policy with its entries trimmed and CIDRs normalised (`10.1.2.3/8` becomes
-    `10.0.0.0/8`); InvalidArgument names the first bad rule."""
-    return Policy(
-        validated_models(policy.allowed_models),
-        validated_ip_ranges(policy.allowed_ip_ranges),
-        policy.read_only,
-        validated_rate_limits(policy.rate_limits),
-        policy.budgets,
-    )
-
-
-def validated_models(allowed_models: Sequence[str]) -> tuple[str, ...]:
-    models = tuple(pattern.strip() for pattern in allowed_models)
-    for pattern in models:
-        if not pattern:
-            raise InvalidArgument(
-                "policy.allowed_models: entries must be model names or globs like 'gpt-4o*', "
-                "not empty; an empty list allows every model"
-            )
-    return models
-
-
-def validated_ip_ranges(allowed_ip_ranges: Sequence[str]) -> tuple[str, ...]:
-    ranges = []
-    for cidr in allowed_ip_ranges:
-        try:
-            ranges.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
-        except ValueError:
-            raise InvalidArgument(
-                f"policy.allowed_ip_ranges: {cidr!r} is not an IPv4 or IPv6 CIDR "
-                "(e.g. 10.0.0.0/8 or 2001:db8::/32)"
-            ) from None
-    return tuple(ranges)
-
-
-def validated_rate_limits(rate_limits: RateLimits) -> RateLimits:
-    for name in ("requests_per_minute", "tokens_per_minute", "concurrent_requests"):
-        limit: RateLimit = getattr(rate_limits, name)
-        if limit.limit < 0:
-            raise InvalidArgument(
-                f"policy.rate_limits.{name}.limit is {limit.limit}; use a positive number, "
-                "or 0 for no limit"
-            )
-    return rate_limits
-
-
-def budgets_from_usd(daily: float, monthly: float, total: float) -> Budgets:
-    """Budgets in USD as given on the wire, in micro-USD; InvalidArgument names a bad one."""
-    micro = {}
-    for name, amount in (("daily_usd", daily), ("monthly_usd", monthly), ("total_usd", total)):
-        if not 0 <= amount < 1e12:  # also refuses NaN
-            raise InvalidArgument(
-                f"policy.budgets.{name} is {amount}; use an amount in USD, or 0 for no budget"
-            )
-        micro[name] = round(amount * pricing.MICRO_USD)
-    return Budgets(micro["daily_usd"], micro["monthly_usd"], micro["total_usd"])

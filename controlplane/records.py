@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from controlplane.limit_kinds import LIMIT_KINDS, LimitKind
+
 
 @dataclass(frozen=True)
 class RateLimit:
@@ -25,25 +27,35 @@ class RateLimit:
         return cls(data["limit"], data["shadow"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RateLimits:
-    requests_per_minute: RateLimit = RateLimit()
-    tokens_per_minute: RateLimit = RateLimit()
-    concurrent_requests: RateLimit = RateLimit()
+    """The policy's limit of each kind in limit_kinds.LIMIT_KINDS, given by the kind's name
+    (`RateLimits(requests_per_minute=RateLimit(600))`); a kind not given has none."""
+
+    # One per kind, in LIMIT_KINDS' order.
+    limits: tuple[RateLimit, ...]
+
+    def __init__(self, **by_name: RateLimit) -> None:
+        limits = tuple(by_name.pop(kind.name, RateLimit()) for kind in LIMIT_KINDS)
+        if by_name:
+            raise TypeError(f"not rate-limit kinds: {', '.join(by_name)}")
+        object.__setattr__(self, "limits", limits)
+
+    def __getitem__(self, kind: LimitKind) -> RateLimit:
+        return self.limits[LIMIT_KINDS.index(kind)]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "requests_per_minute": self.requests_per_minute.to_json(),
-            "tokens_per_minute": self.tokens_per_minute.to_json(),
-            "concurrent_requests": self.concurrent_requests.to_json(),
-        }
+        return {kind.name: self[kind].to_json() for kind in LIMIT_KINDS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RateLimits":
+        # A kind added since the policy was stored has no limit in it.
         return cls(
-            RateLimit.from_json(data["requests_per_minute"]),
-            RateLimit.from_json(data["tokens_per_minute"]),
-            RateLimit.from_json(data["concurrent_requests"]),
+            **{
+                kind.name: RateLimit.from_json(data[kind.name])
+                for kind in LIMIT_KINDS
+                if kind.name in data
+            }
         )
 
 

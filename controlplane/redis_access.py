@@ -33,7 +33,7 @@ def unavailable_on_connection_error(
 
 class RedisPart:
     """A part of the control plane's Redis data. Parts that register scripts extend
-    __init__ and call super().__init__ first, so that parts combine (controlplane.store)."""
+    __init__ and call super().__init__ first, so that each registers its own."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client

@@ -11,7 +11,7 @@ from controlplane import keys, paging
 from controlplane.accounts import Accounts
 from controlplane.credentials import Sealer
 from controlplane.errors import FailedPrecondition, InvalidArgument
-from controlplane.policy import (
+from controlplane.policy_validation import (
     validated,
     validated_ip_ranges,
     validated_models,

@@ -8,12 +8,15 @@ from grpc_reflection.v1alpha import reflection
 
 from controlplane.accounts import Accounts
 from controlplane.admin_service import AdminService
-from controlplane.authorizer import Authorizer, Upstream
+from controlplane.authorizer import Authorizer
 from controlplane.authorizer_service import AuthorizerService
 from controlplane.callers import CallerInterceptor
+from controlplane.charges import Charges
+from controlplane.check_request import Upstream
 from controlplane.config import Settings
 from controlplane.costs import Costs
 from controlplane.credentials import Sealer
+from controlplane.decisions import Decisions
 from controlplane.grants import Grants
 from controlplane.keys_service import KeysService
 from controlplane.prices import Prices
@@ -22,7 +25,6 @@ from controlplane.request_logs import RequestLogs
 from controlplane.run_queue import RunQueue
 from controlplane.service_tokens import ServiceTokens
 from controlplane.storage_fees import StorageFeeClaims
-from controlplane.store import Store
 from controlplane.sweeper import Sweeper
 from controlplane.usage_reads import UsageReads
 from prism.v1 import (
@@ -74,7 +76,13 @@ async def build(
     upstream = Upstream(settings.upstream_url, settings.upstream_api_key)
     grants = Grants(await accounts.grant_key())
     authorizer = Authorizer(
-        Store(client), upstream, grants, sealer, fail_open=settings.ratelimit_fail_open
+        accounts,
+        Decisions(client),
+        Charges(client),
+        upstream,
+        grants,
+        sealer,
+        fail_open=settings.ratelimit_fail_open,
     )
     authorizer_pb2_grpc.add_AuthorizerServicer_to_server(AuthorizerService(authorizer), server)
     keys_pb2_grpc.add_KeysServicer_to_server(KeysService(authorizer), server)

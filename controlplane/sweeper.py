@@ -24,9 +24,11 @@ import httpx
 
 from controlplane import metrics, pricing, usage
 from controlplane.accounts import Accounts
-from controlplane.authorizer import Authorizer, RecordInput, Upstream
+from controlplane.authorizer import Authorizer
+from controlplane.check_request import Upstream
 from controlplane.errors import DomainError, NotFound
 from controlplane.prices import Prices
+from controlplane.record_request import RecordInput
 from controlplane.records import now
 from controlplane.run_queue import RunQueue
 from controlplane.storage_fees import StorageFeeClaims

@@ -1,15 +1,16 @@
-"""Conversions between prism.v1 messages and the domain records."""
+"""Conversions between prism.v1 messages and the domain records; those of the usage and
+request-log reports are in wire_reports.py."""
 
 from datetime import UTC, datetime
-from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controlplane import pricing, usage
-from controlplane.authorizer import Validation
+from controlplane import pricing
 from controlplane.errors import InvalidArgument
-from controlplane.policy import Denial, budgets_from_usd
+from controlplane.key_validation import Validation
+from controlplane.limit_kinds import LIMIT_KINDS
+from controlplane.policy import Denial
+from controlplane.policy_validation import budgets_from_usd
 from controlplane.pricing import Price, ToolFees
 from controlplane.records import (
     Budgets,
@@ -20,7 +21,7 @@ from controlplane.records import (
     RateLimits,
     RequestLogging,
 )
-from controlplane.request_logs import LogQuery, validated_request_logging
+from controlplane.request_logs import validated_request_logging
 from controlplane.service_tokens import ServiceTokenRecord
 from prism.v1 import admin_pb2, authorizer_pb2, keys_pb2, request_logging_pb2
 
@@ -33,9 +34,7 @@ def policy_from_wire(message: admin_pb2.Policy) -> Policy:
         allowed_ip_ranges=tuple(message.allowed_ip_ranges),
         read_only=message.read_only,
         rate_limits=RateLimits(
-            _rate_limit_from_wire(limits.requests_per_minute),
-            _rate_limit_from_wire(limits.tokens_per_minute),
-            _rate_limit_from_wire(limits.concurrent_requests),
+            **{kind.name: _rate_limit_from_wire(getattr(limits, kind.name)) for kind in LIMIT_KINDS}
         ),
         budgets=budgets_from_usd(
             message.budgets.daily_usd, message.budgets.monthly_usd, message.budgets.total_usd
@@ -62,9 +61,7 @@ def policy_to_wire(policy: Policy) -> admin_pb2.Policy:
     if limits != RateLimits():
         message.rate_limits.CopyFrom(
             admin_pb2.RateLimits(
-                requests_per_minute=_rate_limit_to_wire(limits.requests_per_minute),
-                tokens_per_minute=_rate_limit_to_wire(limits.tokens_per_minute),
-                concurrent_requests=_rate_limit_to_wire(limits.concurrent_requests),
+                **{kind.name: _rate_limit_to_wire(limits[kind]) for kind in LIMIT_KINDS}
             )
         )
     if budgets != Budgets():
@@ -189,55 +186,6 @@ def tool_fees_to_wire(fees: ToolFees) -> admin_pb2.ToolFees:
     )
 
 
-_GROUPING_PREFIX = "USAGE_GROUPING_"
-
-
-def usage_query_from_wire(request: admin_pb2.GetUsageRequest) -> usage.Query:
-    groups = []
-    for value in request.group_by:
-        if value not in admin_pb2.UsageGrouping.values() or not value:
-            raise InvalidArgument(
-                f"group_by: {value} is not a grouping; use USAGE_GROUPING_DAY, _ORG, _KEY or _MODEL"
-            )
-        name = admin_pb2.UsageGrouping.Name(value)
-        groups.append(name.removeprefix(_GROUPING_PREFIX).lower())
-    return usage.Query(
-        org_id=request.org_id,
-        key_id=request.key_id,
-        model=request.model,
-        start=_time_from_wire(request, "start_time"),
-        end=_time_from_wire(request, "end_time"),
-        group_by=usage.validated_groups(groups),
-    )
-
-
-def _time_from_wire(message: admin_pb2.GetUsageRequest, field: str) -> datetime | None:
-    if not message.HasField(field):  # type: ignore[arg-type]
-        return None
-    try:
-        moment: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        raise InvalidArgument(
-            f'{field} is not a valid timestamp (in JSON: "2030-01-01T00:00:00Z")'
-        ) from None
-    return moment
-
-
-def usage_row_to_wire(row: usage.Row) -> admin_pb2.UsageRow:
-    return admin_pb2.UsageRow(
-        day=row.day,
-        org_id=row.org_id,
-        key_id=row.key_id,
-        model=row.model,
-        requests=row.requests,
-        input_tokens=row.input,
-        cached_tokens=row.cached,
-        output_tokens=row.output,
-        runs=row.runs,
-        cost_usd=row.cost / pricing.MICRO_USD,
-    )
-
-
 _BODY_LOGGING = {
     "none": request_logging_pb2.BODY_LOGGING_NONE,
     "metadata": request_logging_pb2.BODY_LOGGING_METADATA,
@@ -258,21 +206,3 @@ def request_logging_from_wire(message: request_logging_pb2.RequestLogging) -> Re
     if bodies is None:
         raise InvalidArgument(f"request_logging.bodies {message.bodies} is not a BodyLogging")
     return validated_request_logging(bodies, message.max_body_bytes)
-
-
-def log_query_from_wire(request: admin_pb2.ListRequestLogsRequest) -> LogQuery:
-    return LogQuery(
-        org_id=request.org_id,
-        key_id=request.key_id,
-        status=request.status,
-        route=request.route,
-        start_time=_time_from_wire(request, "start_time"),  # type: ignore[arg-type]
-        end_time=_time_from_wire(request, "end_time"),  # type: ignore[arg-type]
-        page_size=request.page_size,
-        page_token=request.page_token,
-    )
-
-
-def request_log_to_wire(entry: dict[str, Any]) -> admin_pb2.RequestLog:
-    """An entry as the data plane logged it (prism.v1.RequestLog's JSON mapping)."""
-    return json_format.ParseDict(entry, admin_pb2.RequestLog(), ignore_unknown_fields=True)

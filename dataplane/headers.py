@@ -29,6 +29,7 @@ from time import perf_counter
 from quart import Response
 
 from prism.money import MICRO_USD
+from prism.rate_limit_units import REPORTED_UNITS
 from prism.v1 import authorizer_pb2
 
 from .errors import GatewayError
@@ -127,7 +128,7 @@ def stream_trailer(trace: Trace) -> bytes:
 def rate_limit_headers(decision: authorizer_pb2.CheckResponse) -> list[tuple[str, str]]:
     """The client's rate-limit status from Check's answer, as OpenAI's headers."""
     headers = []
-    for unit in ("requests", "tokens"):
+    for unit in REPORTED_UNITS:
         if decision.HasField(unit):
             status: authorizer_pb2.RateLimitStatus = getattr(decision, unit)
             headers += [

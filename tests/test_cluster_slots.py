@@ -20,10 +20,12 @@ import redis
 import redis.asyncio
 
 from controlplane import keys, limiter
+from controlplane.charges import Charges
+from controlplane.check_script import CheckAnswer, CheckArgs, CheckOutcome, UsageArgs
+from controlplane.decisions import Decisions
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
 from controlplane.storage_fees import StorageFeeClaims
-from controlplane.store import Store
 from prism import redis_keys
 from tools import stack
 
@@ -78,7 +80,7 @@ def _records() -> tuple[KeyRecord, OrgRecord]:
     return key, org
 
 
-async def _decide_and_record(url: str) -> tuple[dict[str, object], list[str]]:
+async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
     key, org = _records()
     client = redis.asyncio.Redis.from_url(url, decode_responses=True)
     async with client:
@@ -86,34 +88,34 @@ async def _decide_and_record(url: str) -> tuple[dict[str, object], list[str]]:
         org_json = json.dumps(org.to_json())
         await client.set(redis_keys.key(org.id, key.id), key_json)
         await client.set(redis_keys.org(org.id), org_json)
-        store = Store(client)
-        await store.record(
+        charges, decisions = Charges(client), Decisions(client)
+        await charges.record(
             org.id,
             key.id,
             "req_1",
             [("asst_1", "assistant", "gpt-4o", ""), ("run_1", "run", "", "thread_1")],
             [],
         )
-        state = {
-            "key_digest": _sha1(key_json),
-            "org_digest": _sha1(org_json),
-            "refs": [["asst_1", "assistant"]],
-            "model_object": "asst_1",
-            "model": "gpt-4o",
-            "request_id": "req_2",
-            "usage": {"key_id": key.id, "model": "", "model_object": "asst_1"},
-        }
-        answer = await store.decide(
+        args = CheckArgs(
+            key_digest=_sha1(key_json),
+            org_digest=_sha1(org_json),
+            refs=(("asst_1", "assistant"),),
+            model_object="asst_1",
+            model="gpt-4o",
+            request_id="req_2",
+            usage=UsageArgs(key_id=key.id, model="", model_object="asst_1"),
+        )
+        answer = await decisions.decide(
             org.id,
             key.id,
-            state,
+            args,
             limiter.budgets(key, org, datetime.now(UTC)),
             limiter.counters(key, org, uses_model=True),
             count=True,
         )
         charge = RunCharge("run_1", "gpt-4o", 125, True, 40, 0, 10, key.id, total_tokens=50)
         step = StepCharge("step_1", "thread_1", 1, 2500, True, 30000, key.id)
-        recorded = await store.record(
+        recorded = await charges.record(
             org.id,
             key.id,
             "req_2",
@@ -124,7 +126,7 @@ async def _decide_and_record(url: str) -> tuple[dict[str, object], list[str]]:
             limiter.token_counters(key, org),
             limiter.slot_sets(org.id, key.id),
         )
-        owned = await store.filter_owned(org.id, ["asst_1"])
+        owned = await decisions.filter_owned(org.id, ["asst_1"])
     # The stored charge keeps all but the run's total, which only the token limits use.
     assert recorded.charges == [dataclasses.replace(charge, total_tokens=0)]
     assert recorded.step_micros == [(2500, 30000)]
@@ -138,8 +140,8 @@ def _sha1(text: str) -> str:
 def test_decide_and_record_run_on_a_cluster(cluster_url: str) -> None:
     answer, owned_after_delete = asyncio.run(_decide_and_record(cluster_url))
 
-    assert answer["outcome"] == "ok"
-    assert len(answer["counters"]) == 6  # type: ignore[arg-type]
+    assert answer.outcome is CheckOutcome.OK
+    assert len(answer.counters) == 6
     assert owned_after_delete == []
 
 

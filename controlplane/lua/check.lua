@@ -9,14 +9,10 @@
 --     the usage hash (the last KEY), under `model`, else the model remembered for
 --     `model_object` (the run's assistant, the run tool outputs go to), else ''; its field
 --     joins key id, model and counter with `separator` (controlplane/usage.py);
---   counters: [{kind, limit, period, shadow}, ...], one per following KEY:
---     'rate'   a GCRA state (the theoretical arrival time, ms) that this request adds 1 to;
---     'tokens' a GCRA state that Record adds run tokens to; passes while any token is left;
---     'slots'  a sorted set of requests in flight, each dropped after `period` ms if its
---              release never came.
+--   counters: [{algorithm, limit, period, shadow}, ...], one per following KEY, counted by
+--     the algorithms of controlplane/limit_algorithms/ (prepended to this script).
 -- Answers `outcome` 'budget' (with the budget's index and the spend), 'limited' or 'ok',
 -- the last two with `counters`: per counter {allowed, remaining, reset, retry} in ms.
-local EPSILON = 1e-6
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
 
@@ -29,47 +25,13 @@ for i, limit in ipairs(spec.budgets) do
   next_key = next_key + 1
 end
 
-local results, refused, arrivals = {}, false, {}
+local results, refused, states = {}, false, {}
 for i, counter in ipairs(spec.counters) do
-  local name = KEYS[next_key + i - 1]
-  local result
-  if counter.kind == 'slots' then
-    redis.call('ZREMRANGEBYSCORE', name, '-inf', now - counter.period)
-    local held = redis.call('ZCARD', name)
-    result = {
-      allowed = held < counter.limit,
-      remaining = math.max(counter.limit - held - 1, 0),
-      reset = 0,
-      retry = 1000,
-    }
-  else
-    local interval = counter.period / counter.limit
-    local tat = math.max(tonumber(redis.call('GET', name) or '0'), now)
-    if counter.kind == 'rate' then
-      local after = tat + interval - now
-      local allowed = after <= counter.period + EPSILON
-      arrivals[i] = tat + interval
-      result = {
-        allowed = allowed,
-        remaining = allowed and math.floor((counter.period - after) / interval + EPSILON) or 0,
-        reset = allowed and after or (tat - now),
-        retry = after - counter.period,
-      }
-    else
-      local held = tat - now
-      local remaining = math.max(math.floor((counter.period - held) / interval + EPSILON), 0)
-      result = {
-        allowed = remaining >= 1,
-        remaining = remaining,
-        reset = held,
-        retry = held - counter.period + interval,
-      }
-    end
-  end
+  local result, state = algorithms[counter.algorithm].check(KEYS[next_key + i - 1], counter, now)
   if not result.allowed and not counter.shadow then
     refused = true
   end
-  results[i] = result
+  results[i], states[i] = result, state
 end
 if refused then
   return cjson.encode({outcome = 'limited', counters = results})
@@ -77,13 +39,7 @@ end
 
 for i, counter in ipairs(spec.counters) do
   local name = KEYS[next_key + i - 1]
-  if counter.kind == 'slots' then
-    redis.call('ZADD', name, now, spec.request_id)
-    redis.call('PEXPIRE', name, counter.period)
-  elseif counter.kind == 'rate' then
-    local ttl = math.max(math.ceil(arrivals[i] - now), 1)
-    redis.call('SET', name, string.format('%.3f', arrivals[i]), 'PX', ttl)
-  end
+  algorithms[counter.algorithm].take(name, counter, now, states[i], spec.request_id)
 end
 local usage = spec.usage
 local model = usage.model
