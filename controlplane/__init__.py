@@ -2,30 +2,34 @@
 (prism.v1.Authorizer), over gRPC, with all state in Redis.
 
 Domain (no grpc, no protobuf):
-    keys        secrets, their SHA-256, display prefixes, key and org ids, masking
-    records     OrgRecord, KeyRecord, Policy and their JSON form in Redis
-    policy      the decision for one request (Denial), and policy validation
-    errors      domain errors with messages a person can act on
-    registry    the admin operations: validation, update masks, page tokens
-    authorizer  Check: key lookup, then policy, then the upstream to use
-Redis (one part per responsibility; each caller holds the parts it uses):
+    keys, records       secrets and ids; OrgRecord, KeyRecord, Policy and their stored JSON
+    policy              the decision for one request (Denial); policy_validation: its checks
+    limit_kinds         LIMIT_KINDS, one entry per rate-limit kind
+    limiter             which counters and budgets a request meets, what their answers mean
+    pricing, costs      prices and charges; usage: usage fields, rows and queries
+    registry            the admin operations: validation, update masks, page tokens
+    errors, paging      domain errors; page sizes and tokens
+Requests:
+    authorizer          Check and Record: key lookup, policy, Redis, the upstream to use
+    check_request, record_request, key_validation, known_keys   their inputs and parts
+    check_script        verify.lua's and check.lua's arguments and answers, typed
+    grants, credentials, service_tokens   Check's grants, sealed upstream keys, callers' tokens
+    sweeper             charges runs that ended unseen, and the daily storage fees
+Redis (one part per concern, each with its script beside it; callers hold the parts they use):
     redis_access        Unavailable for a silent Redis, paging id indexes, the parts' base
     accounts            org and key records, their indexes, key lookup, the grant key
-    decisions           a request's verify.lua / check.lua call, object ownership
-    charges             charge facts, record.lua (objects, runs, steps, slots), add_spend
-    prices              stored model prices and tool fees
-    usage_reads         the usage hashes GetUsage reads
+    decisions           lua/verify.lua, lua/check.lua (+ limit_algorithms/), ownership
+    charges             charge facts, lua/record.lua (objects, runs, steps, slots), spend
+    prices, usage_reads stored prices and tool fees; the usage hashes GetUsage reads
     run_queue           the sweeper's pending runs, its claims, a run's creator
-    storage_fees        a day's storage-fee claim and charge (storage_fees.lua)
-    store               accounts + decisions + charges as the Authorizer's one object
+    storage_fees        a day's storage-fee claim and charge (lua/storage_fees.lua)
+    request_logs        the request log the data plane writes, read for Admin
 Wire:
-    wire                conversions between prism.v1 messages and records
+    wire, wire_reports  conversions between prism.v1 messages and domain values
     statuses            domain errors as gRPC status codes
-    admin_service       prism.v1.Admin servicer
-    authorizer_service  prism.v1.Authorizer servicer
-    auth                the admin-token interceptor
+    admin_service, authorizer_service, keys_service   the servicers
+    callers             who may call what (the interceptor)
 Process:
-    config      Settings from the environment
-    server      the grpc.aio server: services, health, reflection
-    __main__    `python -m controlplane`: start, serve, drain on SIGINT/SIGTERM
+    config, server, __main__   settings, the grpc.aio server, start and drain
+    metrics, metrics_server    Prometheus metrics and /metrics
 """
