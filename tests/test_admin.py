@@ -3,6 +3,7 @@ failure's status code and message, pagination, update masks, key life cycle (rev
 delete with the org), where secrets may and may not appear, and two replicas sharing Redis."""
 
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -1402,6 +1403,30 @@ def test_sigterm_stops_the_control_plane_cleanly(
 
 
 # Limits, budgets and read-only in policies
+
+
+def test_a_policy_stored_before_a_limit_kind_existed_reads_as_without_that_limit(
+    admin: AdminClient, redis_url: str
+) -> None:
+    limits = admin_pb2.RateLimits(
+        requests_per_minute=admin_pb2.RateLimit(limit=600),
+        concurrent_requests=admin_pb2.RateLimit(limit=8),
+    )
+    org = admin.CreateOrg(
+        admin_pb2.CreateOrgRequest(
+            org_id=unique_org_id("old-policy"),
+            org=admin_pb2.Org(policy=admin_pb2.Policy(rate_limits=limits)),
+        )
+    )
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    stored = json.loads(client.get(redis_keys.org(org.id)))
+    del stored["policy"]["rate_limits"]["concurrent_requests"]
+    client.set(redis_keys.org(org.id), json.dumps(stored))
+    client.close()
+
+    shown = admin.GetOrg(admin_pb2.GetOrgRequest(id=org.id)).policy.rate_limits
+    assert shown.requests_per_minute.limit == 600
+    assert not shown.HasField("concurrent_requests")
 
 
 def test_limits_and_budgets_round_trip_and_a_sub_field_update_keeps_the_rest(
