@@ -9,7 +9,7 @@ usage hash (controlplane.usage) take the charge in the same script call.
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -110,8 +110,8 @@ class Charges(RedisPart):
             "key_id": key_id,
             "objects": [list(item) for item in objects],
             "deleted": list(deleted),
-            "runs": [_run_spec(run) for run in runs],
-            "steps": [_step_spec(step) for step in steps],
+            "runs": [asdict(run) for run in runs],
+            "steps": [asdict(step) for step in steps],
             "spend_ttls": spend_ttls(limiter.spend_counters(org_id, key_id, at)),
             "run_ttl": RUN_MEMORY_MS,
             "usage_ttl": usage.RETENTION_SECONDS,
@@ -179,30 +179,6 @@ def _record_keys(
         keys.append(redis_keys.code_session(org_id, step.thread_id))
         keys += [name for name, _ in limiter.spend_counters(org_id, step.key_id, at)]
     return keys
-
-
-def _run_spec(run: RunCharge) -> dict[str, Any]:
-    return {
-        "id": run.run_id,
-        "tokens": run.total_tokens,
-        "model": run.model,
-        "prompt": run.prompt_tokens,
-        "cached": run.cached_tokens,
-        "completion": run.completion_tokens,
-        "cost": run.cost_micros,
-        "priced": run.priced,
-        "key": run.key_id,
-    }
-
-
-def _step_spec(step: StepCharge) -> dict[str, Any]:
-    return {
-        "file_search_calls": step.file_search_calls,
-        "file_search_cost": step.file_search_micros,
-        "code_interpreter": step.code_interpreter,
-        "code_cost": step.code_interpreter_micros,
-        "key": step.key_id,
-    }
 
 
 def _charge(run_id: str, stored: dict[str, Any]) -> RunCharge:

@@ -11,12 +11,11 @@
 --   objects: [[id, kind, model, thread], ...] created or modified (model '' unless an
 --     assistant or run, thread '' unless a run or message);
 --   deleted: [id, ...];
---   runs: [{id, tokens, model, prompt, cached, completion, cost, priced, key}, ...]: a run
---     the org created through the gateway is charged once, to `key` (its creator): cost to
---     the spend counters, tokens to the usage hash and the token counters;
---   steps: [{file_search_calls, file_search_cost, code_interpreter, code_cost, key}, ...]:
---     a step's tool calls are charged once; a code_interpreter session once per thread and
---     hour;
+--   runs: [RunCharge, ...] (controlplane/pricing.py, field for field): a run the org
+--     created through the gateway is charged once, to `key_id` (its creator): cost_micros
+--     to the spend counters, tokens to the usage hash and the token counters;
+--   steps: [StepCharge, ...] likewise: a step's tool calls are charged once; a
+--     code_interpreter session once per thread and hour;
 --   spend_ttls: [seconds or -1 (kept), ...] of the 6 spend counters;
 --   run_ttl, usage_ttl: how long run hashes and step markers (ms), and usage hashes
 --     (seconds), are kept;
@@ -84,19 +83,19 @@ for i, run in ipairs(spec.runs) do
     charges[i], new[i] = stored, false
   else
     local charge = cjson.encode({
-      model = run.model, cost = run.cost, priced = run.priced, key = run.key,
-      prompt = run.prompt, cached = run.cached, completion = run.completion,
+      model = run.model, cost = run.cost_micros, priced = run.priced, key = run.key_id,
+      prompt = run.prompt_tokens, cached = run.cached_tokens, completion = run.completion_tokens,
     })
     redis.call('HSET', run_key, 'charge', charge)
     redis.call('PEXPIRE', run_key, spec.run_ttl)
-    redis.call('ZREM', KEYS[3], run.id)
-    spend(next_key + 1, run.cost)
-    count(run.key, run.model, 'input', run.prompt)
-    count(run.key, run.model, 'cached', run.cached)
-    count(run.key, run.model, 'output', run.completion)
-    count(run.key, run.model, 'runs', 1)
-    count(run.key, run.model, 'cost', run.cost)
-    tokens = tokens + run.tokens
+    redis.call('ZREM', KEYS[3], run.run_id)
+    spend(next_key + 1, run.cost_micros)
+    count(run.key_id, run.model, 'input', run.prompt_tokens)
+    count(run.key_id, run.model, 'cached', run.cached_tokens)
+    count(run.key_id, run.model, 'output', run.completion_tokens)
+    count(run.key_id, run.model, 'runs', 1)
+    count(run.key_id, run.model, 'cost', run.cost_micros)
+    tokens = tokens + run.total_tokens
     charges[i], new[i] = charge, true
   end
   next_key = next_key + 1 + #spec.spend_ttls
@@ -107,12 +106,12 @@ for i, step in ipairs(spec.steps) do
   local file_search, code = 0, 0
   if redis.call('SET', KEYS[next_key], '1', 'NX', 'PX', spec.run_ttl) then
     if step.file_search_calls > 0 then
-      file_search = step.file_search_cost
-      count(step.key, 'file_search', 'cost', file_search)
+      file_search = step.file_search_micros
+      count(step.key_id, 'file_search', 'cost', file_search)
     end
     if step.code_interpreter and redis.call('SET', KEYS[next_key + 1], '1', 'NX', 'EX', 3600) then
-      code = step.code_cost
-      count(step.key, 'code_interpreter', 'cost', code)
+      code = step.code_interpreter_micros
+      count(step.key_id, 'code_interpreter', 'cost', code)
     end
     spend(next_key + 2, file_search + code)
   end
