@@ -9,7 +9,7 @@ and request of the grant they present, never for ids on the wire.
 from typing import Any
 
 from controlplane.authorizer import Authorizer
-from controlplane.check_request import CheckInput, Decision, ObjectRef, RateStatus
+from controlplane.check_request import CheckInput, Decision, ObjectRef
 from controlplane.errors import InvalidArgument
 from controlplane.metrics import CHECK_DECISIONS, CHECK_SECONDS
 from controlplane.record_request import RecordInput, StepSeen
@@ -17,6 +17,7 @@ from controlplane.statuses import aborts_on_domain_error
 from controlplane.wire import denial_to_wire, request_logging_to_wire
 from prism.runs import EndedRun
 from prism.v1 import authorizer_pb2, authorizer_pb2_grpc
+from prism.wire_copy import from_message, to_message
 
 _KIND_PREFIX = "OBJECT_KIND_"
 
@@ -72,44 +73,13 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
                     for item in request.objects
                 ],
                 deleted_ids=request.deleted_ids,
-                runs=[
-                    EndedRun(
-                        run_id=run.run_id,
-                        thread_id=run.thread_id,
-                        model=run.model,
-                        total_tokens=run.total_tokens,
-                        prompt_tokens=run.prompt_tokens,
-                        cached_tokens=run.cached_tokens,
-                        completion_tokens=run.completion_tokens,
-                    )
-                    for run in request.runs
-                ],
+                runs=[from_message(EndedRun, run) for run in request.runs],
                 finished=request.finished,
-                steps=[
-                    StepSeen(
-                        step_id=step.step_id,
-                        run_id=step.run_id,
-                        thread_id=step.thread_id,
-                        file_search_calls=step.file_search_calls,
-                        code_interpreter_calls=step.code_interpreter_calls,
-                    )
-                    for step in request.steps
-                ],
+                steps=[from_message(StepSeen, step) for step in request.steps],
             )
         )
         return authorizer_pb2.RecordResponse(
-            runs=[
-                authorizer_pb2.RunCharge(
-                    run_id=charge.run_id,
-                    model=charge.model,
-                    cost_micros=charge.cost_micros,
-                    priced=charge.priced,
-                    prompt_tokens=charge.prompt_tokens,
-                    cached_tokens=charge.cached_tokens,
-                    completion_tokens=charge.completion_tokens,
-                )
-                for charge in charges
-            ]
+            runs=[to_message(authorizer_pb2.RunCharge, charge) for charge in charges]
         )
 
     @aborts_on_domain_error
@@ -130,30 +100,13 @@ def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
     )
     # Each reported unit is the CheckResponse field of its status (prism.rate_limit_units).
     for unit, status in decision.rate_statuses.items():
-        getattr(response, unit).CopyFrom(_rate_status(status))
+        getattr(response, unit).CopyFrom(to_message(authorizer_pb2.RateLimitStatus, status))
     if decision.denial is not None:
         response.denial.CopyFrom(denial_to_wire(decision.denial))
     if decision.principal is not None:
         principal = decision.principal
-        response.principal.CopyFrom(
-            authorizer_pb2.Principal(
-                org_id=principal.org_id,
-                key_id=principal.key_id,
-                key_display_prefix=principal.key_display_prefix,
-            )
-        )
+        response.principal.CopyFrom(to_message(authorizer_pb2.Principal, principal))
         response.request_logging.CopyFrom(request_logging_to_wire(principal.request_logging))
     if decision.upstream is not None:
-        upstream = decision.upstream
-        response.upstream.CopyFrom(
-            authorizer_pb2.Upstream(
-                base_url=upstream.base_url, api_key=upstream.api_key, provider=upstream.provider
-            )
-        )
+        response.upstream.CopyFrom(to_message(authorizer_pb2.Upstream, decision.upstream))
     return response
-
-
-def _rate_status(status: RateStatus) -> authorizer_pb2.RateLimitStatus:
-    return authorizer_pb2.RateLimitStatus(
-        limit=status.limit, remaining=status.remaining, reset_ms=status.reset_ms
-    )

@@ -3,8 +3,6 @@ request-log reports are in wire_reports.py."""
 
 from datetime import UTC, datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from controlplane import pricing
 from controlplane.errors import InvalidArgument
 from controlplane.key_validation import Validation
@@ -24,6 +22,7 @@ from controlplane.records import (
 from controlplane.request_logs import validated_request_logging
 from controlplane.service_tokens import ServiceTokenRecord
 from prism.v1 import admin_pb2, authorizer_pb2, keys_pb2, request_logging_pb2
+from prism.wire_copy import to_message
 
 
 def policy_from_wire(message: admin_pb2.Policy) -> Policy:
@@ -87,22 +86,11 @@ def expire_time_from_wire(key: admin_pb2.Key) -> datetime | None:
         ) from None
 
 
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
 def org_to_wire(org: OrgRecord) -> admin_pb2.Org:
-    return admin_pb2.Org(
-        id=org.id,
-        display_name=org.display_name,
-        metadata=org.metadata,
+    return to_message(
+        admin_pb2.Org,
+        org,
         policy=policy_to_wire(org.policy),
-        create_time=_timestamp(org.create_time),
-        update_time=_timestamp(org.update_time),
         has_upstream_credential=org.upstream_credential is not None,
         request_logging=request_logging_to_wire(org.request_logging),
     )
@@ -110,59 +98,22 @@ def org_to_wire(org: OrgRecord) -> admin_pb2.Org:
 
 def key_to_wire(key: KeyRecord) -> admin_pb2.Key:
     """The key as Admin shows it: everything but the secret's hash."""
-    return admin_pb2.Key(
-        id=key.id,
-        org_id=key.org_id,
-        name=key.name,
-        display_prefix=key.display_prefix,
-        create_time=_timestamp(key.create_time),
-        update_time=_timestamp(key.update_time),
-        expire_time=_timestamp(key.expire_time),
-        revoked=key.revoked,
-        revoke_time=_timestamp(key.revoke_time),
-        metadata=key.metadata,
-        policy=policy_to_wire(key.policy),
-    )
+    return to_message(admin_pb2.Key, key, policy=policy_to_wire(key.policy))
 
 
 def service_token_to_wire(token: ServiceTokenRecord) -> admin_pb2.ServiceToken:
     """The token as Admin shows it: everything but the secret's hash."""
-    return admin_pb2.ServiceToken(
-        id=token.id,
-        name=token.name,
-        display_prefix=token.display_prefix,
-        create_time=_timestamp(token.create_time),
-        revoked=token.revoke_time is not None,
-        revoke_time=_timestamp(token.revoke_time),
-    )
+    return to_message(admin_pb2.ServiceToken, token, revoked=token.revoke_time is not None)
 
 
 def denial_to_wire(denial: Denial) -> authorizer_pb2.Denial:
-    return authorizer_pb2.Denial(
-        http_status=denial.http_status,
-        type=denial.type,
-        code=denial.code,
-        message=denial.message,
-        param=denial.param,
-        retry_after_ms=denial.retry_after_ms,
-        do_not_retry=denial.do_not_retry,
-        rule=denial.rule,
-    )
+    return to_message(authorizer_pb2.Denial, denial)
 
 
 def validation_to_wire(validation: Validation) -> keys_pb2.ValidateKeyResponse:
     response = keys_pb2.ValidateKeyResponse(valid=validation.valid, allowed=validation.allowed)
     if validation.key is not None:
-        key = validation.key
-        response.principal.CopyFrom(
-            keys_pb2.KeyPrincipal(
-                org_id=key.org_id,
-                key_id=key.key_id,
-                key_display_prefix=key.key_display_prefix,
-                name=key.name,
-                metadata=key.metadata,
-            )
-        )
+        response.principal.CopyFrom(to_message(keys_pb2.KeyPrincipal, validation.key))
     if validation.denial is not None:
         response.denial.CopyFrom(denial_to_wire(validation.denial))
     return response

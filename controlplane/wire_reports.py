@@ -10,6 +10,7 @@ from controlplane import pricing, usage
 from controlplane.errors import InvalidArgument
 from controlplane.request_logs import LogQuery
 from prism.v1 import admin_pb2
+from prism.wire_copy import to_message
 
 _GROUPING_PREFIX = "USAGE_GROUPING_"
 
@@ -46,16 +47,12 @@ def _time_from_wire(message: admin_pb2.GetUsageRequest, field: str) -> datetime 
 
 
 def usage_row_to_wire(row: usage.Row) -> admin_pb2.UsageRow:
-    return admin_pb2.UsageRow(
-        day=row.day,
-        org_id=row.org_id,
-        key_id=row.key_id,
-        model=row.model,
-        requests=row.requests,
+    return to_message(
+        admin_pb2.UsageRow,
+        row,
         input_tokens=row.input,
         cached_tokens=row.cached,
         output_tokens=row.output,
-        runs=row.runs,
         cost_usd=row.cost / pricing.MICRO_USD,
     )
 

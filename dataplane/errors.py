@@ -7,6 +7,7 @@ Upstream errors are not built here: they pass through unchanged.
 """
 
 import logging
+from dataclasses import dataclass
 
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
@@ -30,45 +31,26 @@ _FAILED = (
 )
 
 
-def error_response(
-    status: int,
-    message: str,
-    type_: str,
-    code: str | None = None,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    return Response(
-        error_json(message, type_, code, param),
-        status=status,
-        headers=headers,
-        content_type="application/json",
-    )
-
-
+@dataclass(eq=False)  # an exception compares and hashes by identity
 class GatewayError(Exception):
     """Raised anywhere in the request path; answered with an OpenAI-style error response."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        type_: str,
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type_
-        self.code = code
-        self.param = param
-        self.headers = headers
+    status: int
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+    headers: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def response(self) -> Response:
-        return error_response(
-            self.status, self.message, self.type, self.code, self.param, self.headers
+        return Response(
+            error_json(self.message, self.type, self.code, self.param),
+            status=self.status,
+            headers=self.headers,
+            content_type="application/json",
         )
 
     def event(self) -> bytes:
@@ -182,14 +164,14 @@ def denial_response(denial: authorizer_pb2.Denial) -> Response:
         headers["retry-after-ms"] = str(denial.retry_after_ms)
     if denial.do_not_retry:
         headers["x-should-retry"] = "false"
-    return error_response(
+    return GatewayError(
         status,
         denial.message or "The request was denied.",
         denial.type or "permission_denied",
         denial.code or None,
         denial.param or None,
         headers,
-    )
+    ).response()
 
 
 def _gateway_error(error: GatewayError) -> Response:
@@ -200,7 +182,8 @@ def _http_exception(error: HTTPException) -> Response:
     if error.code in (404, 405):
         # Wrong method on a known path is an unknown URL too, as it is on OpenAI's API.
         return unknown_url(request.method, request.path).response()
-    return error_response(error.code or 400, error.description or "Bad request.", INVALID_REQUEST)
+    description = error.description or "Bad request."
+    return GatewayError(error.code or 400, description, INVALID_REQUEST).response()
 
 
 def _request_id() -> str:

@@ -31,6 +31,7 @@ from prism.operations import (
 )
 from prism.runs import TERMINAL_RUN_STATUSES, ended_run
 from prism.v1.authorizer_pb2 import ObjectKind, OwnedObject, RunUsage, StepToolCalls
+from prism.wire_copy import to_message
 
 from .references import RequestFacts
 
@@ -287,17 +288,7 @@ def _ended_runs(document: dict[str, Any]) -> list[RunUsage]:
     for run in _listed(document, "thread.run"):
         ended = ended_run(run)
         if ended is not None:
-            found.append(
-                RunUsage(
-                    run_id=ended.run_id,
-                    total_tokens=ended.total_tokens,
-                    thread_id=ended.thread_id,
-                    model=ended.model,
-                    prompt_tokens=ended.prompt_tokens,
-                    completion_tokens=ended.completion_tokens,
-                    cached_tokens=ended.cached_tokens,
-                )
-            )
+            found.append(to_message(RunUsage, ended))
     return found
 
 

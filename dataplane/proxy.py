@@ -19,6 +19,7 @@ from quart.globals import request_ctx
 
 from prism.operations import OPERATIONS, BodyKind, Operation
 from prism.v1 import authorizer_pb2
+from prism.wire_copy import to_message
 
 from .asgi import ProxyRequest
 from .authorizer import Authorizer
@@ -91,14 +92,14 @@ class _Proxy:
 
         logged.client_ip = self._client_address.of(request)
         decision = await self._authorizer.check(
-            authorizer_pb2.CheckRequest(
+            # The facts' models, objects and model_object_id, with who asks and for what.
+            to_message(
+                authorizer_pb2.CheckRequest,
+                facts,
                 api_key=_bearer_token(request.headers.get("authorization", "")),
                 client_ip=logged.client_ip,
                 method=route.method,
                 route=route.name,
-                models=facts.models,
-                objects=facts.objects,
-                model_object_id=facts.model_object_id,
                 uses_model=route.uses_model,
                 request_id=request.trace.request_id,
             )

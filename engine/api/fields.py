@@ -49,6 +49,14 @@ async def json_body(allowed: Collection[str]) -> "Fields":
     return Fields(data).only(allowed)
 
 
+async def metadata_change() -> dict[str, str] | None:
+    """What the body of a modify request that can change only `metadata` sets it to (null
+    clears it); None when the body leaves metadata out."""
+    body = await json_body(("metadata",))
+    metadata = body.metadata()
+    return (metadata or {}) if body.has("metadata") else None
+
+
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON, though Python's parser accepts them.
     raise ValueError(name)

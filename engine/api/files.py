@@ -170,8 +170,7 @@ async def create() -> JSON:
 @handles(bp, "listFiles")
 async def list_files() -> JSON:
     page = parse_page(request.args, default_limit=10000, max_limit=10000)
-    data, has_more = await store().list_files(page, request.args.get("purpose") or None)
-    return list_body(data, has_more)
+    return list_body(*await store().list_files(page, request.args.get("purpose") or None))
 
 
 @handles(bp, "retrieveFile")

@@ -8,7 +8,7 @@ from ..errors import ApiError, file_not_found, found, not_found
 from ..ids import MESSAGE, new_id, now
 from ..pagination import list_body, parse_page
 from ..store import JSON
-from .fields import Fields, json_body, missing, store
+from .fields import Fields, json_body, metadata_change, missing, store
 from .handlers import handles
 
 bp = Blueprint("messages", __name__)
@@ -132,8 +132,7 @@ async def list_messages(thread_id: str) -> JSON:
     page = parse_page(request.args)
     run_id = request.args.get("run_id") or None
     await thread_exists(thread_id)
-    data, has_more = await store().list_messages(thread_id, page, run_id)
-    return list_body(data, has_more)
+    return list_body(*await store().list_messages(thread_id, page, run_id))
 
 
 @handles(bp, "getMessage")
@@ -143,11 +142,10 @@ async def retrieve(thread_id: str, message_id: str) -> JSON:
 
 @handles(bp, "modifyMessage")
 async def modify(thread_id: str, message_id: str) -> JSON:
-    body = await json_body(("metadata",))
-    metadata = body.metadata()
+    metadata = await metadata_change()
     message = await _message(thread_id, message_id)
-    if body.has("metadata"):
-        message["metadata"] = metadata or {}
+    if metadata is not None:
+        message["metadata"] = metadata
         await store().put_message(message)
     return message
 

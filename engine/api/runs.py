@@ -19,7 +19,7 @@ from ..runs import file_search, lifecycle
 from ..runs.events import RunEvents
 from ..runs.queue import RunQueue
 from ..store import JSON
-from .fields import Fields, expect, invalid_value, json_body, store
+from .fields import Fields, expect, invalid_value, json_body, metadata_change, store
 from .handlers import handles
 from .messages import MESSAGE_FIELDS, new_message, require_attached_files, thread_exists
 from .tooling import response_format, settle_tool_resources, tool_resources, tools
@@ -292,8 +292,7 @@ async def create_thread_and_run() -> JSON | Response:
 async def list_runs(thread_id: str) -> JSON:
     page = parse_page(request.args)
     await thread_exists(thread_id)
-    data, has_more = await store().list_runs(thread_id, page)
-    return list_body(data, has_more)
+    return list_body(*await store().list_runs(thread_id, page))
 
 
 @handles(bp, "getRun")
@@ -303,14 +302,13 @@ async def retrieve(thread_id: str, run_id: str) -> JSON:
 
 @handles(bp, "modifyRun")
 async def modify(thread_id: str, run_id: str) -> JSON:
-    body = await json_body(("metadata",))
-    metadata = body.metadata()
+    metadata = await metadata_change()
     run = await _run(thread_id, run_id)
-    if not body.has("metadata"):
+    if metadata is None:
         return run
 
     def set_metadata(current: JSON) -> JSON:
-        current["metadata"] = metadata or {}
+        current["metadata"] = metadata
         return current
 
     return await store().update_run(thread_id, run_id, set_metadata) or run

@@ -171,8 +171,7 @@ async def create_store(
 @handles(bp, "listVectorStores")
 async def list_vector_stores() -> JSON:
     page = parse_page(request.args)
-    data, has_more = await vector_stores().list_stores(page)
-    return list_body(data, has_more)
+    return list_body(*await vector_stores().list_stores(page))
 
 
 @handles(bp, "getVectorStore")
@@ -239,8 +238,7 @@ async def list_files(vector_store_id: str) -> JSON:
     page = parse_page(request.args)
     status = _status_filter()
     await _record(vector_store_id)
-    data, has_more = await vector_stores().list_files(vector_store_id, page, status)
-    return list_body(data, has_more)
+    return list_body(*await vector_stores().list_files(vector_store_id, page, status))
 
 
 @handles(bp, "getVectorStoreFile")
@@ -319,13 +317,13 @@ async def create_batch(vector_store_id: str) -> JSON:
     return await vector_stores().create_batch(vector_store_id, file_ids, strategies, attributes)
 
 
+# How a batch is named in its 404 (found()).
+_BATCH = "vector store file batch"
+
+
 async def _batch(vector_store_id: str, batch_id: str) -> JSON:
     await _record(vector_store_id)
-    return found(
-        await vector_stores().get_batch(vector_store_id, batch_id),
-        "vector store file batch",
-        batch_id,
-    )
+    return found(await vector_stores().get_batch(vector_store_id, batch_id), _BATCH, batch_id)
 
 
 @handles(bp, "getVectorStoreFileBatch")
@@ -336,11 +334,7 @@ async def retrieve_batch(vector_store_id: str, batch_id: str) -> JSON:
 @handles(bp, "cancelVectorStoreFileBatch")
 async def cancel_batch(vector_store_id: str, batch_id: str) -> JSON:
     await _batch(vector_store_id, batch_id)
-    return found(
-        await vector_stores().cancel_batch(vector_store_id, batch_id),
-        "vector store file batch",
-        batch_id,
-    )
+    return found(await vector_stores().cancel_batch(vector_store_id, batch_id), _BATCH, batch_id)
 
 
 @handles(bp, "listFilesInVectorStoreBatch")
@@ -348,8 +342,7 @@ async def list_batch_files(vector_store_id: str, batch_id: str) -> JSON:
     page = parse_page(request.args)
     status = _status_filter()
     await _batch(vector_store_id, batch_id)
-    data, has_more = await vector_stores().list_files(vector_store_id, page, status, batch_id)
-    return list_body(data, has_more)
+    return list_body(*await vector_stores().list_files(vector_store_id, page, status, batch_id))
 
 
 # Search

@@ -18,7 +18,7 @@ checked from the text alone.
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from engine.retrieval.errors import ParamError
@@ -129,13 +129,7 @@ class Chunk:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Chunk":
-        return cls(
-            index=data["index"],
-            text=data["text"],
-            start=data["start"],
-            end=data["end"],
-            tokens=data["tokens"],
-        )
+        return cls(**{field.name: data[field.name] for field in fields(cls)})
 
 
 def chunk(text: str, strategy: ChunkingStrategy | None = None) -> list[Chunk]:
