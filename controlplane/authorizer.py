@@ -144,6 +144,7 @@ class Authorizer:
             seen.org_id,
             seen.key_id,
             seen.request_id,
+            seen.sequence,
             seen.objects,
             seen.deleted_ids,
             runs,

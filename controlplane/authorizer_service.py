@@ -76,6 +76,7 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
                 runs=[from_message(EndedRun, run) for run in request.runs],
                 finished=request.finished,
                 steps=[from_message(StepSeen, step) for step in request.steps],
+                sequence=request.sequence,
             )
         )
         return authorizer_pb2.RecordResponse(

@@ -17,6 +17,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from controlplane import limiter, usage
+from controlplane.grants import LIFETIME_SECONDS
 from controlplane.limiter import Counter
 from controlplane.prices import stored_price, stored_tool_fees
 from controlplane.pricing import Price, RunCharge, StepCharge, ToolFees
@@ -94,6 +95,7 @@ class Charges(RedisPart):
         org_id: str,
         key_id: str,
         request_id: str,
+        sequence: int | None,
         objects: Sequence[tuple[str, str, str, str]],
         deleted: Sequence[str],
         runs: Sequence[RunCharge] = (),
@@ -104,7 +106,8 @@ class Charges(RedisPart):
         """Runs lua/record.lua: objects (id, kind, model, thread) now owned by the org (runs
         pending until charged), objects gone, runs and steps charged (each once: a run
         already charged answers its first charge), and the release of the request's
-        concurrency slots."""
+        concurrency slots. The objects and deletions of the request's Record `sequence`
+        are applied once, however often it is sent; the sweeper's (None) are not marked."""
         at = now()
         spec = {
             "key_id": key_id,
@@ -122,8 +125,11 @@ class Charges(RedisPart):
             ],
             "request_id": request_id,
             "slots": len(slot_sets),
+            "once": sequence is not None and bool(objects or deleted),
+            "once_ttl": LIFETIME_SECONDS * 1000,
         }
         keys = _record_keys(org_id, at, objects, runs, steps)
+        keys.insert(4, redis_keys.record_applied(org_id, request_id, sequence or 0))
         keys += [counter.redis_key for counter in token_counters]
         keys += slot_sets
         # cjson encodes an empty Lua table as an object, and an empty JSON array decodes to
@@ -163,7 +169,8 @@ def _record_keys(
     runs: Sequence[RunCharge],
     steps: Sequence[StepCharge],
 ) -> list[str]:
-    """lua/record.lua's KEYS up to its token counters, in the order its header lists."""
+    """lua/record.lua's KEYS up to its token counters, in the order its header lists, but
+    for the Record's once marker (KEYS[5])."""
     keys = [
         redis_keys.objects(org_id),
         redis_keys.object_models(org_id),

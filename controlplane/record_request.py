@@ -32,6 +32,8 @@ class RecordInput:
     runs: Sequence[EndedRun]
     finished: bool
     steps: Sequence[StepSeen] = ()
+    # Which Record of the request this is (RecordRequest.sequence); None for the sweeper's.
+    sequence: int | None = None
 
 
 def charges(seen: RecordInput, facts: ChargeFacts) -> tuple[list[RunCharge], list[StepCharge]]:

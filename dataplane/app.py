@@ -19,10 +19,12 @@ from .health import Readiness, health_blueprint
 from .log_writer import RedisLogWriter, StdoutLines
 from .metrics import metrics_blueprint
 from .metrics import observe as count_request
+from .outbox import Outbox
 from .proxy import proxy_blueprint
 from .records import Recorder
 from .request_log import RequestLog, read_caller_headers
 from .routes import CONVERTERS, UPLOAD_BODY_LIMIT
+from .spool import Spool
 from .upstream import Upstream
 
 
@@ -37,7 +39,8 @@ def create_app(settings: Settings) -> Quart:
     app.url_map.converters.update(CONVERTERS)
 
     authorizer = Authorizer(settings)
-    recorder = Recorder(authorizer, settings.check_deadline)
+    outbox = Outbox(Spool(settings.outbox_dir), authorizer)
+    recorder = Recorder(outbox, settings.check_deadline)
     upstream = Upstream(settings.upstream_timeout)
     readiness = Readiness(authorizer, settings.redis_url)
 
@@ -69,6 +72,7 @@ def create_app(settings: Settings) -> Quart:
     @app.before_serving
     async def open_clients() -> None:
         await authorizer.open()
+        outbox.open()
         await upstream.open()
         await readiness.open()
         stdout_lines.open()
@@ -79,6 +83,7 @@ def create_app(settings: Settings) -> Quart:
         await upstream.close()
         # Records still being sent need the channel: they end before it closes.
         await recorder.close()
+        await outbox.close()
         await authorizer.close()
         await readiness.close()
         # Last: every request is over, so every entry is buffered.

@@ -6,8 +6,8 @@ has the Check deadline and carries the data plane's credential (PRISM_DATAPLANE_
 `authorization` metadata; over mTLS the channel's client certificate too). Record and
 FilterOwned present the grant their request's Check returned. A failed Check or FilterOwned
 (including its deadline) fails closed: the request is answered with 503 and nothing more is
-forwarded. A failed Record is logged and changes nothing: the response it describes is
-already decided, and often already sent.
+forwarded. A failed Record raises RecordFailed, for the outbox (outbox.py) to send it
+again or, when the control plane refused it for good, to drop it.
 """
 
 import logging
@@ -22,6 +22,29 @@ from .errors import control_plane_unavailable
 from .metrics import timed_check
 
 log = logging.getLogger("prism.dataplane")
+
+# A Record the control plane refused with one of these is never applied, however often it
+# is sent: a grant it did not issue or that expired, a field out of range. Anything else
+# (UNAVAILABLE, a deadline, a control plane starting up, a credential being rotated) may
+# pass later.
+_FINAL_RECORD_ERRORS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+    }
+)
+
+
+class RecordFailed(Exception):
+    """A Record with no answer: `code` is the gRPC status's name; `final` when sending it
+    again cannot help."""
+
+    def __init__(self, code: str, final: bool) -> None:
+        super().__init__(code)
+        self.code = code
+        self.final = final
 
 
 class Authorizer:
@@ -69,17 +92,17 @@ class Authorizer:
             _warn("Check", request.request_id, error, "answering 503")
             raise control_plane_unavailable() from None
 
-    async def record(
-        self, request_id: str, request: authorizer_pb2.RecordRequest
-    ) -> authorizer_pb2.RecordResponse | None:
-        """The control plane's answer (the runs' charges); None when it failed."""
+    async def record(self, request: authorizer_pb2.RecordRequest) -> authorizer_pb2.RecordResponse:
+        """The control plane's answer (the runs' charges); RecordFailed when there is none."""
         try:
             reply: authorizer_pb2.RecordResponse = await self._record(
                 request, timeout=self._deadline, metadata=self._metadata
             )
         except grpc.RpcError as error:
-            _warn("Record", request_id, error, "tried again shortly")
-            return None
+            code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
+            raise RecordFailed(
+                code.name if code else "UNKNOWN", final=code in _FINAL_RECORD_ERRORS
+            ) from None
         return reply
 
     async def filter_owned(self, grant: str, ids: list[str]) -> list[str]:

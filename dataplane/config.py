@@ -2,8 +2,17 @@
 
 import ipaddress
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from prism.settings import ConfigError, env, host_port, positive_number, redis_url, whole_number
+from prism.settings import (
+    ConfigError,
+    directory,
+    env,
+    host_port,
+    positive_number,
+    redis_url,
+    whole_number,
+)
 from prism.tls import Identity, authorities, identity
 
 from .client_ip import Network
@@ -35,6 +44,9 @@ class Settings:
     # The request log keeps about this many newest entries, none older than this many hours.
     log_max_records: int
     log_retention_hours: float
+    # Where each server process keeps its outbox's spool (outbox.py): a directory that
+    # outlives the process, as a restarted data plane delivers what its spools still hold.
+    outbox_dir: Path
 
 
 def load_settings() -> Settings:
@@ -79,6 +91,7 @@ def load_settings() -> Settings:
         log_retention_hours=positive_number(
             "PRISM_LOG_RETENTION_HOURS", env("PRISM_LOG_RETENTION_HOURS", "168")
         ),
+        outbox_dir=directory("PRISM_OUTBOX_DIR", env("PRISM_OUTBOX_DIR", ".prism/outbox")),
     )
 
 

@@ -45,7 +45,6 @@ from urllib.parse import quote
 from prism.operations import PATH_OBJECT_KINDS, THREAD, InlineStores, Operation
 from prism.v1 import authorizer_pb2
 
-from .authorizer import Authorizer
 from .errors import not_recorded
 from .headers import Trace
 from .observe import (
@@ -57,8 +56,10 @@ from .observe import (
     made_stores,
     run_event_seen,
 )
+from .outbox import Outbox
 from .references import RequestFacts
 from .routes import JSON_BODY_LIMIT, observed
+from .spool import Entry
 
 log = logging.getLogger("prism.dataplane")
 
@@ -69,19 +70,19 @@ _NAMEABLE = frozenset(PATH_OBJECT_KINDS.values())
 _LAST_EVENT = "done"
 # Past the deadline, how much longer shutdown waits for background Records before cancelling.
 _SHUTDOWN_GRACE_SECONDS = 1.0
-# How long a failing Record is tried again, and the first pause between tries, doubling to
-# 1 s.
+# How long a response waits for its Record's answer while the control plane does not
+# answer (a control plane restarting takes a second or two); the outbox goes on after.
 RECORD_RETRY_SECONDS = 5.0
-_FIRST_PAUSE_SECONDS = 0.05
 # An upstream call of this request: (method, path under the API root) -> (status, body).
 UpstreamCall = Callable[[str, str], Awaitable[tuple[int, bytes]]]
 
 
 class Recorder:
-    """Sends the Records of every request; owns the ones still being sent in the background."""
+    """Sends the Records of every request through the outbox; owns the ones still being
+    sent in the background."""
 
-    def __init__(self, authorizer: Authorizer, deadline: float) -> None:
-        self._authorizer = authorizer
+    def __init__(self, outbox: Outbox, deadline: float) -> None:
+        self._outbox = outbox
         self._deadline = deadline
         self._tasks: set[asyncio.Task[authorizer_pb2.RecordResponse | None]] = set()
 
@@ -99,46 +100,30 @@ class Recorder:
         return ResponseRecord(self, route, trace, decision, asked, upstream)
 
     async def send(
-        self,
-        request_id: str,
-        request: authorizer_pb2.RecordRequest,
-        undo: Callable[[], Awaitable[None]] | None = None,
+        self, entry: Entry, undo: Callable[[], Awaitable[None]] | None = None
     ) -> authorizer_pb2.RecordResponse | None:
-        """Sends a Record and waits for its answer: None when it failed, once `undo` has
-        run. Cancelling the wait leaves it sending, and undoing."""
-        return await asyncio.shield(self._sending(request_id, request, undo))
+        """Sends a Record and waits up to RECORD_RETRY_SECONDS for its answer: None when
+        there was none by then (it is delivered later), once `undo` has run. Cancelling
+        the wait leaves it sending, and undoing."""
+        return await asyncio.shield(self._sending(entry, RECORD_RETRY_SECONDS, undo))
 
-    def send_later(self, request_id: str, request: authorizer_pb2.RecordRequest) -> None:
-        self._sending(request_id, request, None)
+    def send_later(self, entry: Entry) -> None:
+        self._sending(entry, 0, None)
 
     def _sending(
-        self,
-        request_id: str,
-        request: authorizer_pb2.RecordRequest,
-        undo: Callable[[], Awaitable[None]] | None,
+        self, entry: Entry, wait: float, undo: Callable[[], Awaitable[None]] | None
     ) -> asyncio.Task[authorizer_pb2.RecordResponse | None]:
-        task = asyncio.get_running_loop().create_task(self._delivered(request_id, request, undo))
+        task = asyncio.get_running_loop().create_task(self._delivered(entry, wait, undo))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def _delivered(
-        self,
-        request_id: str,
-        request: authorizer_pb2.RecordRequest,
-        undo: Callable[[], Awaitable[None]] | None,
+        self, entry: Entry, wait: float, undo: Callable[[], Awaitable[None]] | None
     ) -> authorizer_pb2.RecordResponse | None:
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + RECORD_RETRY_SECONDS
-        pause = _FIRST_PAUSE_SECONDS
-        while (answer := await self._authorizer.record(request_id, request)) is None:
-            if loop.time() + pause > give_up:
-                log.warning("%s: its Record could not be made; gave up", request_id)
-                if undo is not None:
-                    await undo()
-                return None
-            await asyncio.sleep(pause)
-            pause = min(2 * pause, 1.0)
+        answer = await self._outbox.deliver(entry, wait)
+        if answer is None and undo is not None:
+            await undo()
         return answer
 
     async def close(self) -> None:
@@ -150,7 +135,7 @@ class Recorder:
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("shutdown: %d Record(s) still unanswered were cancelled", len(pending))
+            log.warning("shutdown: %d Record(s) still unanswered stay in the outbox", len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
 
 
@@ -173,6 +158,8 @@ class ResponseRecord:
         self._upstream = upstream
         self._request_id = trace.request_id
         self._grant = decision.grant
+        self._key_id = decision.principal.key_id
+        self._sequence = 0
         self._finish = decision.record_wanted
         self._pending = Seen()
         self._ended = False
@@ -228,9 +215,7 @@ class ResponseRecord:
         """Sends what `seen` holds; what it created and the client has not seen yet is
         recorded, or undone and answered with a GatewayError (503)."""
         answer = await self._recorder.send(
-            self._request_id,
-            self._request(seen, finished),
-            partial(self._undo, seen.undo) if seen.undo else None,
+            self._entry(seen, finished), partial(self._undo, seen.undo) if seen.undo else None
         )
         if answer is not None:
             self._trace.charges += answer.runs
@@ -275,9 +260,7 @@ class ResponseRecord:
         if not self._ended:
             self._ended = True
             if self._pending or self._finish:
-                self._recorder.send_later(
-                    self._request_id, self._request(self._pending, finished=self._finish)
-                )
+                self._recorder.send_later(self._entry(self._pending, finished=self._finish))
 
     def _readable(self, status: int, content_encoding: bytes) -> bool:
         if not (observed(self._route) and 200 <= status < 300):
@@ -292,12 +275,17 @@ class ResponseRecord:
             return False
         return True
 
-    def _request(self, seen: Seen, finished: bool) -> authorizer_pb2.RecordRequest:
-        return authorizer_pb2.RecordRequest(
+    def _entry(self, seen: Seen, finished: bool) -> Entry:
+        """The request's next Record, numbered in the order they are made."""
+        sequence = self._sequence
+        self._sequence += 1
+        request = authorizer_pb2.RecordRequest(
             grant=self._grant,
             objects=seen.objects,
             deleted_ids=seen.deleted_ids,
             runs=seen.runs,
             finished=finished,
             steps=seen.steps,
+            sequence=sequence,
         )
+        return Entry(f"{self._request_id}.{sequence}", self._key_id, request)

@@ -5,7 +5,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prism.settings import ConfigError, env, host_port, http_url, positive_number, redis_url
+from prism.settings import (
+    ConfigError,
+    directory,
+    env,
+    host_port,
+    http_url,
+    positive_number,
+    redis_url,
+)
 
 from .models.routing import Router, RoutingConfigError, router_from_env
 from .retrieval.embeddings import EmbeddingsEndpoint
@@ -43,7 +51,9 @@ def load_settings() -> Settings:
         http_port=http_port,
         api_key=env("PRISM_ENGINE_API_KEY"),
         redis_url=_redis_url(),
-        data_dir=_data_dir(env("PRISM_ENGINE_DATA_DIR", ".prism/engine-data")),
+        data_dir=directory(
+            "PRISM_ENGINE_DATA_DIR", env("PRISM_ENGINE_DATA_DIR", ".prism/engine-data")
+        ),
         models=_models(),
         run_workers=max(
             1,
@@ -93,17 +103,3 @@ def _redis_url() -> str:
     if env("PRISM_ENGINE_REDIS_URL", "") != "":
         return redis_url("PRISM_ENGINE_REDIS_URL", env("PRISM_ENGINE_REDIS_URL"))
     return redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0"))
-
-
-def _data_dir(value: str) -> Path:
-    """The directory, made if missing: an unwritable one fails the start, not the first upload."""
-    path = Path(value)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(
-            f"PRISM_ENGINE_DATA_DIR={value!r} cannot be created: {error.strerror or error}"
-        ) from None
-    if not path.is_dir():
-        raise ConfigError(f"PRISM_ENGINE_DATA_DIR={value!r} is not a directory")
-    return path.resolve()

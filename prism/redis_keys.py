@@ -92,6 +92,12 @@ def storage_fee(org_id: str, day: str) -> str:
     return _tagged(org_id) + f"storage-fee:{day}"
 
 
+def record_applied(org_id: str, request_id: str, sequence: int) -> str:
+    """Set (NX, for a grant's lifetime) once the objects and deletions of a request's Record
+    of that sequence have been applied: a Record sent again applies them no more."""
+    return _tagged(org_id) + f"record:{request_id}:{sequence}"
+
+
 def step_charged(org_id: str, step_id: str) -> str:
     """Set once a run step's tool calls have been charged."""
     return _tagged(org_id) + f"step:{step_id}"

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -76,6 +77,22 @@ def boolean(name: str, value: str) -> bool:
     if lowered in ("false", "0", "no", "off"):
         return False
     raise ConfigError(f"{name}={value!r} is not a boolean (true or false)")
+
+
+def directory(name: str, value: str) -> Path:
+    """The directory, made if missing: one that cannot be made or written fails the start,
+    not the first write."""
+    path = Path(value)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or error
+        raise ConfigError(f"{name}={value!r} cannot be created: {reason}") from None
+    if not path.is_dir():
+        raise ConfigError(f"{name}={value!r} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={value!r} is not writable by this user")
+    return path.resolve()
 
 
 def load_or_exit(component: str, load: Callable[[], T]) -> T:

@@ -232,19 +232,25 @@ def start_sweeping(
 
 
 @pytest.fixture(scope="session")
-def start_dataplane(redis_url: str, logs: Path) -> Iterator[Callable[..., DataPlane]]:
-    """Starts a data plane dialing `controlplane_addr`; keyword arguments override its env."""
+def start_dataplane(
+    redis_url: str, workdir: Path, logs: Path
+) -> Iterator[Callable[..., DataPlane]]:
+    """Starts a data plane dialing `controlplane_addr`, with an outbox directory of its own
+    unless PRISM_OUTBOX_DIR is given (a restart in its place passes the same); keyword
+    arguments override its env."""
     started: list[stack.Process] = []
 
     def start(controlplane_addr: str, **env: str) -> DataPlane:
         port = stack.free_port()
+        name = f"dataplane-{len(started)}"
         settings = {
             "REDIS_URL": redis_url,
             "PRISM_HTTP_LISTEN": f"127.0.0.1:{port}",
             "PRISM_CONTROLPLANE_ADDR": controlplane_addr,
             "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
+            "PRISM_OUTBOX_DIR": str(workdir / "outboxes" / name),
         } | env
-        process = stack.start_dataplane(settings, logs, name=f"dataplane-{len(started)}")
+        process = stack.start_dataplane(settings, logs, name=name)
         started.append(process)
         return DataPlane(f"http://127.0.0.1:{port}", process)
 

@@ -93,6 +93,7 @@ async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
             org.id,
             key.id,
             "req_1",
+            0,
             [("asst_1", "assistant", "gpt-4o", ""), ("run_1", "run", "", "thread_1")],
             [],
         )
@@ -119,6 +120,7 @@ async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
             org.id,
             key.id,
             "req_2",
+            0,
             [],
             ["asst_1"],
             [charge],

@@ -1,7 +1,7 @@
 -- What a response (or the sweeper) showed, recorded for the org in one round trip.
 --
 -- KEYS[1] the org's objects, KEYS[2] its object models, KEYS[3] its pending runs,
--- KEYS[4] its usage hash of the day; then, in this order:
+-- KEYS[4] its usage hash of the day, KEYS[5] the Record's once marker; then, in this order:
 --   one run hash per object of kind 'run';
 --   per run charged: its run hash, then its 6 spend counters (spend_ttls says each TTL);
 --   per step: its once marker, its thread's code_interpreter session key, 6 spend counters;
@@ -23,7 +23,11 @@
 --     (controlplane/usage.py);
 --   token_counters: [{limit, period}, ...] the GCRA states the newly charged tokens go to;
 --   request_id, slots: when slots > 0, the request's slot in that many in-flight sets is
---     released.
+--     released;
+--   once, once_ttl: when once, the objects and deletions are applied only if the marker
+--     was not set yet (it is set for once_ttl ms): a Record sent again after its answer
+--     was lost must not bring back an object deleted since, or an assistant's old model.
+--     What else it does is once by its own marks (run charges, step charges, releases).
 -- Answers {charges = [charge JSON, ...] one per run as first charged, new = [bool, ...]
 -- whether this call charged it, steps = [[file_search, code_interpreter] micro-USD newly
 -- charged per step, ...]}.
@@ -52,16 +56,20 @@ local function spend(first, amount)
   end
 end
 
-local next_key = 5
+local first_time = not spec.once or redis.call('SET', KEYS[5], '1', 'NX', 'PX', spec.once_ttl)
+local next_key = 6
 for _, object in ipairs(spec.objects) do
-  redis.call('HSET', KEYS[1], object[1], object[2])
-  if object[3] ~= '' then
-    redis.call('HSET', KEYS[2], object[1], object[3])
-  end
+  local run_key = nil
   if object[2] == 'run' then
-    local run_key = KEYS[next_key]
+    run_key = KEYS[next_key]
     next_key = next_key + 1
-    if redis.call('HSETNX', run_key, 'key', spec.key_id) == 1 then
+  end
+  if first_time then
+    redis.call('HSET', KEYS[1], object[1], object[2])
+    if object[3] ~= '' then
+      redis.call('HSET', KEYS[2], object[1], object[3])
+    end
+    if run_key and redis.call('HSETNX', run_key, 'key', spec.key_id) == 1 then
       redis.call('HSET', run_key, 'thread', object[4])
       redis.call('PEXPIRE', run_key, spec.run_ttl)
       if redis.call('HEXISTS', run_key, 'charge') == 0 then
@@ -70,9 +78,11 @@ for _, object in ipairs(spec.objects) do
     end
   end
 end
-for _, id in ipairs(spec.deleted) do
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
+if first_time then
+  for _, id in ipairs(spec.deleted) do
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+  end
 end
 
 local charges, new, tokens = {}, {}, 0

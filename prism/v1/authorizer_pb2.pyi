@@ -134,20 +134,22 @@ class Upstream(_message.Message):
     def __init__(self, base_url: _Optional[str] = ..., api_key: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
 
 class RecordRequest(_message.Message):
-    __slots__ = ("grant", "objects", "deleted_ids", "runs", "finished", "steps")
+    __slots__ = ("grant", "objects", "deleted_ids", "runs", "finished", "steps", "sequence")
     GRANT_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     grant: str
     objects: _containers.RepeatedCompositeFieldContainer[OwnedObject]
     deleted_ids: _containers.RepeatedScalarFieldContainer[str]
     runs: _containers.RepeatedCompositeFieldContainer[RunUsage]
     finished: bool
     steps: _containers.RepeatedCompositeFieldContainer[StepToolCalls]
-    def __init__(self, grant: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[OwnedObject, _Mapping]]] = ..., deleted_ids: _Optional[_Iterable[str]] = ..., runs: _Optional[_Iterable[_Union[RunUsage, _Mapping]]] = ..., finished: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepToolCalls, _Mapping]]] = ...) -> None: ...
+    sequence: int
+    def __init__(self, grant: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[OwnedObject, _Mapping]]] = ..., deleted_ids: _Optional[_Iterable[str]] = ..., runs: _Optional[_Iterable[_Union[RunUsage, _Mapping]]] = ..., finished: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepToolCalls, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class OwnedObject(_message.Message):
     __slots__ = ("id", "kind", "model", "thread_id")
