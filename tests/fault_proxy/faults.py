@@ -1,6 +1,6 @@
 """What a test can inject for the requests that match a method and a path pattern: a status
 answered in the upstream's place, a delay before forwarding, a response cut off or stalled
-after some events, a connection dropped after the headers."""
+after some events or slowed down between them, a connection dropped after the headers."""
 
 import re
 from dataclasses import asdict, dataclass, field
@@ -19,6 +19,8 @@ class Fault:
     cut_stream_after_events: int | None = None
     # An event stream goes silent after that many events, the connection kept open.
     stall_stream_after_events: int | None = None
+    # A pause before each event of an event stream but the first: a slow stream.
+    event_delay_ms: int = 0
     # The upstream's status and headers reach the client, then the connection closes.
     drop_connection: bool = False
     # How many matching requests the fault applies to before it is spent.
@@ -41,7 +43,13 @@ class FaultError(ValueError):
     pass
 
 
-_INTEGER_FIELDS = ("status", "delay_ms", "cut_stream_after_events", "stall_stream_after_events")
+_INTEGER_FIELDS = (
+    "status",
+    "delay_ms",
+    "cut_stream_after_events",
+    "stall_stream_after_events",
+    "event_delay_ms",
+)
 
 
 def parse_fault(body: Any) -> Fault:

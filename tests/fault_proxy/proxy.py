@@ -139,6 +139,8 @@ class FaultProxy:
                     and sent >= fault.stall_stream_after_events
                 ):
                     await asyncio.sleep(3600)
+                if fault.event_delay_ms and sent:
+                    await asyncio.sleep(fault.event_delay_ms / 1000)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             sent += 1
         await send({"type": "http.response.body", "body": b"", "more_body": False})
