@@ -31,6 +31,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from controlplane.callers import CallerInterceptor
+from dataplane.spool import Entry, Spool
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tools import stack
 
@@ -47,6 +48,10 @@ CHUNK = 1_000_000
 CHECK_WARMUP = 50  # sequential Checks per case before it is timed
 CREDENTIAL_CALLS = 2000  # sequential health Checks with and without the token, each
 GUARD_CALLS = 20_000  # the token check, in-process
+OUTBOX_RECORDS = 20_000  # Records appended to a spool and noted delivered, in-process
+# Records in flight at once while the outbox's cost is measured: its spool is not empty,
+# so each delivery is noted with a line, as under load.
+OUTBOX_IN_FLIGHT = 16
 ENGINE_RUNS = 100  # sequential, each created and polled until completed
 ENGINE_WARMUP = 5
 ENGINE_POLL_SECONDS = 0.005
@@ -499,6 +504,38 @@ async def credential_cost(controlplane: str) -> tuple[list[float], list[float], 
     return with_token, without, await guarded()
 
 
+def outbox_cost(directory: Path) -> float:
+    """What the outbox adds to a Record, in µs of this process's CPU (mean): appending it to
+    the spool and noting its delivery, for a Record like a run stream's last (the run's
+    usage, the slot's release, a grant of the usual length)."""
+    spool = Spool(directory)
+    spool.open()
+    record = authorizer_pb2.RecordRequest(
+        grant="g" * 160,
+        runs=[
+            authorizer_pb2.RunUsage(
+                run_id="run_" + "r" * 24,
+                thread_id="thread_" + "t" * 24,
+                model="gpt-4o",
+                prompt_tokens=1200,
+                completion_tokens=300,
+                total_tokens=1500,
+            )
+        ],
+        finished=True,
+        sequence=1,
+    )
+    ids = [f"req_{number:032x}.1" for number in range(OUTBOX_RECORDS)]
+    began = time.process_time()
+    for number, record_id in enumerate(ids):
+        spool.append(Entry(record_id, "key_bench", record))
+        if number >= OUTBOX_IN_FLIGHT:
+            spool.delivered(ids[number - OUTBOX_IN_FLIGHT])
+    spent = time.process_time() - began
+    spool.close()
+    return spent / OUTBOX_RECORDS * 1_000_000
+
+
 def create_key(
     controlplane: str, token: str, org_id: str, policy: admin_pb2.Policy | None = None
 ) -> Tenant:
@@ -711,6 +748,7 @@ def main() -> None:
                     "PRISM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
                     "PRISM_CONTROLPLANE_ADDR": grpc_addr,
                     "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
+                    "PRISM_OUTBOX_DIR": str(work / "outbox"),
                 },
                 logs,
             )
@@ -728,6 +766,11 @@ def main() -> None:
                     tenants,
                     dataplane.pid,
                 )
+            )
+            print(
+                f"\nthe outbox: {outbox_cost(work / 'outbox-timed'):.1f} µs of data-plane CPU "
+                f"per Record (spool append and delivery note, in-process, mean of "
+                f"{OUTBOX_RECORDS})"
             )
             measure_engine(Target("engine", engine_url + "/v1", engine_key))
         finally:
