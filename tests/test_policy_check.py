@@ -4,6 +4,7 @@ What the SDK then sees of them is tested through the gateway in test_policy_gate
 """
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -23,11 +24,12 @@ RUN = authorizer_pb2.OBJECT_KIND_RUN
 
 class Authorizer:
     """The Authorizer stub as the data plane calls it, with Check's request spelled as
-    keyword arguments."""
+    keyword arguments, and each grant's Records numbered in the order they are sent."""
 
     def __init__(self, channel: grpc.Channel) -> None:
         self._stub = AuthorizerClient(channel)
         self._requests = 0
+        self._records: Counter[str] = Counter()
 
     def check(
         self,
@@ -59,7 +61,11 @@ class Authorizer:
         return self._stub.grant(api_key)
 
     def record(self, grant: str, **fields: object) -> authorizer_pb2.RecordResponse:
-        return self._stub.Record(authorizer_pb2.RecordRequest(grant=grant, **fields))
+        sequence = self._records[grant]
+        self._records[grant] += 1
+        return self._stub.Record(
+            authorizer_pb2.RecordRequest(grant=grant, sequence=sequence, **fields)
+        )
 
     def filter_owned(self, grant: str, ids: Sequence[str]) -> list[str]:
         return list(
