@@ -56,7 +56,11 @@ class Outbox:
         """Sends the Record, and answers the control plane's answer when it comes within
         `wait` seconds; else None, and the Record is delivered later all the same (or was
         refused for good, which is logged)."""
-        self._spool.append(entry)
+        try:
+            self._spool.append(entry)
+        except OSError as error:
+            # Sent all the same; only a restart before its answer would lose it now.
+            log.error("outbox: Record %s not spooled (%s)", entry.record_id, error)
         if entry.key_id not in self._lanes:
             try:
                 answer = await self._authorizer.record(entry.request)
@@ -117,6 +121,11 @@ class Outbox:
                     pause = min(2 * pause, MAX_PAUSE_SECONDS)
                     continue
                 self._refused(entry, failed)
+            except Exception:
+                # Whatever went wrong, the key's Records must not stall behind this one.
+                log.exception("outbox: sending Record %s failed; trying again", entry.record_id)
+                await asyncio.sleep(MAX_PAUSE_SECONDS)
+                continue
             else:
                 self._spool.delivered(entry.record_id)
             pause = _FIRST_PAUSE_SECONDS
