@@ -1,6 +1,6 @@
 -- Follows verify.lua: budgets, then every rate and concurrency limit of the request at
--- once. Either all of the request's counters move or, when an enforced limit refuses it,
--- none do.
+-- once. Either every counter that allows the request moves or, when an enforced limit
+-- refuses it, none do.
 --
 -- More of ARGV[1]:
 --   request_id: the member a concurrency slot is held by;
@@ -37,9 +37,13 @@ if refused then
   return cjson.encode({outcome = 'limited', counters = results})
 end
 
+-- A shadow counter over its limit does not take the request either, as its enforced twin
+-- would have refused it uncounted: switching a limit to enforced changes only refusals.
 for i, counter in ipairs(spec.counters) do
-  local name = KEYS[next_key + i - 1]
-  algorithms[counter.algorithm].take(name, counter, now, states[i], spec.request_id)
+  if results[i].allowed then
+    local name = KEYS[next_key + i - 1]
+    algorithms[counter.algorithm].take(name, counter, now, states[i], spec.request_id)
+  end
 end
 local usage = spec.usage
 local model = usage.model
