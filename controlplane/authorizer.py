@@ -35,6 +35,7 @@ from controlplane.pricing import RunCharge, StepCharge
 from controlplane.record_request import RecordInput, charges, count_charged
 from controlplane.records import KeyRecord, OrgRecord, now
 from prism.addresses import parse_address
+from prism.operations import may_add_cost
 
 log = logging.getLogger("prism.controlplane")
 
@@ -113,7 +114,8 @@ class Authorizer:
             args = CheckArgs(known.key_digest, known.org_digest, request.request_id, checked_model)
             return _Asked(await self._decisions.decide(org.id, key.id, args, count=False), denial)
         args = _check_args(known, request, checked_model)
-        budgets = limiter.budgets(key, org, now())
+        # Reads, deletes and cancels pass a spent budget: they add no cost.
+        budgets = limiter.budgets(key, org, now()) if may_add_cost(request.route) else []
         counters = limiter.counters(key, org, request.uses_model)
         answer, counters = await self._admit(org.id, key.id, args, budgets, counters)
         return _Asked(answer, None, budgets, counters)

@@ -43,6 +43,7 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
                     api_key=request.api_key,
                     client_ip=request.client_ip,
                     method=request.method,
+                    route=request.route,
                     models=request.models,
                     objects=[
                         ObjectRef(ref.id, _kind(ref.kind), ref.param) for ref in request.objects

@@ -45,6 +45,8 @@ class CheckInput:
     api_key: str = field(repr=False)
     client_ip: str
     method: str
+    # The operation's route name (`POST /v1/threads/{thread_id}/runs`).
+    route: str
     models: Sequence[str]
     objects: Sequence[ObjectRef]
     # The assistant a new run uses, or the run tool outputs are submitted to: with no

@@ -16,7 +16,6 @@ from typing import Literal
 
 from controlplane.check_script import CounterAnswer
 from controlplane.limit_kinds import LIMIT_KINDS, Algorithm, LimitKind
-from controlplane.pricing import MICRO_USD
 from controlplane.records import KeyRecord, OrgRecord
 from prism import redis_keys
 
@@ -186,7 +185,3 @@ def _spend_period(period: str, at: datetime) -> str:
     if period == "monthly":
         return f"month:{at:%Y-%m}"
     return "total"
-
-
-def usd(micro_usd: int) -> str:
-    return f"${micro_usd / MICRO_USD:,.2f}"

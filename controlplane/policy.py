@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from controlplane import keys, limiter
+from controlplane import keys
 from controlplane.limiter import Budget, Outcome
 from controlplane.records import KeyRecord, OrgRecord, Policy
 from prism.addresses import parse_address
+from prism.money import usd
 from prism.openai_errors import INVALID_REQUEST
 
 PERMISSION_DENIED = "permission_denied"
@@ -191,7 +192,7 @@ def over_budget(budget: Budget, spent_micro_usd: int) -> Denial:
         INSUFFICIENT_QUOTA,
         INSUFFICIENT_QUOTA,
         f"You exceeded your current quota: this {budget.owner}'s {budget.period} budget of "
-        f"{limiter.usd(budget.limit_micro_usd)} is spent ({limiter.usd(spent_micro_usd)} "
+        f"{usd(budget.limit_micro_usd)} is spent ({usd(spent_micro_usd)} "
         f"used).{resets} Ask your Prism operator to raise it.",
         do_not_retry=True,
     )

@@ -372,8 +372,10 @@ def test_a_budget_spent_by_runs_refuses_the_next_request(issue_key: IssueKey, sd
     run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant_id)
 
     assert run_micros(run, GPT_4) > 100
+    # Reading what was paid for still works; only what can add cost is refused.
+    assert client.beta.threads.runs.list(thread_id=thread_id).data[0].id == run.id
     with pytest.raises(openai.RateLimitError) as refused:
-        client.beta.threads.runs.list(thread_id=thread_id)
+        client.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant_id)
     assert refused.value.code == "insufficient_quota"
 
 
