@@ -51,6 +51,8 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
                     model_object_id=request.model_object_id,
                     uses_model=request.uses_model,
                     request_id=request.request_id,
+                    max_prompt_tokens=request.max_prompt_tokens,
+                    max_completion_tokens=request.max_completion_tokens,
                 )
             )
         if decision.denial is None:

@@ -54,6 +54,9 @@ class CheckInput:
     model_object_id: str
     uses_model: bool
     request_id: str
+    # A new run's token bounds from the body (0: not given), for its budget reservation.
+    max_prompt_tokens: int = 0
+    max_completion_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ class Budget:
     period: str
     limit_micro_usd: int
     redis_key: str
+    # Whose reservations count against it: `org` or `key:<key id>`.
+    owner_name: str
 
 
 def _owners(key: KeyRecord, org: OrgRecord) -> tuple[tuple[Owner, str, KeyRecord | OrgRecord], ...]:
@@ -163,7 +165,7 @@ def budgets(key: KeyRecord, org: OrgRecord, at: datetime) -> list[Budget]:
         ):
             if limit > 0:
                 redis_key = redis_keys.spend(org.id, owner_name, _spend_period(period, at))
-                found.append(Budget(owner, period, limit, redis_key))
+                found.append(Budget(owner, period, limit, redis_key, owner_name))
     return found
 
 

@@ -23,7 +23,9 @@
 --     (controlplane/usage.py);
 --   token_counters: [{limit, period}, ...] the GCRA states the newly charged tokens go to;
 --   request_id, slots: when slots > 0, the request's slot in that many in-flight sets is
---     released.
+--     released;
+--   finished: the request is over (its reservation, if it created no run, is released).
+-- The last three KEYS are the org's reservations (lua/reservations.lua, run before this).
 -- Answers {charges = [charge JSON, ...] one per run as first charged, new = [bool, ...]
 -- whether this call charged it, steps = [[file_search, code_interpreter] micro-USD newly
 -- charged per step, ...]}.
@@ -134,4 +136,21 @@ next_key = next_key + #spec.token_counters
 for i = 1, spec.slots do
   redis.call('ZREM', KEYS[next_key + i - 1], spec.request_id)
 end
+
+-- Budget reservations (lua/reservations.lua), on the last three KEYS: this request's becomes
+-- the run its response created; a run charged now settles its own, as its cost is in the
+-- spend from now on; a request over without a run gives its own back.
+local held = {expiries = KEYS[#KEYS - 2], records = KEYS[#KEYS - 1], sums = KEYS[#KEYS]}
+for _, object in ipairs(spec.objects) do
+  if object[2] == 'run' then
+    reservations.move(held, spec.request_id, object[1])
+  end
+end
+for _, run in ipairs(spec.runs) do
+  reservations.release(held, run.run_id)
+end
+if spec.finished then
+  reservations.release(held, spec.request_id)
+end
+
 return cjson.encode({charges = charges, new = new, steps = steps})
