@@ -36,7 +36,6 @@ from controlplane.record_request import RecordInput, charges, count_charged
 from controlplane.records import KeyRecord, OrgRecord, now
 from controlplane.reservations import Reservation
 from prism.addresses import parse_address
-from prism.operations import OPERATIONS_BY_NAME, may_add_cost
 
 log = logging.getLogger("prism.controlplane")
 
@@ -48,7 +47,8 @@ _ATTEMPTS = 4
 @dataclass(frozen=True)
 class _Asked:
     answer: CheckAnswer
-    # The access rules' denial, decided before asking.
+    # A denial the scripts did not make: the access rules', decided before asking, or
+    # fail-open's refusal of a request that may create objects.
     denial: Denial | None
     # What check.lua was given, in order; none when it was not run.
     budgets: list[limiter.Budget] = field(default_factory=list)
@@ -117,13 +117,10 @@ class Authorizer:
             return _Asked(await self._decisions.decide(org.id, key.id, args, count=False), denial)
         args = _check_args(known, request, checked_model)
         # Reads, deletes and cancels pass a spent budget: they add no cost.
-        budgets = limiter.budgets(key, org, now()) if may_add_cost(request.route) else []
+        budgets = limiter.budgets(key, org, now()) if request.may_add_cost else []
         counters = limiter.counters(key, org, request.uses_model)
         reservation = await self._reservation(org.id, request, budgets)
-        answer, counters, reservation = await self._admit(
-            org.id, key.id, args, budgets, counters, reservation
-        )
-        return _Asked(answer, None, budgets, counters, reservation)
+        return await self._admit(org.id, key.id, args, request, budgets, counters, reservation)
 
     async def _reservation(
         self, org_id: str, request: CheckInput, budgets: list[limiter.Budget]
@@ -141,8 +138,7 @@ class Authorizer:
         )
         if amount <= 0:
             return None
-        operation = OPERATIONS_BY_NAME.get(request.route)
-        if operation is not None and operation.resumes_run:
+        if request.resumes_run:
             return Reservation(request.model_object_id, amount, by_request=False)
         return Reservation(request.request_id, amount, by_request=True)
 
@@ -217,13 +213,15 @@ class Authorizer:
         org_id: str,
         key_id: str,
         args: CheckArgs,
+        request: CheckInput,
         budgets: list[limiter.Budget],
         counters: list[limiter.Counter],
         reservation: Reservation | None,
-    ) -> tuple[CheckAnswer, list[limiter.Counter], Reservation | None]:
-        """The check script's answer, the counters it took and the reservation it held if
-        allowed. With fail-open set, a Redis that refuses the counters' writes lets the
-        request through uncounted and unreserved."""
+    ) -> _Asked:
+        """The check script's answer, with the counters it took and the reservation it held
+        if allowed. With fail-open set, a Redis that refuses the counters' writes lets the
+        request through uncounted and unreserved, unless it may create objects: those could
+        not be recorded as the org's, so their creator could never reach them again."""
         try:
             answer = await self._decisions.decide(
                 org_id, key_id, args, budgets, counters, reservation, count=True
@@ -231,14 +229,24 @@ class Authorizer:
         except CountersUnavailable as error:
             if not self._fail_open:
                 raise
+            verified = await self._decisions.decide(org_id, key_id, args, count=False)
+            if request.may_create:
+                log.warning(
+                    "%s refused (org %s): it may create objects, whose owner cannot be "
+                    "recorded while %s",
+                    args.request_id,
+                    org_id,
+                    error,
+                )
+                return _Asked(verified, policy.ownership_unrecordable())
             log.warning(
                 "rate limits not applied to %s (org %s, PRISM_RATELIMIT_FAIL_OPEN): %s",
                 args.request_id,
                 org_id,
                 error,
             )
-            return await self._decisions.decide(org_id, key_id, args, count=False), [], None
-        return answer, counters, reservation
+            return _Asked(verified, None)
+        return _Asked(answer, None, budgets, counters, reservation)
 
     def _limited_or_allowed(
         self,

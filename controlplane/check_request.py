@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from controlplane.policy import Denial
 from controlplane.records import RequestLogging
+from prism.operations import OPERATIONS_BY_NAME
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,23 @@ class CheckInput:
     # A new run's token bounds from the body (0: not given), for its budget reservation.
     max_prompt_tokens: int = 0
     max_completion_tokens: int = 0
+
+    # What the operation table says of the route. A route not in it, which no data plane
+    # sends, is taken the strictest way: it adds cost and creates objects.
+    @property
+    def may_add_cost(self) -> bool:
+        operation = OPERATIONS_BY_NAME.get(self.route)
+        return operation is None or operation.may_add_cost
+
+    @property
+    def may_create(self) -> bool:
+        operation = OPERATIONS_BY_NAME.get(self.route)
+        return operation is None or operation.may_create
+
+    @property
+    def resumes_run(self) -> bool:
+        operation = OPERATIONS_BY_NAME.get(self.route)
+        return operation is not None and operation.resumes_run
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from controlplane.limiter import Budget, Outcome
 from controlplane.records import KeyRecord, OrgRecord, Policy
 from prism.addresses import parse_address
 from prism.money import usd
-from prism.openai_errors import INVALID_REQUEST
+from prism.openai_errors import CONTROL_PLANE_UNAVAILABLE, INVALID_REQUEST, SERVER_ERROR
 
 PERMISSION_DENIED = "permission_denied"
 INVALID_API_KEY = "invalid_api_key"
@@ -218,6 +218,21 @@ def reservation_too_large(
         f"{_RESETS[budget.period]} Set lower max_prompt_tokens and max_completion_tokens to "
         "reserve less, or ask your Prism operator to raise the budget.",
         do_not_retry=not reserved_micro_usd,
+    )
+
+
+def ownership_unrecordable() -> Denial:
+    """Fail-open (PRISM_RATELIMIT_FAIL_OPEN) lets requests through while Redis refuses
+    writes, but not one that may create objects: the gateway could not record them as the
+    caller's, so they would be unreachable for their creator."""
+    return Denial(
+        503,
+        SERVER_ERROR,
+        CONTROL_PLANE_UNAVAILABLE,
+        "The gateway cannot record new objects right now (its store refuses writes), so it "
+        "did not forward this request, which would create one its creator could not reach. "
+        "Requests that create nothing still pass. Please retry shortly.",
+        retry_after_ms=1000,
     )
 
 

@@ -106,6 +106,12 @@ class Operation:
         add no cost, so they always pass the budget check."""
         return self.method == "POST" and not self.cancels
 
+    @property
+    def may_create(self) -> bool:
+        """Its response may show objects it made, which the gateway must record as the
+        caller's: its own (`creates`), or vector stores made inline."""
+        return bool(self.creates) or self.inline_stores is not InlineStores.NONE
+
     def url_rule(self, converter: str = "") -> str:
         """The path in werkzeug's syntax (`/v1/threads/<thread_id>`), each parameter with
         `converter` when one is named (`<object_id:thread_id>`)."""
@@ -290,10 +296,3 @@ OPERATIONS: tuple[Operation, ...] = (
 OPERATIONS_BY_ID: dict[str, Operation] = {op.operation_id: op for op in OPERATIONS}
 # By route name (`POST /v1/threads/{thread_id}/runs`), as Check names the request's.
 OPERATIONS_BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}
-
-
-def may_add_cost(route: str) -> bool:
-    """Whether the route's requests may add cost (Operation.may_add_cost); a route not in the
-    table is taken to, so a spent budget refuses it."""
-    operation = OPERATIONS_BY_NAME.get(route)
-    return operation is None or operation.may_add_cost
