@@ -12,7 +12,7 @@
 --     budget besides the spend and the reservations outstanding; with `resumes`, id is a
 --     run's, whose hash is then the last KEY;
 --   usage: {key_id, model, model_object, ttl, separator}: an allowed request counts once in
---     the usage hash (the last KEY), under `model`, else the model remembered for
+--     the usage hash (the KEY after the counters'), under `model`, else the model remembered for
 --     `model_object` (the run's assistant, the run tool outputs go to), else ''; its field
 --     joins key id, model and counter with `separator` (controlplane/usage.py);
 --   counters: [{algorithm, limit, period, shadow}, ...], one per following KEY, counted by
