@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from controlplane import limiter, policy, pricing
+from controlplane import limiter, policy, pricing, reservations
 from controlplane.accounts import Accounts
 from controlplane.charges import Charges
 from controlplane.check_request import CheckInput, Decision, Principal, RateStatus, Upstream
@@ -34,6 +34,7 @@ from controlplane.policy import Denial
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.record_request import RecordInput, charges, count_charged
 from controlplane.records import KeyRecord, OrgRecord, now
+from controlplane.reservations import Reservation
 from prism.addresses import parse_address
 
 log = logging.getLogger("prism.controlplane")
@@ -46,11 +47,13 @@ _ATTEMPTS = 4
 @dataclass(frozen=True)
 class _Asked:
     answer: CheckAnswer
-    # The access rules' denial, decided before asking.
+    # A denial the scripts did not make: the access rules', decided before asking, or
+    # fail-open's refusal of a request that may create objects.
     denial: Denial | None
     # What check.lua was given, in order; none when it was not run.
     budgets: list[limiter.Budget] = field(default_factory=list)
     counters: list[limiter.Counter] = field(default_factory=list)
+    reservation: Reservation | None = None
 
 
 class Authorizer:
@@ -100,7 +103,7 @@ class Authorizer:
                 checked_model = answer.model
                 continue
             found = limiter.outcomes(asked.counters, answer.counters)
-            return self._limited_or_allowed(known, principal, found, request.request_id)
+            return self._limited_or_allowed(known, principal, found, request.request_id, asked)
         raise Unavailable("the key's records kept changing while the request was decided; retry")
 
     async def _ask(self, known: KnownKey, request: CheckInput, checked_model: str) -> _Asked:
@@ -113,10 +116,31 @@ class Authorizer:
             args = CheckArgs(known.key_digest, known.org_digest, request.request_id, checked_model)
             return _Asked(await self._decisions.decide(org.id, key.id, args, count=False), denial)
         args = _check_args(known, request, checked_model)
-        budgets = limiter.budgets(key, org, now())
+        # Reads, deletes and cancels pass a spent budget: they add no cost.
+        budgets = limiter.budgets(key, org, now()) if request.may_add_cost else []
         counters = limiter.counters(key, org, request.uses_model)
-        answer, counters = await self._admit(org.id, key.id, args, budgets, counters)
-        return _Asked(answer, None, budgets, counters)
+        reservation = await self._reservation(org.id, request, budgets)
+        return await self._admit(org.id, key.id, args, request, budgets, counters, reservation)
+
+    async def _reservation(
+        self, org_id: str, request: CheckInput, budgets: list[limiter.Budget]
+    ) -> Reservation | None:
+        """What a request that starts model work under a budget reserves (reservations.py);
+        None for others, and for a model without a price."""
+        if not (request.uses_model and budgets):
+            return None
+        model = request.models[0] if request.models else ""
+        price = await self._decisions.model_price(
+            org_id, model, "" if model else request.model_object_id
+        )
+        amount = reservations.expected_cost(
+            price, request.max_prompt_tokens, request.max_completion_tokens
+        )
+        if amount <= 0:
+            return None
+        if request.resumes_run:
+            return Reservation(request.model_object_id, amount, by_request=False)
+        return Reservation(request.request_id, amount, by_request=True)
 
     def grant(self, presented: str) -> Grant:
         """The decision a Check granted; PermissionDenied when it is forged or expired."""
@@ -138,7 +162,8 @@ class Authorizer:
                 token_counters = limiter.token_counters(*records(*facts.records))
             runs, steps = charges(seen, facts)
         slot_sets = limiter.slot_sets(seen.org_id, seen.key_id) if seen.finished else []
-        if not (seen.objects or seen.deleted_ids or runs or steps or slot_sets):
+        # `finished` may release a budget reservation.
+        if not (seen.objects or seen.deleted_ids or runs or steps or seen.finished):
             return []
         recorded = await self._charges.record(
             seen.org_id,
@@ -151,6 +176,7 @@ class Authorizer:
             steps,
             token_counters,
             slot_sets,
+            seen.finished,
         )
         count_charged(recorded, source)
         return recorded.charges
@@ -188,29 +214,48 @@ class Authorizer:
         org_id: str,
         key_id: str,
         args: CheckArgs,
+        request: CheckInput,
         budgets: list[limiter.Budget],
         counters: list[limiter.Counter],
-    ) -> tuple[CheckAnswer, list[limiter.Counter]]:
-        """The check script's answer, and the counters it took. With fail-open set, a Redis
-        that refuses the counters' writes lets the request through uncounted."""
+        reservation: Reservation | None,
+    ) -> _Asked:
+        """The check script's answer, with the counters it took and the reservation it held
+        if allowed. With fail-open set, a Redis that refuses the counters' writes lets the
+        request through uncounted and unreserved, unless it may create objects: those could
+        not be recorded as the org's, so their creator could never reach them again."""
         try:
             answer = await self._decisions.decide(
-                org_id, key_id, args, budgets, counters, count=True
+                org_id, key_id, args, budgets, counters, reservation, count=True
             )
         except CountersUnavailable as error:
             if not self._fail_open:
                 raise
+            verified = await self._decisions.decide(org_id, key_id, args, count=False)
+            if request.may_create:
+                log.warning(
+                    "%s refused (org %s): it may create objects, whose owner cannot be "
+                    "recorded while %s",
+                    args.request_id,
+                    org_id,
+                    error,
+                )
+                return _Asked(verified, policy.ownership_unrecordable())
             log.warning(
                 "rate limits not applied to %s (org %s, PRISM_RATELIMIT_FAIL_OPEN): %s",
                 args.request_id,
                 org_id,
                 error,
             )
-            return await self._decisions.decide(org_id, key_id, args, count=False), []
-        return answer, counters
+            return _Asked(verified, None)
+        return _Asked(answer, None, budgets, counters, reservation)
 
     def _limited_or_allowed(
-        self, known: KnownKey, principal: Principal, found: list[Outcome], request_id: str
+        self,
+        known: KnownKey,
+        principal: Principal,
+        found: list[Outcome],
+        request_id: str,
+        asked: _Asked,
     ) -> Decision:
         statuses = {unit: _status(outcome) for unit, outcome in limiter.reported(found).items()}
         refused = limiter.refusal(found)
@@ -230,7 +275,10 @@ class Authorizer:
             upstream=known.upstream,
             rate_statuses=statuses,
             shadow_exceeded=shadow,
-            record_wanted=limiter.holds_slot(found),
+            # A reservation held by the request is released by its final Record unless
+            # its response created a run.
+            record_wanted=limiter.holds_slot(found)
+            or (asked.reservation is not None and asked.reservation.by_request),
             grant=self._grants.issue(principal.org_id, principal.key_id, request_id, time.time()),
         )
 
@@ -277,6 +325,13 @@ def _script_denial(
         return policy.model_denial(key, org, [answer.model])
     if answer.outcome is CheckOutcome.BUDGET:
         return policy.over_budget(asked.budgets[answer.index], answer.spent_micro_usd)
+    if answer.outcome is CheckOutcome.RESERVATION and asked.reservation is not None:
+        return policy.reservation_too_large(
+            asked.budgets[answer.index],
+            asked.reservation.micro_usd,
+            answer.spent_micro_usd,
+            answer.reserved_micro_usd,
+        )
     return None
 
 

@@ -43,6 +43,7 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
                     api_key=request.api_key,
                     client_ip=request.client_ip,
                     method=request.method,
+                    route=request.route,
                     models=request.models,
                     objects=[
                         ObjectRef(ref.id, _kind(ref.kind), ref.param) for ref in request.objects
@@ -50,6 +51,8 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
                     model_object_id=request.model_object_id,
                     uses_model=request.uses_model,
                     request_id=request.request_id,
+                    max_prompt_tokens=request.max_prompt_tokens,
+                    max_completion_tokens=request.max_completion_tokens,
                 )
             )
         if decision.denial is None:

@@ -23,10 +23,11 @@ from controlplane.prices import stored_price, stored_tool_fees
 from controlplane.pricing import Price, RunCharge, StepCharge, ToolFees
 from controlplane.records import now
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
+from controlplane.reservations import RESERVATIONS_LUA
 from prism import redis_keys
 from prism.runs import CHARGE_WINDOW_SECONDS
 
-_RECORD = (Path(__file__).with_name("lua") / "record.lua").read_text()
+_RECORD = RESERVATIONS_LUA + (Path(__file__).with_name("lua") / "record.lua").read_text()
 # Runs' hashes (their creator and charge) and steps' markers are kept this long: a run
 # shown again within it is not charged again, and no run created longer ago is charged.
 RUN_MEMORY_MS = (CHARGE_WINDOW_SECONDS + 2 * 86_400) * 1000
@@ -102,12 +103,15 @@ class Charges(RedisPart):
         steps: Sequence[StepCharge] = (),
         token_counters: Sequence[Counter] = (),
         slot_sets: Sequence[str] = (),
+        finished: bool = False,
     ) -> Recorded:
         """Runs lua/record.lua: objects (id, kind, model, thread) now owned by the org (runs
         pending until charged), objects gone, runs and steps charged (each once: a run
-        already charged answers its first charge), and the release of the request's
-        concurrency slots. The objects and deletions of the request's Record `sequence`
-        are applied once, however often it is sent; the sweeper's (None) are not marked."""
+        already charged answers its first charge), the release of the request's
+        concurrency slots, and its budget reservation moved onto the run it created,
+        settled with its run's charge or, `finished` without a run, released. The objects
+        and deletions of the request's Record `sequence` are applied once, however often it
+        is sent; the sweeper's (None) are not marked."""
         at = now()
         spec = {
             "key_id": key_id,
@@ -127,11 +131,13 @@ class Charges(RedisPart):
             "slots": len(slot_sets),
             "once": sequence is not None and bool(objects or deleted),
             "once_ttl": LIFETIME_SECONDS * 1000,
+            "finished": finished,
         }
         keys = _record_keys(org_id, at, objects, runs, steps)
         keys.insert(4, redis_keys.record_applied(org_id, request_id, sequence or 0))
         keys += [counter.redis_key for counter in token_counters]
         keys += slot_sets
+        keys += redis_keys.reservation_keys(org_id)
         # cjson encodes an empty Lua table as an object, and an empty JSON array decodes to
         # one; the script only iterates, and empty answers are read as empty lists.
         answer = json.loads(await self._record(keys=keys, args=[json.dumps(spec)]))

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from controlplane.policy import Denial
 from controlplane.records import RequestLogging
+from prism.operations import OPERATIONS_BY_NAME
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class CheckInput:
     api_key: str = field(repr=False)
     client_ip: str
     method: str
+    # The operation's route name (`POST /v1/threads/{thread_id}/runs`).
+    route: str
     models: Sequence[str]
     objects: Sequence[ObjectRef]
     # The assistant a new run uses, or the run tool outputs are submitted to: with no
@@ -52,6 +55,26 @@ class CheckInput:
     model_object_id: str
     uses_model: bool
     request_id: str
+    # A new run's token bounds from the body (0: not given), for its budget reservation.
+    max_prompt_tokens: int = 0
+    max_completion_tokens: int = 0
+
+    # What the operation table says of the route. A route not in it, which no data plane
+    # sends, is taken the strictest way: it adds cost and creates objects.
+    @property
+    def may_add_cost(self) -> bool:
+        operation = OPERATIONS_BY_NAME.get(self.route)
+        return operation is None or operation.may_add_cost
+
+    @property
+    def may_create(self) -> bool:
+        operation = OPERATIONS_BY_NAME.get(self.route)
+        return operation is None or operation.may_create
+
+    @property
+    def resumes_run(self) -> bool:
+        operation = OPERATIONS_BY_NAME.get(self.route)
+        return operation is not None and operation.resumes_run
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ class UsageArgs:
 
 @dataclass(frozen=True)
 class CheckArgs:
-    """The scripts' ARGV object, less the budgets and counters check.lua also gets."""
+    """The scripts' ARGV object, less the budgets, counters and reservation check.lua also
+    gets."""
 
     # SHA-1 of the key's and org's records the caller decided with.
     key_digest: str
@@ -53,6 +54,9 @@ class CheckOutcome(Enum):
     MODEL = "model"
     # The budget at `index` is spent.
     BUDGET = "budget"
+    # The budget at `index` is not spent, but cannot hold the request's reservation besides
+    # what is spent and reserved.
+    RESERVATION = "reservation"
     # An enforced limit refused the request; no counter moved.
     LIMITED = "limited"
     OK = "ok"
@@ -74,12 +78,14 @@ class CheckAnswer:
     # STALE: the key's and the org's records (JSON).
     key_json: str = ""
     org_json: str = ""
-    # NOT_OWNED: of the refs; BUDGET: of the budgets.
+    # NOT_OWNED: of the refs; BUDGET and RESERVATION: of the budgets.
     index: int = 0
     # MODEL
     model: str = ""
-    # BUDGET
+    # BUDGET and RESERVATION
     spent_micro_usd: int = 0
+    # RESERVATION: what the budget's other reservations hold.
+    reserved_micro_usd: int = 0
     # LIMITED and OK: one per counter given, in order.
     counters: tuple[CounterAnswer, ...] = ()
 
@@ -93,6 +99,7 @@ class CheckAnswer:
             answer.get("index", 0),
             answer.get("model", ""),
             int(answer.get("spent", 0)),
+            int(answer.get("reserved", 0)),
             # cjson encodes an empty Lua table as an object.
             tuple(_counter_answer(counter) for counter in answer.get("counters") or []),
         )

@@ -16,7 +16,6 @@ from typing import Literal
 
 from controlplane.check_script import CounterAnswer
 from controlplane.limit_kinds import LIMIT_KINDS, Algorithm, LimitKind
-from controlplane.pricing import MICRO_USD
 from controlplane.records import KeyRecord, OrgRecord
 from prism import redis_keys
 
@@ -71,6 +70,8 @@ class Budget:
     period: str
     limit_micro_usd: int
     redis_key: str
+    # Whose reservations count against it: `org` or `key:<key id>`.
+    owner_name: str
 
 
 def _owners(key: KeyRecord, org: OrgRecord) -> tuple[tuple[Owner, str, KeyRecord | OrgRecord], ...]:
@@ -164,7 +165,7 @@ def budgets(key: KeyRecord, org: OrgRecord, at: datetime) -> list[Budget]:
         ):
             if limit > 0:
                 redis_key = redis_keys.spend(org.id, owner_name, _spend_period(period, at))
-                found.append(Budget(owner, period, limit, redis_key))
+                found.append(Budget(owner, period, limit, redis_key, owner_name))
     return found
 
 
@@ -186,7 +187,3 @@ def _spend_period(period: str, at: datetime) -> str:
     if period == "monthly":
         return f"month:{at:%Y-%m}"
     return "total"
-
-
-def usd(micro_usd: int) -> str:
-    return f"${micro_usd / MICRO_USD:,.2f}"

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from controlplane import keys, limiter
+from controlplane import keys
 from controlplane.limiter import Budget, Outcome
 from controlplane.records import KeyRecord, OrgRecord, Policy
 from prism.addresses import parse_address
-from prism.openai_errors import INVALID_REQUEST
+from prism.money import usd
+from prism.openai_errors import CONTROL_PLANE_UNAVAILABLE, INVALID_REQUEST, SERVER_ERROR
 
 PERMISSION_DENIED = "permission_denied"
 INVALID_API_KEY = "invalid_api_key"
@@ -180,20 +181,58 @@ def rate_limited(refused: Outcome) -> Denial:
     )
 
 
+_RESETS = {
+    "daily": " It resets at 00:00 UTC.",
+    "monthly": " It resets on the 1st at 00:00 UTC.",
+    "total": "",
+}
+
+
 def over_budget(budget: Budget, spent_micro_usd: int) -> Denial:
-    resets = {
-        "daily": " It resets at 00:00 UTC.",
-        "monthly": " It resets on the 1st at 00:00 UTC.",
-        "total": "",
-    }[budget.period]
     return Denial(
         429,
         INSUFFICIENT_QUOTA,
         INSUFFICIENT_QUOTA,
         f"You exceeded your current quota: this {budget.owner}'s {budget.period} budget of "
-        f"{limiter.usd(budget.limit_micro_usd)} is spent ({limiter.usd(spent_micro_usd)} "
-        f"used).{resets} Ask your Prism operator to raise it.",
+        f"{usd(budget.limit_micro_usd)} is spent ({usd(spent_micro_usd)} "
+        f"used).{_RESETS[budget.period]} Ask your Prism operator to raise it.",
         do_not_retry=True,
+    )
+
+
+def reservation_too_large(
+    budget: Budget, reservation_micro_usd: int, spent_micro_usd: int, reserved_micro_usd: int
+) -> Denial:
+    """A run whose expected cost does not fit in what is left of a budget. Retrying helps
+    only once runs under way end and give back what they hold."""
+    under_way = (
+        f" and {usd(reserved_micro_usd)} reserved by runs under way" if reserved_micro_usd else ""
+    )
+    return Denial(
+        429,
+        INSUFFICIENT_QUOTA,
+        INSUFFICIENT_QUOTA,
+        f"You exceeded your current quota: this run's reservation of "
+        f"{usd(reservation_micro_usd)} does not fit in this {budget.owner}'s {budget.period} "
+        f"budget of {usd(budget.limit_micro_usd)} ({usd(spent_micro_usd)} spent{under_way})."
+        f"{_RESETS[budget.period]} Set lower max_prompt_tokens and max_completion_tokens to "
+        "reserve less, or ask your Prism operator to raise the budget.",
+        do_not_retry=not reserved_micro_usd,
+    )
+
+
+def ownership_unrecordable() -> Denial:
+    """Fail-open (PRISM_RATELIMIT_FAIL_OPEN) lets requests through while Redis refuses
+    writes, but not one that may create objects: the gateway could not record them as the
+    caller's, so they would be unreachable for their creator."""
+    return Denial(
+        503,
+        SERVER_ERROR,
+        CONTROL_PLANE_UNAVAILABLE,
+        "The gateway cannot record new objects right now (its store refuses writes), so it "
+        "did not forward this request, which would create one its creator could not reach. "
+        "Requests that create nothing still pass. Please retry shortly.",
+        retry_after_ms=1000,
     )
 
 

@@ -1,14 +1,24 @@
 """The sweeper's queue in Redis: each org's runs pending a charge (lua/record.lua adds a run
 when a response shows it created, and removes it when a response charges it), the claim a
-sweeper takes on one, and who created it."""
+sweeper takes on one, who created it, and giving one up (with its budget reservation)."""
 
 from collections.abc import Sequence
+from pathlib import Path
+
+import redis.asyncio as redis
 
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
+from controlplane.reservations import RESERVATIONS_LUA
 from prism import redis_keys
+
+_FORGET = RESERVATIONS_LUA + (Path(__file__).with_name("lua") / "forget_run.lua").read_text()
 
 
 class RunQueue(RedisPart):
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
+        self._forget = client.register_script(_FORGET)
+
     @unavailable_on_connection_error
     async def pending_runs(
         self, org_ids: Sequence[str], created_before_ms: float, per_org: int
@@ -48,4 +58,6 @@ class RunQueue(RedisPart):
 
     @unavailable_on_connection_error
     async def forget_pending(self, org_id: str, run_id: str) -> None:
-        await self._redis.zrem(redis_keys.pending_runs(org_id), run_id)
+        """The run will not be charged: out of the queue, and its budget reservation gone."""
+        keys = [redis_keys.pending_runs(org_id), *redis_keys.reservation_keys(org_id)]
+        await self._forget(keys=keys, args=[run_id])

@@ -13,6 +13,7 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from prism.openai_errors import (
+    CONTROL_PLANE_UNAVAILABLE,
     INVALID_REQUEST,
     SERVER_ERROR,
     error_event,
@@ -90,7 +91,7 @@ def malformed_json(reason: str, param: str | None = None) -> GatewayError:
 def _control_plane_unavailable(message: str) -> GatewayError:
     # 503 with retry-after makes the SDK raise InternalServerError and retry.
     return GatewayError(
-        503, message, SERVER_ERROR, "control_plane_unavailable", headers={"retry-after": "1"}
+        503, message, SERVER_ERROR, CONTROL_PLANE_UNAVAILABLE, headers={"retry-after": "1"}
     )
 
 
@@ -157,7 +158,10 @@ def denial_response(denial: authorizer_pb2.Denial) -> Response:
     comes back early) for every other client. `x-should-retry: false` tells the SDK not to
     retry at all (an exhausted budget); it obeys that before looking at the status.
     """
-    status = denial.http_status if 400 <= denial.http_status < 500 else 403
+    # A denial is the client's to fix (4xx), or a 503 the gateway cannot take now (fail-open
+    # refusing a request that would create objects); anything else is taken as a 403.
+    known = 400 <= denial.http_status < 500 or denial.http_status == 503
+    status = denial.http_status if known else 403
     headers = {}
     if denial.retry_after_ms > 0:
         headers["retry-after"] = str(-(-denial.retry_after_ms // 1000))

@@ -1,6 +1,6 @@
 """What a request's JSON body says, for the control plane's Check: the models it names, the
-objects it refers to, the assistant a new run uses (or the run tool outputs resume), and
-whether it makes vector stores inline.
+objects it refers to, the assistant a new run uses (or the run tool outputs resume), whether
+it makes vector stores inline, and a new run's token bounds.
 
 The body is decoded with every object as its list of key/value pairs, so a key given twice is
 seen twice, whichever copy the upstream would use: each copy is checked.
@@ -54,6 +54,11 @@ _NEW_VECTOR_STORES = "vector_stores"
 _NAMED_KINDS = frozenset({FILE, VECTOR_STORE})
 # How the upstream's 404 names a path's object.
 _PATH_PARAMS = {FILE: "id"}
+# A run's token bounds, sent to Check for its budget reservation.
+_TOKEN_BOUNDS = frozenset({"max_prompt_tokens", "max_completion_tokens"})
+# More than any model's context; keeps an absurd bound within Check's int64 (and exact in
+# the Lua scripts' doubles once priced).
+_MOST_TOKENS = 10**9
 
 
 @dataclass
@@ -66,6 +71,9 @@ class RequestFacts:
     model_object_id: str = ""
     # The body makes vector stores inline (`tool_resources.file_search.vector_stores`).
     makes_vector_stores: bool = False
+    # A run's token bounds (0: not given), which its budget reservation holds.
+    max_prompt_tokens: int = 0
+    max_completion_tokens: int = 0
 
     @property
     def named_vector_stores(self) -> frozenset[str]:
@@ -97,6 +105,9 @@ def request_facts(route: Operation, path_parameters: dict[str, str], body: bytes
                 raise malformed_json(f"'{name}' must be a string.", param=name)
         elif name == "assistant_id" and route.starts_run and isinstance(value, str):
             facts.model_object_id = value
+        elif name in _TOKEN_BOUNDS and route.uses_model:
+            # Given twice, the larger: the reservation must hold whichever the upstream uses.
+            setattr(facts, name, max(getattr(facts, name), _token_bound(name, value)))
 
     seen: set[tuple[str, int]] = {(ref.id, ref.kind) for ref in facts.objects}
     for ref in _references(document, facts):
@@ -104,6 +115,15 @@ def request_facts(route: Operation, path_parameters: dict[str, str], body: bytes
             seen.add((ref.id, ref.kind))
             facts.objects.append(ref)
     return facts
+
+
+def _token_bound(name: str, value: Any) -> int:
+    """A run's `max_*_tokens`, 0 when null or not positive (the upstream judges those)."""
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise malformed_json(f"'{name}' must be an integer.", param=name)
+    return min(max(value, 0), _MOST_TOKENS)
 
 
 def _decode(body: bytes) -> "_Pairs":

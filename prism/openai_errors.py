@@ -10,6 +10,8 @@ from typing import Any
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"
+# The 503 of a request the gateway could not decide or record, which a client may retry.
+CONTROL_PLANE_UNAVAILABLE = "control_plane_unavailable"
 
 
 def error_body(

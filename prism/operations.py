@@ -72,6 +72,8 @@ class Operation:
     resumes_run: bool = False
     # The request starts model work (tokens-per-minute limits apply).
     uses_model: bool = False
+    # It stops work under way (a run, a file batch), so it adds no cost.
+    cancels: bool = False
     # What a 2xx response creates: (the response's field holding an id, its kind).
     creates: tuple[tuple[str, ObjectKind.ValueType], ...] = ()
     # What a 2xx response modifies in a way the gateway records again (an assistant's model).
@@ -97,6 +99,18 @@ class Operation:
         object.__setattr__(self, "path_ids", path_ids)
         path_object = (path_ids[0], PATH_OBJECT_KINDS[path_ids[0]]) if path_ids else None
         object.__setattr__(self, "path_object", path_object)
+
+    @property
+    def may_add_cost(self) -> bool:
+        """A spent budget refuses it: a POST other than a cancel. Reads, deletes and cancels
+        add no cost, so they always pass the budget check."""
+        return self.method == "POST" and not self.cancels
+
+    @property
+    def may_create(self) -> bool:
+        """Its response may show objects it made, which the gateway must record as the
+        caller's: its own (`creates`), or vector stores made inline."""
+        return bool(self.creates) or self.inline_stores is not InlineStores.NONE
 
     def url_rule(self, converter: str = "") -> str:
         """The path in werkzeug's syntax (`/v1/threads/<thread_id>`), each parameter with
@@ -203,7 +217,13 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("GET", "/v1/threads/{thread_id}/runs/{run_id}", "getRun", shows_runs=True),
     Operation("POST", "/v1/threads/{thread_id}/runs/{run_id}", "modifyRun", _JSON, shows_runs=True),
-    Operation("POST", "/v1/threads/{thread_id}/runs/{run_id}/cancel", "cancelRun", shows_runs=True),
+    Operation(
+        "POST",
+        "/v1/threads/{thread_id}/runs/{run_id}/cancel",
+        "cancelRun",
+        cancels=True,
+        shows_runs=True,
+    ),
     Operation(
         "GET", "/v1/threads/{thread_id}/runs/{run_id}/steps", "listRunSteps", shows_steps=True
     ),
@@ -246,6 +266,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel",
         "cancelVectorStoreFileBatch",
+        cancels=True,
     ),
     Operation(
         "GET",
@@ -273,3 +294,5 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 # The table by operation id: the endpoint name of its URL rule in the gateway and the engine.
 OPERATIONS_BY_ID: dict[str, Operation] = {op.operation_id: op for op in OPERATIONS}
+# By route name (`POST /v1/threads/{thread_id}/runs`), as Check names the request's.
+OPERATIONS_BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}

@@ -120,6 +120,27 @@ def spend(org_id: str, owner: str, period: str) -> str:
     return _tagged(org_id) + f"spend:{owner}:{period}"
 
 
+def reservation_expiries(org_id: str) -> str:
+    """Sorted set of the org's budget reservations (a request's id, or its run's) by when
+    each lapses (ms)."""
+    return _tagged(org_id) + "reservation-expiries"
+
+
+def reservation_records(org_id: str) -> str:
+    """Hash: reservation id -> JSON {key, amount}: the key it counts for, micro-USD held."""
+    return _tagged(org_id) + "reservations"
+
+
+def reserved(org_id: str) -> str:
+    """Hash: `org` and `key:<id>` -> the micro-USD their reservations hold now."""
+    return _tagged(org_id) + "reserved"
+
+
+def reservation_keys(org_id: str) -> list[str]:
+    """The three keys lua/reservations.lua works on, in its order."""
+    return [reservation_expiries(org_id), reservation_records(org_id), reserved(org_id)]
+
+
 # The key control planes sign their grants with (controlplane/grants.py): 32 random bytes,
 # base64, made by the first control plane to start (SET NX).
 GRANT_KEY = PREFIX + "grant-key"

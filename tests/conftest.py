@@ -6,11 +6,13 @@ Session fixtures start them once; tests that need a differently configured proce
 start their own with `start_dataplane` / `start_controlplane` and the shared Redis.
 """
 
+import asyncio
 import functools
 import json
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ import redis
 
 from prism import redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
+from tests.fake_chat.server import FakeChat
 from tools import stack
 
 
@@ -161,6 +164,67 @@ def launch_engine(
     return Engine(f"http://127.0.0.1:{port}", api_key, stack.start_engine(settings, logs, name))
 
 
+@pytest.fixture(scope="module")
+def fake_provider() -> Iterator[tuple[FakeChat, str]]:
+    """A chat provider (and its URL), on its own event loop, whose replies a test scripts
+    (known usage, failures)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    chat = FakeChat()
+    url = asyncio.run_coroutine_threadsafe(chat.start(), loop).result()
+    yield chat, url
+    asyncio.run_coroutine_threadsafe(chat.close(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def provider_engine(
+    fake_provider: tuple[FakeChat, str],
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    logs: Path,
+) -> Iterator[Engine]:
+    """An engine routing gpt-4o to `fake_provider`."""
+    workdir = tmp_path_factory.mktemp("provider-engine")
+    models = workdir / "models.toml"
+    models.write_text(f'[models."gpt-4o"]\nbase_url = "{fake_provider[1]}"\n')
+    engine = launch_engine(
+        # Its own database, so that only it (not the suite's engine) works on its runs.
+        redis_url.rpartition("/")[0] + "/12",
+        workdir / "data",
+        logs,
+        "sk-engine-" + secrets.token_urlsafe(16),
+        "provider-engine",
+        PRISM_ENGINE_MODELS=str(models),
+    )
+    yield engine
+    engine.process.stop()
+
+
+@pytest.fixture(scope="module")
+def provider_dataplane(
+    provider_engine: Engine,
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+) -> DataPlane:
+    """A data plane whose upstream is `provider_engine`."""
+    return _gateway_to(provider_engine, start_controlplane, start_dataplane)
+
+
+def _gateway_to(
+    engine: Engine,
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+) -> DataPlane:
+    """A data plane whose control plane forwards to `engine`."""
+    controlplane = start_controlplane(
+        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
+    )
+    return start_dataplane(controlplane.addr)
+
+
 @pytest.fixture(scope="session")
 def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
     """The Assistants engine on the shared Redis, with its own data directory."""
@@ -277,10 +341,7 @@ def engine_gateway(
 ) -> DataPlane:
     """A data plane whose control plane forwards to the shared engine; keys come from
     `issue_key` (the planes share Redis)."""
-    controlplane = start_controlplane(
-        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
-    )
-    return start_dataplane(controlplane.addr)
+    return _gateway_to(engine, start_controlplane, start_dataplane)
 
 
 @pytest.fixture

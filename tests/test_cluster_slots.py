@@ -24,7 +24,9 @@ from controlplane.charges import Charges
 from controlplane.check_script import CheckAnswer, CheckArgs, CheckOutcome, UsageArgs
 from controlplane.decisions import Decisions
 from controlplane.pricing import RunCharge, StepCharge
-from controlplane.records import KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
+from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
+from controlplane.reservations import Reservation
+from controlplane.run_queue import RunQueue
 from controlplane.storage_fees import StorageFeeClaims
 from prism import redis_keys
 from tools import stack
@@ -70,7 +72,7 @@ def _records() -> tuple[KeyRecord, OrgRecord]:
         tokens_per_minute=RateLimit(1000),
         concurrent_requests=RateLimit(10),
     )
-    policy = Policy(rate_limits=limited)
+    policy = Policy(rate_limits=limited, budgets=Budgets(total=1_000_000))
     org = OrgRecord("cluster-org", "Cluster", created, created, policy=policy)
     secret = keys.new_secret()
     key = KeyRecord(
@@ -81,6 +83,8 @@ def _records() -> tuple[KeyRecord, OrgRecord]:
 
 
 async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
+    """Check (with a budget reservation), Record (charging and finishing) and the sweeper
+    giving a run up, on the cluster."""
     key, org = _records()
     client = redis.asyncio.Redis.from_url(url, decode_responses=True)
     async with client:
@@ -112,6 +116,8 @@ async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
             args,
             limiter.budgets(key, org, datetime.now(UTC)),
             limiter.counters(key, org, uses_model=True),
+            # Tool outputs to run_1: its reservation, with its run hash.
+            Reservation("run_1", 3560, by_request=False),
             count=True,
         )
         charge = RunCharge("run_1", "gpt-4o", 125, True, 40, 0, 10, key.id, total_tokens=50)
@@ -127,8 +133,10 @@ async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
             [step],
             limiter.token_counters(key, org),
             limiter.slot_sets(org.id, key.id),
+            finished=True,
         )
         owned = await decisions.filter_owned(org.id, ["asst_1"])
+        await RunQueue(client).forget_pending(org.id, "run_1")
     # The stored charge keeps all but the run's total, which only the token limits use.
     assert recorded.charges == [dataclasses.replace(charge, total_tokens=0)]
     assert recorded.step_micros == [(2500, 30000)]

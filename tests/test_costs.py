@@ -5,13 +5,10 @@ several data planes, or only by the control plane's sweeper; the charge shows in
 are checked against. Prices come from the built-in table, SetModelPrice (on any control
 plane) and the family of a dated snapshot; a model without a price costs 0, flagged."""
 
-import asyncio
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import grpc
 import httpx
@@ -27,7 +24,6 @@ from tests.conftest import (
     DataPlane,
     IssueKey,
     Sdk,
-    launch_engine,
 )
 from tests.fake_chat.server import FakeChat, Reply
 
@@ -69,63 +65,19 @@ def _thread(client: openai.OpenAI, model: str, question: str = "How much is this
     return assistant.id, thread.id
 
 
-@pytest.fixture(scope="module")
-def caching_provider() -> Iterator[tuple[FakeChat, str]]:
-    """A chat provider (and its URL), on its own event loop, for replies that report cached
-    prompt tokens."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    chat = FakeChat()
-    url = asyncio.run_coroutine_threadsafe(chat.start(), loop).result()
-    yield chat, url
-    asyncio.run_coroutine_threadsafe(chat.close(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-
-
-@pytest.fixture(scope="module")
-def caching_dataplane(
-    caching_provider: tuple[FakeChat, str],
-    redis_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    logs: Path,
-    start_controlplane: Callable[..., ControlPlane],
-    start_dataplane: Callable[..., DataPlane],
-) -> Iterator[DataPlane]:
-    """A data plane whose upstream is an engine routing gpt-4o to `caching_provider`."""
-    workdir = tmp_path_factory.mktemp("caching-engine")
-    models = workdir / "models.toml"
-    models.write_text(f'[models."gpt-4o"]\nbase_url = "{caching_provider[1]}"\n')
-    engine = launch_engine(
-        # Its own database, so that only it (not the suite's engine) works on its runs.
-        redis_url.rpartition("/")[0] + "/12",
-        workdir / "data",
-        logs,
-        "sk-engine-" + secrets.token_urlsafe(16),
-        "caching-engine",
-        PRISM_ENGINE_MODELS=str(models),
-    )
-    controlplane = start_controlplane(
-        PRISM_UPSTREAM_URL=engine.url + "/v1", PRISM_UPSTREAM_API_KEY=engine.api_key
-    )
-    yield start_dataplane(controlplane.addr)
-    engine.process.stop()
-
-
 def test_a_polled_run_costs_its_tokens_times_the_price_with_cached_tokens_cheaper(
     issue_key: IssueKey,
     sdk: Sdk,
-    caching_provider: tuple[FakeChat, str],
-    caching_dataplane: DataPlane,
+    fake_provider: tuple[FakeChat, str],
+    provider_dataplane: DataPlane,
     admin: AdminClient,
     spend: Callable[[str, str], int],
 ) -> None:
     org, issued = issue_key()
-    client = sdk(issued.secret, base_url=caching_dataplane.url)
+    client = sdk(issued.secret, base_url=provider_dataplane.url)
     assistant_id, thread_id = _thread(client, "gpt-4o")
     usage = {"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43}
-    caching_provider[0].script.append(
+    fake_provider[0].script.append(
         Reply(
             text=["A", " few", " cents."],
             usage=usage | {"prompt_tokens_details": {"cached_tokens": 3}},
@@ -363,18 +315,27 @@ def test_every_response_without_a_run_costs_zero(
     assert unknown.status_code == 404 and unknown.headers["x-prism-cost"] == "0.000000"
 
 
-def test_a_budget_spent_by_runs_refuses_the_next_request(issue_key: IssueKey, sdk: Sdk) -> None:
-    # A gpt-4 run of a few dozen tokens costs far more than 0.0001 USD.
-    _, issued = issue_key(budgets=admin_pb2.Budgets(total_usd=0.0001))
+def test_a_budget_spent_by_runs_refuses_the_next_run(issue_key: IssueKey, sdk: Sdk) -> None:
+    # A gpt-4 run bounded to 500 prompt and 256 completion tokens reserves 0.03036 USD; the
+    # budget holds that and 0.0001 USD more, which a run of a few dozen tokens spends.
+    _, issued = issue_key(budgets=admin_pb2.Budgets(total_usd=0.03046))
     client = sdk(issued.secret)
     assistant_id, thread_id = _thread(client, "gpt-4")
+    bounds = {"max_prompt_tokens": 500, "max_completion_tokens": 256}
 
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant_id)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=assistant_id, **bounds
+    )
 
-    assert run_micros(run, GPT_4) > 100
+    assert run.status == "completed" and run_micros(run, GPT_4) > 100
+    # Reading what was paid for still works; only what can add cost is refused.
+    assert client.beta.threads.runs.list(thread_id=thread_id).data[0].id == run.id
     with pytest.raises(openai.RateLimitError) as refused:
-        client.beta.threads.runs.list(thread_id=thread_id)
+        client.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant_id, **bounds)
     assert refused.value.code == "insufficient_quota"
+    assert "reservation of $0.03036 does not fit in this key's total budget of $0.03046" in (
+        refused.value.message
+    )
 
 
 def test_file_search_calls_are_charged_once_per_step(

@@ -1,7 +1,8 @@
 """When parts fail: authentication always fails closed (503 with retry-after, nothing
 forwarded); PRISM_RATELIMIT_FAIL_OPEN lets authenticated requests through, uncounted and with
-a logged warning, only when Redis answers but refuses to update the limiter's counters; and a
-slow control plane never stalls the data plane beyond the Check deadline.
+a logged warning, only when Redis answers but refuses to update the limiter's counters, and
+never a request that may create objects (their owner could not be recorded); and a slow
+control plane never stalls the data plane beyond the Check deadline.
 
 These tests stop, pause and fill their own Redis, so they run on a stack of their own.
 """
@@ -126,6 +127,51 @@ def test_fail_open_still_authenticates_and_keeps_tenants_apart(
         _sdk(own.open, own.secret[:-4] + "AAAA").beta.assistants.retrieve(own.own_assistant)
 
     assert _forwarded(shared_upstream, own.foreign_assistant) == 0
+
+
+def _creations(upstream: Upstream, path: str) -> int:
+    return sum(r["method"] == "POST" and r["path"] == path for r in upstream.requests())
+
+
+def test_fail_open_refuses_requests_that_would_create_objects(
+    own: Stack, counters_refused: None, shared_upstream: Upstream
+) -> None:
+    """An object made now could not be recorded as the org's, so its creator could never
+    reach it: such requests are refused, not forwarded, while the others still pass."""
+    shared_upstream.clear_requests()
+    sdk = _sdk(own.open, own.secret)
+
+    with pytest.raises(openai.InternalServerError) as refused:
+        sdk.beta.assistants.create(model="gpt-4o")
+    # Modifying an assistant may make vector stores inline.
+    with pytest.raises(openai.InternalServerError):
+        sdk.beta.assistants.update(own.own_assistant, name="renamed")
+    fetched = sdk.beta.assistants.retrieve(own.own_assistant)
+
+    assert refused.value.status_code == 503
+    assert refused.value.code == "control_plane_unavailable"
+    assert refused.value.type == "server_error"
+    assert "cannot record new objects" in refused.value.message
+    assert refused.value.response.headers["retry-after"] == "1"
+    assert _creations(shared_upstream, "/v1/assistants") == 0
+    assert _creations(shared_upstream, f"/v1/assistants/{own.own_assistant}") == 0
+    assert fetched.id == own.own_assistant
+    assert "may create objects, whose owner cannot be recorded" in (
+        own.open_controlplane.process.log()
+    )
+
+
+def test_once_writes_work_again_a_refused_creation_succeeds_and_is_owned(
+    own: Stack, counters_refused: None
+) -> None:
+    sdk = _sdk(own.open, own.secret)
+    with pytest.raises(openai.InternalServerError):
+        sdk.beta.threads.create()
+    own.redis.config_set("maxmemory", "0")
+
+    thread = sdk.beta.threads.create()
+
+    assert sdk.beta.threads.retrieve(thread.id).id == thread.id
 
 
 def test_a_slow_control_plane_is_cut_off_at_the_check_deadline(

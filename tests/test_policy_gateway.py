@@ -4,6 +4,7 @@ does not retry, token limits fed by the runs it completes, and exact admission w
 data-plane workers and control planes share one limit."""
 
 import asyncio
+import itertools
 import re
 import time
 from collections.abc import Callable
@@ -112,6 +113,55 @@ def test_a_shadow_limit_is_reported_in_headers_and_never_refuses(
     assert "x-prism-ratelimit-shadow" not in responses[1].headers
     assert responses[2].headers["x-prism-ratelimit-shadow"] == "key requests_per_minute"
     assert responses[2].headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def _reset_seconds(go_duration: str) -> float:
+    """`1m0s`, `59.98s`, `20ms` in seconds."""
+    if go_duration.endswith("ms"):
+        return int(go_duration[:-2]) / 1000
+    minutes, _, seconds = go_duration.rpartition("m")
+    return int(minutes or 0) * 60 + float(seconds[:-1])
+
+
+def _requests_status(raw: httpx.Response) -> tuple[str, float]:
+    headers = raw.headers
+    return headers["x-ratelimit-remaining-requests"], _reset_seconds(
+        headers["x-ratelimit-reset-requests"]
+    )
+
+
+def test_a_shadow_limit_counts_what_its_enforced_twin_would(
+    dataplane: DataPlane, issue_key: IssueKey
+) -> None:
+    """The same requests, one each in turn, on a key with a shadow limit of 3 a minute and
+    on one with the same limit enforced: both report the same state after each, and the
+    shadow's requests over the limit (which the twin refuses uncounted) move nothing."""
+    _, shadowed = issue_key(rate_limits=limits(requests_per_minute=(3, True)))
+    _, enforced = issue_key(rate_limits=limits(requests_per_minute=3))
+    shadow_sdk, enforced_sdk = _sdk(dataplane, shadowed.secret), _sdk(dataplane, enforced.secret)
+
+    shadow_states, enforced_states, refused = [], [], 0
+    for _ in range(6):
+        shadow_states.append(
+            _requests_status(shadow_sdk.files.with_raw_response.list().http_response)
+        )
+        try:
+            raw = enforced_sdk.files.with_raw_response.list().http_response
+        except openai.RateLimitError as error:
+            raw, refused = error.response, refused + 1
+        enforced_states.append(_requests_status(raw))
+
+    assert refused == 3
+    assert [remaining for remaining, _ in shadow_states] == ["2", "1", "0", "0", "0", "0"]
+    assert [r for r, _ in shadow_states] == [r for r, _ in enforced_states]
+    for (_, shadow_reset), (_, enforced_reset) in zip(shadow_states, enforced_states, strict=True):
+        # Asked a moment apart: the same reset, give or take that moment.
+        assert abs(shadow_reset - enforced_reset) < 2
+    # Full after 3 requests (60 s), and it only runs down from there: an over-limit request
+    # no longer pushes it 20 s further.
+    over_limit = [reset for _, reset in shadow_states[2:]]
+    assert over_limit[0] <= 60
+    assert all(later <= earlier for earlier, later in itertools.pairwise(over_limit))
 
 
 def test_run_tokens_count_once_and_then_limit_new_runs(

@@ -126,10 +126,13 @@ def test_storage_past_the_first_gb_is_charged_to_the_org_once_a_day_by_any_contr
         assert fetch["headers"]["openai-beta"] == "assistants=v2"  # type: ignore[index]
         assert fetch["headers"]["authorization"] == f"Bearer {upstream.api_key}"  # type: ignore[index]
     assert fetches(upstream, deleted.id) == []
-    # The spend feeds the org's budget: the next request is refused.
+    # The spend feeds the org's budget: the next request that can add cost is refused;
+    # reading still works.
+    assert {store.id for store in big.vector_stores.list()} == {store.id for store in kept}
     with pytest.raises(openai.RateLimitError) as refused:
-        big.vector_stores.list()
+        big.vector_stores.create(name="one more")
     assert refused.value.code == "insufficient_quota"
+    assert "this org's total budget of $0.10 is spent ($0.15 used)" in refused.value.message
 
 
 def test_a_failed_fetch_leaves_the_day_to_a_later_sweep(

@@ -27,7 +27,9 @@
 --   once, once_ttl: when once, the objects and deletions are applied only if the marker
 --     was not set yet (it is set for once_ttl ms): a Record sent again after its answer
 --     was lost must not bring back an object deleted since, or an assistant's old model.
---     What else it does is once by its own marks (run charges, step charges, releases).
+--     What else it does is once by its own marks (run charges, step charges, releases);
+--   finished: the request is over (its reservation, if it created no run, is released).
+-- The last three KEYS are the org's reservations (lua/reservations.lua, run before this).
 -- Answers {charges = [charge JSON, ...] one per run as first charged, new = [bool, ...]
 -- whether this call charged it, steps = [[file_search, code_interpreter] micro-USD newly
 -- charged per step, ...]}.
@@ -144,4 +146,21 @@ next_key = next_key + #spec.token_counters
 for i = 1, spec.slots do
   redis.call('ZREM', KEYS[next_key + i - 1], spec.request_id)
 end
+
+-- Budget reservations (lua/reservations.lua), on the last three KEYS: this request's becomes
+-- the run its response created; a run charged now settles its own, as its cost is in the
+-- spend from now on; a request over without a run gives its own back.
+local held = {expiries = KEYS[#KEYS - 2], records = KEYS[#KEYS - 1], sums = KEYS[#KEYS]}
+for _, object in ipairs(spec.objects) do
+  if object[2] == 'run' then
+    reservations.move(held, spec.request_id, object[1])
+  end
+end
+for _, run in ipairs(spec.runs) do
+  reservations.release(held, run.run_id)
+end
+if spec.finished then
+  reservations.release(held, spec.request_id)
+end
+
 return cjson.encode({charges = charges, new = new, steps = steps})

@@ -28,7 +28,7 @@ OBJECT_KIND_VECTOR_STORE: ObjectKind
 OBJECT_KIND_VECTOR_STORE_FILE_BATCH: ObjectKind
 
 class CheckRequest(_message.Message):
-    __slots__ = ("api_key", "client_ip", "method", "route", "models", "request_id", "objects", "model_object_id", "uses_model")
+    __slots__ = ("api_key", "client_ip", "method", "route", "models", "request_id", "objects", "model_object_id", "uses_model", "max_prompt_tokens", "max_completion_tokens")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,8 @@ class CheckRequest(_message.Message):
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     USES_MODEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     api_key: str
     client_ip: str
     method: str
@@ -47,7 +49,9 @@ class CheckRequest(_message.Message):
     objects: _containers.RepeatedCompositeFieldContainer[ObjectRef]
     model_object_id: str
     uses_model: bool
-    def __init__(self, api_key: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ..., model_object_id: _Optional[str] = ..., uses_model: _Optional[bool] = ...) -> None: ...
+    max_prompt_tokens: int
+    max_completion_tokens: int
+    def __init__(self, api_key: _Optional[str] = ..., client_ip: _Optional[str] = ..., method: _Optional[str] = ..., route: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ..., model_object_id: _Optional[str] = ..., uses_model: _Optional[bool] = ..., max_prompt_tokens: _Optional[int] = ..., max_completion_tokens: _Optional[int] = ...) -> None: ...
 
 class ObjectRef(_message.Message):
     __slots__ = ("id", "kind", "param")
