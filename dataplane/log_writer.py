@@ -10,16 +10,15 @@ backoff: nothing is lost while Redis comes back before the buffer (BUFFER_LIMIT 
 Only then are new entries dropped, counted, and logged once per episode. At shutdown the
 buffer is flushed (for up to FLUSH_SECONDS).
 
-`StdoutLines` writes each entry as one JSON line on stdout (logger `prism.requests`) from a
-thread, so a slow reader of stdout never blocks the event loop.
+`StdoutLines` writes each entry as one JSON line on stdout, from a thread, so a slow reader
+of stdout never blocks the event loop.
 """
 
 import asyncio
 import collections
 import logging
-import logging.handlers
-import queue
 import sys
+import threading
 
 import redis.asyncio as redis
 
@@ -171,41 +170,47 @@ class RedisLogWriter:
         await self._script(keys=keys, args=args)
 
 
-class _DroppingQueueHandler(logging.handlers.QueueHandler):
-    """Drops a line when the queue is full (stdout is not being read), counting it."""
-
-    dropped = 0
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
-            self.dropped += 1
-
-
 class StdoutLines:
-    """One JSON line per request on stdout, through logger `prism.requests`."""
+    """One JSON line per request on stdout. A request only appends its line; a thread writes
+    what has gathered in one write, so a slow reader of stdout never blocks the event loop,
+    and no lock or thread switch is paid per line."""
 
     def __init__(self) -> None:
-        self._logger = logging.getLogger("prism.requests")
-        self._logger.setLevel(logging.INFO)
-        # The line is the entry alone, not wrapped in the root logger's format.
-        self._logger.propagate = False
-        lines: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=BUFFER_LIMIT)
-        self._handler = _DroppingQueueHandler(lines)
-        stdout = logging.StreamHandler(sys.stdout)
-        stdout.setFormatter(logging.Formatter("%(message)s"))
-        self._listener = logging.handlers.QueueListener(lines, stdout)
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._gathered = threading.Event()
+        self._closing = False
+        self._dropped = 0
+        self._writer = threading.Thread(target=self._write, name="stdout-lines", daemon=True)
 
     def submit(self, entry: RequestLogEntry) -> None:
-        self._logger.info(entry.json_line)
+        if len(self._lines) >= BUFFER_LIMIT:
+            self._dropped += 1  # stdout is not being read
+            return
+        self._lines.append(entry.json_line.encode() + b"\n")
+        if not self._gathered.is_set():
+            self._gathered.set()
 
     def open(self) -> None:
-        self._logger.addHandler(self._handler)
-        self._listener.start()
+        self._writer.start()
 
     def close(self) -> None:
-        self._listener.stop()
-        self._logger.removeHandler(self._handler)
-        if self._handler.dropped:
-            log.error("request log: %d stdout lines dropped", self._handler.dropped)
+        self._closing = True
+        self._gathered.set()
+        self._writer.join()
+        if self._dropped:
+            log.error("request log: %d stdout lines dropped", self._dropped)
+
+    def _write(self) -> None:
+        out = sys.stdout.buffer
+        while not (self._closing and not self._lines):
+            self._gathered.wait()
+            self._gathered.clear()
+            batch = []
+            while self._lines:
+                batch.append(self._lines.popleft())
+            if batch:
+                try:
+                    out.write(b"".join(batch))
+                    out.flush()
+                except OSError:  # stdout closed: the lines are lost, and counted
+                    self._dropped += len(batch)

@@ -2,7 +2,8 @@
 
 The forwarded request keeps the client's path, query and end-to-end headers, but never the
 client's credentials: the upstream key from Check replaces `Authorization`, and OpenAI account
-headers are dropped. It goes out on a pooled HTTP/1.1 connection (see pool.py).
+headers are dropped. It goes out on a pooled HTTP/1.1 connection of the data plane's own
+client (http11.py, pool.py).
 
 The answer passes through unchanged, errors included (but for the upstream's rate-limit
 headers: headers.py). A JSON answer of known, small length is read whole, and so is one of
@@ -24,7 +25,6 @@ from collections.abc import AsyncIterable, AsyncIterator
 from time import perf_counter
 from urllib.parse import quote, urlencode, urlsplit
 
-import httpcore
 from quart import Response
 
 from prism.v1 import authorizer_pb2
@@ -38,19 +38,14 @@ from .errors import (
     upstream_unreachable,
 )
 from .headers import HOP_BY_HOP, Trace, end_to_end, relayed_response_headers, stream_trailer
+from .http11 import Origin, UpstreamError, UpstreamTimeout
+from .http11 import Response as UpstreamResponse
 from .pool import ConnectionPool
 from .records import ResponseRecord
 from .routes import JSON_BODY_LIMIT
 
 log = logging.getLogger("prism.dataplane")
 
-# Everything httpcore raises when the upstream cannot be reached or does not answer properly.
-_UPSTREAM_FAILURES = (
-    httpcore.TimeoutException,
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.UnsupportedProtocol,
-)
 # The client's credentials and account selectors are for the gateway, never the upstream; the
 # framing headers are set anew for the forwarded body.
 _NOT_FORWARDED = HOP_BY_HOP | {
@@ -77,7 +72,6 @@ class Upstream:
         # `timeout` bounds each wait on the upstream (connect, write, each read, a stream's
         # wait for its next event included).
         self._seconds = timeout
-        self._timeout = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         self._pool: ConnectionPool | None = None
 
     async def open(self) -> None:
@@ -97,31 +91,35 @@ class Upstream:
         """Sends the request upstream and returns the response to relay to the client,
         showing `record` what the response holds as it goes (records.py)."""
         assert self._pool is not None, "Upstream.open() runs before serving"
-        request = httpcore.Request(
-            client_request.method,
-            _url(target.base_url, api_path(client_request), client_request.query_string),
-            # The gateway reads these responses, so it asks for them uncompressed.
-            headers=_forwarded_headers(
-                client_request, target, content, uncompressed=record.reads_responses
-            ),
-            content=content,
-            extensions={"timeout": self._timeout},
+        origin, request_target = _target(
+            target.base_url, api_path(client_request), client_request.query_string
+        )
+        # The gateway reads these responses, so it asks for them uncompressed.
+        headers = _forwarded_headers(
+            client_request, target, content, uncompressed=record.reads_responses
         )
         trace = client_request.trace
         started = perf_counter()
         try:
-            response = await self._pool.send(request)
-        except _UPSTREAM_FAILURES as error:
+            response = await self._pool.send(
+                origin,
+                client_request.method.encode(),
+                request_target,
+                headers,
+                content,
+                self._seconds,
+            )
+        except UpstreamError as error:
             raise _failure(error, trace.request_id) from None
         finally:
             trace.upstream_seconds = perf_counter() - started
 
         encoding = _header(response, b"content-encoding")
-        chunks = response.aiter_stream()
+        chunks = response.stream()
         if _read_whole(response, record.reads_responses):
             try:
                 body = await _read_at_most(chunks, JSON_BODY_LIMIT)
-            except _UPSTREAM_FAILURES as error:
+            except UpstreamError as error:
                 await response.aclose()
                 raise _failure(error, trace.request_id) from None
             finally:
@@ -163,23 +161,21 @@ class Upstream:
         the client's headers as any forwarded request is, but uncompressed, since the
         gateway reads the body."""
         assert self._pool is not None, "Upstream.open() runs before serving"
-        request = httpcore.Request(
-            method,
-            _url(target.base_url, path, urlencode(query).encode() if query else b""),
-            headers=_forwarded_headers(
-                client_request, target, None, uncompressed=True, method=method
-            ),
-            extensions={"timeout": self._timeout},
+        origin, request_target = _target(
+            target.base_url, path, urlencode(query).encode() if query else b""
         )
+        headers = _forwarded_headers(client_request, target, None, uncompressed=True, method=method)
         trace = client_request.trace
         started = perf_counter()
         try:
-            response = await self._pool.send(request)
+            response = await self._pool.send(
+                origin, method.encode(), request_target, headers, None, self._seconds
+            )
             try:
-                body = await response.aread()
+                body = await response.read()
             finally:
                 await response.aclose()
-        except _UPSTREAM_FAILURES as error:
+        except UpstreamError as error:
             raise _failure(error, trace.request_id) from None
         finally:
             # A walk sends several requests: the client's wait is all of them.
@@ -193,10 +189,20 @@ def api_path(client_request: ProxyRequest) -> str:
     return quote(client_request.path[len("/v1") :])
 
 
-def _url(base_url: str, path: str, query: bytes) -> bytes:
-    # The query goes as given.
-    url = (base_url + path).encode()
-    return url + b"?" + query if query else url
+def _target(base_url: str, path: str, query: bytes) -> tuple[Origin, bytes]:
+    """Where the request goes, and its request-target (the query as given)."""
+    origin, root = _split(base_url)
+    target = (root + path).encode()
+    return origin, target + b"?" + query if query else target
+
+
+@functools.cache
+def _split(base_url: str) -> tuple[Origin, str]:
+    """The base URL's origin and its path (the API root, `/v1`)."""
+    parts = urlsplit(base_url)
+    default_port = 443 if parts.scheme == "https" else 80
+    origin = Origin(parts.scheme, parts.hostname or "", parts.port or default_port)
+    return origin, parts.path.rstrip("/")
 
 
 @functools.cache
@@ -238,19 +244,19 @@ def _forwarded_headers(
 def _failure(error: Exception, request_id: str) -> GatewayError:
     """The gateway's answer when the upstream could not be reached or did not answer."""
     log.warning("upstream failed for %s: %s", request_id, type(error).__name__)
-    if isinstance(error, httpcore.TimeoutException):
+    if isinstance(error, UpstreamTimeout):
         return upstream_timeout()
     return upstream_unreachable()
 
 
-def _header(response: httpcore.Response, name: bytes) -> bytes:
+def _header(response: UpstreamResponse, name: bytes) -> bytes:
     for key, value in response.headers:
         if key.lower() == name:
             return value
     return b""
 
 
-def _read_whole(response: httpcore.Response, reads_responses: bool) -> bool:
+def _read_whole(response: UpstreamResponse, reads_responses: bool) -> bool:
     """Whether the response is JSON the gateway holds whole: of a length it announced within
     the limit, or of no announced length when the gateway must read it."""
     if not _header(response, b"content-type").startswith(b"application/json"):
@@ -278,7 +284,7 @@ async def _prefixed(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[b
 
 
 async def _relay(
-    response: httpcore.Response,
+    response: UpstreamResponse,
     chunks: AsyncIterator[bytes],
     trace: Trace,
     record: ResponseRecord,
@@ -305,7 +311,7 @@ async def _relay(
         if reading:
             # The runs' charges came with the Record of the stream's end, just sent.
             yield stream_trailer(trace)
-    except _UPSTREAM_FAILURES as error:
+    except UpstreamError as error:
         log.warning(
             "upstream response broke off for %s: %s", trace.request_id, type(error).__name__
         )
@@ -313,7 +319,7 @@ async def _relay(
             raise AbortResponse from None
         broken = (
             stream_timeout(timeout_seconds)
-            if isinstance(error, httpcore.TimeoutException)
+            if isinstance(error, UpstreamTimeout)
             else stream_broken()
         )
         trace.stream_error = broken
