@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # A response head (status line and headers) longer than this is refused.
 _HEAD_LIMIT = 256 * 1024
@@ -38,11 +39,19 @@ class UpstreamBroken(UpstreamError):
     pass
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     scheme: str
     host: str
     port: int
+
+
+@dataclass(frozen=True)
+class Request:
+    method: bytes
+    # The request-target: the path and query (`/v1/threads/thread_abc?limit=1`).
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    content: bytes | AsyncIterable[bytes] | None
 
 
 class Response:
@@ -115,33 +124,17 @@ class Connection:
     def is_idle(self) -> bool:
         return not self._busy and self._reusable
 
-    async def send(
-        self,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        content: bytes | AsyncIterable[bytes] | None,
-        timeout: float,
-    ) -> Response:
+    async def send(self, request: Request, timeout: float) -> Response:
         """Sends the request and reads the answer's head; the body follows on the Response."""
         self._busy = True
-        try:
+        with self._exchange():
             if self._writer is None:
                 async with asyncio.timeout(timeout):
                     await self._connect()
-            await self._write_request(method, target, headers, content, timeout)
+            await self._write_request(request, timeout)
             async with asyncio.timeout(timeout):
                 status, response_headers = await self._read_head()
-        except TimeoutError:
-            self._reusable = False
-            raise UpstreamTimeout(f"no answer within {timeout} s") from None
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
-            self._reusable = False
-            raise UpstreamBroken(repr(error)) from None
-        except BaseException:
-            self._reusable = False
-            raise
-        body = self._body(method, status, response_headers, timeout)
+        body = self._body(request.method, status, response_headers, timeout)
         return Response(status, response_headers, body, self._response_closed)
 
     async def aclose(self) -> None:
@@ -162,18 +155,12 @@ class Connection:
             limit=_HEAD_LIMIT,
         )
 
-    async def _write_request(
-        self,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        content: bytes | AsyncIterable[bytes] | None,
-        timeout: float,
-    ) -> None:
+    async def _write_request(self, request: Request, timeout: float) -> None:
         assert self._writer is not None
-        head = [method, b" ", target, b" HTTP/1.1\r\n"]
+        content = request.content
+        head = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
         chunked = False
-        for name, value in headers:
+        for name, value in request.headers:
             head += (name, b": ", value, b"\r\n")
             chunked = chunked or (name.lower() == b"transfer-encoding" and value == b"chunked")
         head.append(b"\r\n")
@@ -226,7 +213,7 @@ class Connection:
     ) -> AsyncIterator[bytes]:
         reader = self._reader
         assert reader is not None
-        try:
+        with self._exchange():
             if method == b"HEAD" or status in _NO_BODY_STATUSES:
                 return
             if _has_token(headers, b"transfer-encoding", b"chunked"):
@@ -246,6 +233,16 @@ class Connection:
                     raise UpstreamBroken("the upstream closed the connection mid-body")
                 length -= len(chunk)
                 yield chunk
+
+    @contextlib.contextmanager
+    def _exchange(self) -> Iterator[None]:
+        """What breaks the exchange, as an UpstreamError; after anything that interrupts it,
+        the connection cannot carry another request."""
+        try:
+            yield
+        except TimeoutError:
+            self._reusable = False
+            raise UpstreamTimeout("the upstream did not answer in time") from None
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
             self._reusable = False
             raise UpstreamBroken(repr(error)) from None

@@ -10,9 +10,8 @@ the gateway's CPU on it.
 
 import ssl
 from collections import deque
-from collections.abc import AsyncIterable
 
-from .http11 import Connection, Origin, Response
+from .http11 import Connection, Origin, Request, Response
 
 
 class ConnectionPool:
@@ -23,21 +22,13 @@ class ConnectionPool:
         # Per origin, oldest first: requests take from the right, expiry trims the left.
         self._idle: dict[Origin, deque[Connection]] = {}
 
-    async def send(
-        self,
-        origin: Origin,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        content: bytes | AsyncIterable[bytes] | None,
-        timeout: float,
-    ) -> Response:
+    async def send(self, origin: Origin, request: Request, timeout: float) -> Response:
         """Sends the request; the caller must close the response to free the connection."""
         connection = await self._take_idle(origin) or Connection(
             origin, self._ssl_context, self._keepalive_expiry
         )
         try:
-            response = await connection.send(method, target, headers, content, timeout)
+            response = await connection.send(request, timeout)
         except BaseException:
             await connection.aclose()
             raise

@@ -38,7 +38,7 @@ from .errors import (
     upstream_unreachable,
 )
 from .headers import HOP_BY_HOP, Trace, end_to_end, relayed_response_headers, stream_trailer
-from .http11 import Origin, UpstreamError, UpstreamTimeout
+from .http11 import Origin, Request, UpstreamError, UpstreamTimeout
 from .http11 import Response as UpstreamResponse
 from .pool import ConnectionPool
 from .records import ResponseRecord
@@ -103,10 +103,7 @@ class Upstream:
         try:
             response = await self._pool.send(
                 origin,
-                client_request.method.encode(),
-                request_target,
-                headers,
-                content,
+                Request(client_request.method.encode(), request_target, headers, content),
                 self._seconds,
             )
         except UpstreamError as error:
@@ -169,7 +166,7 @@ class Upstream:
         started = perf_counter()
         try:
             response = await self._pool.send(
-                origin, method.encode(), request_target, headers, None, self._seconds
+                origin, Request(method.encode(), request_target, headers, None), self._seconds
             )
             try:
                 body = await response.read()
