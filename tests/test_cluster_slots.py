@@ -110,7 +110,7 @@ async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
             key.id,
             args,
             limiter.budgets(key, org, datetime.now(UTC)),
-            limiter.counters(key, org, uses_model=True),
+            limiter.counters(key, org, uses_model=True, slot_lease_ms=10_000),
             count=True,
         )
         charge = RunCharge("run_1", "gpt-4o", 125, True, 40, 0, 10, key.id, total_tokens=50)
