@@ -16,6 +16,7 @@ from .config import Settings, load_settings
 from .errors import register_error_handlers
 from .headers import stamp
 from .health import Readiness, health_blueprint
+from .leases import Leases
 from .log_writer import RedisLogWriter, StdoutLines
 from .metrics import metrics_blueprint
 from .metrics import observe as count_request
@@ -37,7 +38,8 @@ def create_app(settings: Settings) -> Quart:
     app.url_map.converters.update(CONVERTERS)
 
     authorizer = Authorizer(settings)
-    recorder = Recorder(authorizer, settings.check_deadline)
+    leases = Leases(authorizer)
+    recorder = Recorder(authorizer, settings.check_deadline, leases)
     upstream = Upstream(settings.upstream_timeout)
     readiness = Readiness(authorizer, settings.redis_url)
 
@@ -69,6 +71,7 @@ def create_app(settings: Settings) -> Quart:
     @app.before_serving
     async def open_clients() -> None:
         await authorizer.open()
+        await leases.open()
         await upstream.open()
         await readiness.open()
         stdout_lines.open()
@@ -77,6 +80,8 @@ def create_app(settings: Settings) -> Quart:
     @app.after_serving
     async def close_clients() -> None:
         await upstream.close()
+        # Every request is over: no slot is left to renew.
+        await leases.close()
         # Records still being sent need the channel: they end before it closes.
         await recorder.close()
         await authorizer.close()

@@ -27,6 +27,10 @@ When it is sent:
 - a Record is sent only when there is something to record or a slot to release, and once
   sent is not cancelled with its request: a client leaving cannot lose it.
 
+A request's slot is a lease (CheckResponse.slot_lease_ms), renewed by leases.py from the
+moment Check allowed the request until its final Record is sent; should that Record be lost,
+the slot is free once the lease passes.
+
 Every Record is tried again while it fails, for up to RECORD_RETRY_SECONDS (a control plane
 restarting takes a second or two; what a Record applies, it applies once). Objects the
 client has not yet seen (all a JSON body created; a stream's new thread and the vector
@@ -48,6 +52,7 @@ from prism.v1 import authorizer_pb2
 from .authorizer import Authorizer
 from .errors import not_recorded
 from .headers import Trace
+from .leases import Leases
 from .observe import (
     EventStream,
     Seen,
@@ -80,9 +85,10 @@ UpstreamCall = Callable[[str, str], Awaitable[tuple[int, bytes]]]
 class Recorder:
     """Sends the Records of every request; owns the ones still being sent in the background."""
 
-    def __init__(self, authorizer: Authorizer, deadline: float) -> None:
+    def __init__(self, authorizer: Authorizer, deadline: float, leases: Leases) -> None:
         self._authorizer = authorizer
         self._deadline = deadline
+        self.leases = leases
         self._tasks: set[asyncio.Task[authorizer_pb2.RecordResponse | None]] = set()
 
     def start(
@@ -174,6 +180,8 @@ class ResponseRecord:
         self._request_id = trace.request_id
         self._grant = decision.grant
         self._finish = decision.record_wanted
+        if decision.slot_lease_ms:
+            recorder.leases.hold(decision.grant, decision.slot_lease_ms)
         self._pending = Seen()
         self._ended = False
         self._events: EventStream | None = None
@@ -221,6 +229,7 @@ class ResponseRecord:
         """The response is complete but for its end: sends what is left, and waits."""
         if not self._ended:
             self._ended = True
+            self._recorder.leases.release(self._grant)
             if self._pending or self._finish:
                 await self._send(self._pending, self._finish)
 
@@ -274,6 +283,7 @@ class ResponseRecord:
         background."""
         if not self._ended:
             self._ended = True
+            self._recorder.leases.release(self._grant)
             if self._pending or self._finish:
                 self._recorder.send_later(
                     self._request_id, self._request(self._pending, finished=self._finish)
