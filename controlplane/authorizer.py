@@ -35,6 +35,7 @@ from controlplane.grants import Grant, Grants
 from controlplane.key_validation import KeyInfo, Validation, method_of
 from controlplane.known_keys import KnownKey, KnownKeys, records, secret_hash
 from controlplane.limiter import Outcome
+from controlplane.metrics import SLOT_RENEWALS
 from controlplane.policy import Denial
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.record_request import RecordInput, charges, count_charged
@@ -143,6 +144,9 @@ class Authorizer:
                 log.warning("Renew: grant %d of %d refused: %s", index + 1, len(presented), refused)
         answers = await self._slot_leases.renew(list(opened.values()))
         renewed = dict(zip(opened, answers, strict=True))
+        SLOT_RENEWALS.labels("refused").inc(len(presented) - len(opened))
+        SLOT_RENEWALS.labels("renewed").inc(sum(answers))
+        SLOT_RENEWALS.labels("not_held").inc(len(answers) - sum(answers))
         return [renewed.get(index, False) for index in range(len(presented))]
 
     async def record(self, seen: RecordInput, source: str = "response") -> list[RunCharge]:

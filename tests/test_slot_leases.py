@@ -25,6 +25,7 @@ from tests.conftest import (
     Upstream,
     tampered_grant,
 )
+from tests.test_metrics import grew, scrape
 from tests.test_policy_check import limits
 
 LEASE_SECONDS = 2.0
@@ -312,3 +313,19 @@ def test_no_grant_but_its_own_keeps_a_slot(
     wait_for(a_slot_free, LEASE_SECONDS + MARGIN_SECONDS)
     assert _refused(authorizer, b.secret)
     assert _renewed(authorizer, [a_grant]) == [False]
+
+
+def test_renewals_are_counted_by_result(
+    authorizer: AuthorizerClient, short_lease: ControlPlane, issue_key: IssueKey
+) -> None:
+    _, issued = issue_key(rate_limits=limits(concurrent_requests=2))
+    held = _holds(authorizer, issued.secret, "req_counted")
+    released = _holds(authorizer, issued.secret, "req_released")
+    authorizer.Record(authorizer_pb2.RecordRequest(grant=released, finished=True))
+    before = scrape(short_lease.metrics_url)
+
+    assert _renewed(authorizer, [held, released, "not-a-grant"]) == [True, False, False]
+
+    after = scrape(short_lease.metrics_url)
+    for result in ("renewed", "not_held", "refused"):
+        assert grew(before, after, "prism_slot_renewals_total", result=result) == 1, result
