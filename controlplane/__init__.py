@@ -10,7 +10,7 @@ Domain (no grpc, no protobuf):
     registry            the admin operations: validation, update masks, page tokens
     errors, paging      domain errors; page sizes and tokens
 Requests:
-    authorizer          Check and Record: key lookup, policy, Redis, the upstream to use
+    authorizer          Check, Record and Renew: key lookup, policy, Redis, the upstream to use
     check_request, record_request, key_validation, known_keys   their inputs and parts
     check_script        verify.lua's and check.lua's arguments and answers, typed
     grants, credentials, service_tokens   Check's grants, sealed upstream keys, callers' tokens
@@ -20,6 +20,7 @@ Redis (one part per concern, each with its script beside it; callers hold the pa
     accounts            org and key records, their indexes, key lookup, the grant key
     decisions           lua/verify.lua, lua/check.lua (+ limit_algorithms/), ownership
     charges             charge facts, lua/record.lua (objects, runs, steps, slots), spend
+    slot_leases         renewing concurrency slots' leases (lua/renew.lua)
     prices, usage_reads stored prices and tool fees; the usage hashes GetUsage reads
     run_queue           the sweeper's pending runs, its claims, a run's creator
     storage_fees        a day's storage-fee claim and charge (lua/storage_fees.lua)

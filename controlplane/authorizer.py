@@ -25,16 +25,23 @@ from controlplane.check_request import CheckInput, Decision, Principal, RateStat
 from controlplane.check_script import CheckAnswer, CheckArgs, CheckOutcome, UsageArgs
 from controlplane.credentials import Sealer
 from controlplane.decisions import Decisions
-from controlplane.errors import CountersUnavailable, InvalidArgument, Unavailable
+from controlplane.errors import (
+    CountersUnavailable,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
 from controlplane.grants import Grant, Grants
 from controlplane.key_validation import KeyInfo, Validation, method_of
 from controlplane.known_keys import KnownKey, KnownKeys, records, secret_hash
 from controlplane.limiter import Outcome
+from controlplane.metrics import SLOT_RENEWALS
 from controlplane.policy import Denial
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.record_request import RecordInput, charges, count_charged
 from controlplane.records import KeyRecord, OrgRecord, now
 from controlplane.reservations import Reservation
+from controlplane.slot_leases import SlotLeases
 from prism.addresses import parse_address
 
 log = logging.getLogger("prism.controlplane")
@@ -62,6 +69,7 @@ class Authorizer:
         accounts: Accounts,
         decisions: Decisions,
         charges: Charges,
+        slot_leases: SlotLeases,
         upstream: Upstream,
         grants: Grants,
         sealer: Sealer | None = None,
@@ -71,6 +79,7 @@ class Authorizer:
         self._accounts = accounts
         self._decisions = decisions
         self._charges = charges
+        self._slot_leases = slot_leases
         self._grants = grants
         self._fail_open = fail_open
         self._keys = KnownKeys(accounts, upstream, sealer)
@@ -118,7 +127,7 @@ class Authorizer:
         args = _check_args(known, request, checked_model)
         # Reads, deletes and cancels pass a spent budget: they add no cost.
         budgets = limiter.budgets(key, org, now()) if request.may_add_cost else []
-        counters = limiter.counters(key, org, request.uses_model)
+        counters = limiter.counters(key, org, request.uses_model, self._slot_leases.lease_ms)
         reservation = await self._reservation(org.id, request, budgets)
         return await self._admit(org.id, key.id, args, request, budgets, counters, reservation)
 
@@ -145,6 +154,24 @@ class Authorizer:
     def grant(self, presented: str) -> Grant:
         """The decision a Check granted; PermissionDenied when it is forged or expired."""
         return self._grants.open(presented, time.time())
+
+    async def renew(self, presented: Sequence[str]) -> list[bool]:
+        """Renews the concurrency slots of the requests of the grants presented; per grant,
+        whether its request still held one. A forged or expired grant renews nothing (False)
+        and leaves the others' renewals be: one request's bad grant must not let every
+        other slot of its data plane lapse."""
+        opened: dict[int, Grant] = {}
+        for index, grant in enumerate(presented):
+            try:
+                opened[index] = self.grant(grant)
+            except PermissionDenied as refused:
+                log.warning("Renew: grant %d of %d refused: %s", index + 1, len(presented), refused)
+        answers = await self._slot_leases.renew(list(opened.values()))
+        renewed = dict(zip(opened, answers, strict=True))
+        SLOT_RENEWALS.labels("refused").inc(len(presented) - len(opened))
+        SLOT_RENEWALS.labels("renewed").inc(sum(answers))
+        SLOT_RENEWALS.labels("not_held").inc(len(answers) - sum(answers))
+        return [renewed.get(index, False) for index in range(len(presented))]
 
     async def record(self, seen: RecordInput, source: str = "response") -> list[RunCharge]:
         """Records what a response (or, with source `sweeper`, the sweeper) showed, and
@@ -270,6 +297,7 @@ class Authorizer:
                 principal.org_id,
                 principal.key_id,
             )
+        holds_slot = limiter.holds_slot(found)
         return Decision(
             principal=principal,
             upstream=known.upstream,
@@ -277,8 +305,9 @@ class Authorizer:
             shadow_exceeded=shadow,
             # A reservation held by the request is released by its final Record unless
             # its response created a run.
-            record_wanted=limiter.holds_slot(found)
+            record_wanted=holds_slot
             or (asked.reservation is not None and asked.reservation.by_request),
+            slot_lease_ms=self._slot_leases.lease_ms if holds_slot else 0,
             grant=self._grants.issue(principal.org_id, principal.key_id, request_id, time.time()),
         )
 

@@ -1,9 +1,9 @@
-"""prism.v1.Authorizer: translates Check, Record and FilterOwned between the wire and the
+"""prism.v1.Authorizer: translates Check, Record, FilterOwned and Renew between the wire and the
 Authorizer. Only data planes reach it (callers.py).
 
 A denial is an answer (allowed=false); a gRPC error means the control plane could not
-decide, and the data plane then fails closed. Record and FilterOwned act for the org, key
-and request of the grant they present, never for ids on the wire.
+decide, and the data plane then fails closed. Record, FilterOwned and Renew act for the org,
+key and request of the grants they present, never for ids on the wire.
 """
 
 from typing import Any
@@ -94,12 +94,19 @@ class AuthorizerService(authorizer_pb2_grpc.AuthorizerServicer):
         owned = await self._authorizer.filter_owned(grant.org_id, request.ids)
         return authorizer_pb2.FilterOwnedResponse(ids=owned)
 
+    @aborts_on_domain_error
+    async def Renew(
+        self, request: authorizer_pb2.RenewRequest, context: Any
+    ) -> authorizer_pb2.RenewResponse:
+        return authorizer_pb2.RenewResponse(renewed=await self._authorizer.renew(request.grants))
+
 
 def _check_response(decision: Decision) -> authorizer_pb2.CheckResponse:
     response = authorizer_pb2.CheckResponse(
         allowed=decision.allowed,
         shadow_exceeded=decision.shadow_exceeded,
         record_wanted=decision.record_wanted,
+        slot_lease_ms=decision.slot_lease_ms,
         grant=decision.grant,
     )
     # Each reported unit is the CheckResponse field of its status (prism.rate_limit_units).

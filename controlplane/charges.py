@@ -124,8 +124,7 @@ class Charges(RedisPart):
             "usage_ttl": usage.RETENTION_SECONDS,
             "usage_separator": usage.FIELD_SEPARATOR,
             "token_counters": [
-                {"limit": counter.limit, "period": counter.kind.period_ms}
-                for counter in token_counters
+                {"limit": counter.limit, "period": counter.period_ms} for counter in token_counters
             ],
             "request_id": request_id,
             "slots": len(slot_sets),

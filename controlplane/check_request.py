@@ -94,6 +94,8 @@ class Decision:
     shadow_exceeded: tuple[str, ...] = ()
     # The request holds a concurrency slot, to be released by Record.
     record_wanted: bool = False
+    # When it does: how long its slot is held unless the data plane renews it (Renew).
+    slot_lease_ms: int = 0
     # Set when allowed: what Record and FilterOwned present for this request.
     grant: str = field(default="", repr=False)
 

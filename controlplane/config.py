@@ -16,6 +16,7 @@ from prism.tls import Identity, authorities, identity
 
 # It opens Check, which hands out upstream credentials: not a word to guess.
 MIN_TOKEN_LENGTH = 24
+MIN_SLOT_LEASE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Settings:
     sweep_after_seconds: float
     # Each sweep also charges orgs' vector-store storage, once per org and UTC day.
     charge_vector_storage: bool
+    # How long a concurrency slot is held unless its data plane renews it (Renew).
+    slot_lease_ms: int
     # Where /metrics is served over HTTP (metrics_server.py).
     metrics_host: str
     metrics_port: int
@@ -89,9 +92,23 @@ class Settings:
             charge_vector_storage=boolean(
                 "PRISM_CHARGE_VECTOR_STORAGE", env("PRISM_CHARGE_VECTOR_STORAGE", "true")
             ),
+            slot_lease_ms=_slot_lease_ms(),
             metrics_host=metrics_host,
             metrics_port=metrics_port,
         )
+
+
+def _slot_lease_ms() -> int:
+    name = "PRISM_SLOT_LEASE_SECONDS"
+    seconds = positive_number(name, env(name, "10"))
+    # Renewed every third of it, over a gRPC call and a Redis round trip: shorter would
+    # lose slots of live requests.
+    if seconds < MIN_SLOT_LEASE_SECONDS:
+        raise ConfigError(
+            f"{name}={seconds:g} is too short: at least {MIN_SLOT_LEASE_SECONDS:g} s, so that "
+            "data planes renewing every third of it keep their slots"
+        )
+    return round(seconds * 1000)
 
 
 def _admin_token() -> str:

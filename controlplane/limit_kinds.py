@@ -14,9 +14,6 @@ from prism import redis_keys
 from prism.rate_limit_units import REQUESTS, TOKENS
 
 MINUTE_MS = 60_000
-# A request's concurrency slot is dropped after this long if its release never comes (its
-# data-plane worker died): longer than any upstream wait the data plane allows by default.
-SLOT_LEASE_MS = 15 * MINUTE_MS
 
 
 class Algorithm(Enum):
@@ -26,8 +23,8 @@ class Algorithm(Enum):
     RATE = "rate"
     # A GCRA state that Record adds run tokens to; passes while any token is left.
     TOKENS = "tokens"
-    # A sorted set of requests in flight, each dropped after the period if its release
-    # never came; Record releases it.
+    # A sorted set of requests in flight by their holders' last renewal, each dropped once
+    # its lease (PRISM_SLOT_LEASE_SECONDS) passes unrenewed; Record releases it.
     SLOTS = "slots"
 
 
@@ -43,8 +40,9 @@ class LimitKind:
     # The field of prism.v1.RateLimits and of the stored policy's `rate_limits`.
     name: str
     algorithm: Algorithm
-    # The window of a GCRA kind; a slot's lease.
-    period_ms: int
+    # The window of a GCRA kind; None for SLOTS kinds, whose period is the control plane's
+    # slot lease (a setting: limiter.counters is given it).
+    period_ms: int | None
     # What it counts, a unit of prism.rate_limit_units: the type of the OpenAI error of a
     # refused request, and the name of a GCRA kind's Redis counter (prism.redis_keys.rate;
     # SLOTS kinds use in-flight sets).
@@ -90,7 +88,7 @@ LIMIT_KINDS = (
     LimitKind(
         name="concurrent_requests",
         algorithm=Algorithm.SLOTS,
-        period_ms=SLOT_LEASE_MS,
+        period_ms=None,
         counts=REQUESTS,
         refusal="Too many concurrent requests on this {owner}: the limit is {limit} in flight. "
         "Please try again once one of them has finished.",

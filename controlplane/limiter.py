@@ -36,13 +36,15 @@ class Counter:
     # model requests, only on a request that starts model work.
     enforced: bool
     redis_key: str
+    # A GCRA kind's window, a SLOTS kind's lease.
+    period_ms: int
 
     def script_spec(self) -> dict[str, object]:
         """Its entry in check.lua's `counters`."""
         return {
             "algorithm": self.kind.algorithm.value,
             "limit": self.limit,
-            "period": self.kind.period_ms,
+            "period": self.period_ms,
             "shadow": not self.enforced,
         }
 
@@ -78,10 +80,10 @@ def _owners(key: KeyRecord, org: OrgRecord) -> tuple[tuple[Owner, str, KeyRecord
     return (("key", f"key:{key.id}", key), ("org", "org", org))
 
 
-def counters(key: KeyRecord, org: OrgRecord, uses_model: bool) -> list[Counter]:
-    """The limits a request meets. Every request counts towards every limit, or is told what
-    it has left, but a kind limiting model requests refuses only requests that start model
-    work."""
+def counters(key: KeyRecord, org: OrgRecord, uses_model: bool, slot_lease_ms: int) -> list[Counter]:
+    """The limits a request meets, a concurrency slot held for `slot_lease_ms` unless
+    renewed. Every request counts towards every limit, or is told what it has left, but a
+    kind limiting model requests refuses only requests that start model work."""
     found = []
     for owner, owner_name, record in _owners(key, org):
         for kind in LIMIT_KINDS:
@@ -90,7 +92,10 @@ def counters(key: KeyRecord, org: OrgRecord, uses_model: bool) -> list[Counter]:
                 continue
             enforced = not limit.shadow and (uses_model or not kind.model_requests_only)
             redis_key = kind.redis_key(org.id, owner_name)
-            found.append(Counter(owner, kind, limit.limit, limit.shadow, enforced, redis_key))
+            period_ms = slot_lease_ms if kind.period_ms is None else kind.period_ms
+            found.append(
+                Counter(owner, kind, limit.limit, limit.shadow, enforced, redis_key, period_ms)
+            )
     return found
 
 
@@ -98,7 +103,8 @@ def token_counters(key: KeyRecord, org: OrgRecord) -> list[Counter]:
     """The limits the tokens of a key's runs count towards (lua/record.lua adds them)."""
     return [
         counter
-        for counter in counters(key, org, uses_model=True)
+        # No slot is taken here, so no lease applies.
+        for counter in counters(key, org, uses_model=True, slot_lease_ms=0)
         if counter.kind.algorithm is Algorithm.TOKENS
     ]
 

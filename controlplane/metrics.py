@@ -30,3 +30,9 @@ RUNS_CHARGED = Counter(
     "Runs charged, by who first saw them ended: a response, or the sweeper.",
     ["source"],
 )
+SLOT_RENEWALS = Counter(
+    "prism_slot_renewals_total",
+    "Grants presented to Renew, by result: renewed, not_held (the slot was released or its "
+    "lease ran out) or refused (a grant forged or expired).",
+    ["result"],
+)

@@ -24,6 +24,7 @@ from controlplane.registry import Registry
 from controlplane.request_logs import RequestLogs
 from controlplane.run_queue import RunQueue
 from controlplane.service_tokens import ServiceTokens
+from controlplane.slot_leases import SlotLeases
 from controlplane.storage_fees import StorageFeeClaims
 from controlplane.sweeper import Sweeper
 from controlplane.usage_reads import UsageReads
@@ -79,6 +80,7 @@ async def build(
         accounts,
         Decisions(client),
         Charges(client),
+        SlotLeases(client, settings.slot_lease_ms),
         upstream,
         grants,
         sealer,

@@ -16,6 +16,7 @@ from .config import Settings, load_settings
 from .errors import register_error_handlers
 from .headers import stamp
 from .health import Readiness, health_blueprint
+from .leases import Leases
 from .log_writer import RedisLogWriter, StdoutLines
 from .metrics import metrics_blueprint
 from .metrics import observe as count_request
@@ -39,8 +40,9 @@ def create_app(settings: Settings) -> Quart:
     app.url_map.converters.update(CONVERTERS)
 
     authorizer = Authorizer(settings)
+    leases = Leases(authorizer)
     outbox = Outbox(Spool(settings.outbox_dir), authorizer)
-    recorder = Recorder(outbox, settings.check_deadline)
+    recorder = Recorder(outbox, settings.check_deadline, leases)
     upstream = Upstream(settings.upstream_timeout)
     readiness = Readiness(authorizer, settings.redis_url)
 
@@ -73,6 +75,7 @@ def create_app(settings: Settings) -> Quart:
     async def open_clients() -> None:
         await authorizer.open()
         outbox.open()
+        await leases.open()
         await upstream.open()
         await readiness.open()
         stdout_lines.open()
@@ -81,6 +84,8 @@ def create_app(settings: Settings) -> Quart:
     @app.after_serving
     async def close_clients() -> None:
         await upstream.close()
+        # Every request is over: no slot is left to renew.
+        await leases.close()
         # Records still being sent need the channel: they end before it closes.
         await recorder.close()
         await outbox.close()

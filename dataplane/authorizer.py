@@ -1,13 +1,14 @@
 """The data plane's client of the control plane: Check, Record and FilterOwned for requests,
-Health for /readyz.
+Renew for the slots they hold (leases.py), Health for /readyz.
 
 One grpc.aio channel is opened when the server starts and reused by every call; every call
 has the Check deadline and carries the data plane's credential (PRISM_DATAPLANE_TOKEN as
-`authorization` metadata; over mTLS the channel's client certificate too). Record and
-FilterOwned present the grant their request's Check returned. A failed Check or FilterOwned
-(including its deadline) fails closed: the request is answered with 503 and nothing more is
-forwarded. A failed Record raises RecordFailed, for the outbox (outbox.py) to send it
-again or, when the control plane refused it for good, to drop it.
+`authorization` metadata; over mTLS the channel's client certificate too). Record,
+FilterOwned and Renew present the grants their requests' Checks returned. A failed Check or
+FilterOwned (including its deadline) fails closed: the request is answered with 503 and
+nothing more is forwarded. A failed Record raises RecordFailed, for the outbox (outbox.py)
+to send it again or, when the control plane refused it for good, to drop it. A failed
+Renew is logged and changes nothing: a slot not renewed in time is only freed early.
 """
 
 import logging
@@ -78,6 +79,7 @@ class Authorizer:
         self._check = stub.Check
         self._record = stub.Record
         self._filter_owned = stub.FilterOwned
+        self._renew = stub.Renew
         self._health = health_pb2_grpc.HealthStub(self._channel).Check
 
     async def close(self) -> None:
@@ -117,6 +119,19 @@ class Authorizer:
             _warn("FilterOwned", "a listing", error, "answering 503")
             raise control_plane_unavailable() from None
         return list(reply.ids)
+
+    async def renew(self, grants: list[str]) -> list[bool] | None:
+        """Per grant, whether its request's slot was renewed; None when the call failed."""
+        try:
+            reply = await self._renew(
+                authorizer_pb2.RenewRequest(grants=grants),
+                timeout=self._deadline,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            _warn("Renew", f"{len(grants)} slot(s)", error, "tried again next interval")
+            return None
+        return list(reply.renewed)
 
     async def serving(self, timeout: float) -> bool:
         """Whether the control plane answers its gRPC health check with SERVING."""

@@ -28,6 +28,10 @@ When it is sent:
 - a Record is sent only when there is something to record or a slot to release, and once
   sent is not cancelled with its request: a client leaving cannot lose it.
 
+A request's slot is a lease (CheckResponse.slot_lease_ms), renewed by leases.py from the
+moment Check allowed the request until its final Record is sent; should that Record be lost,
+the slot is free once the lease passes.
+
 Every Record goes through the outbox (outbox.py), which delivers it at least once, and the
 control plane applies it once. A response waits for a Record's answer for up to
 RECORD_RETRY_SECONDS (a control plane restarting takes a second or two); the outbox goes on
@@ -51,6 +55,7 @@ from prism.v1 import authorizer_pb2
 
 from .errors import not_recorded
 from .headers import Trace
+from .leases import Leases
 from .observe import (
     EventStream,
     Seen,
@@ -86,9 +91,10 @@ class Recorder:
     """Sends the Records of every request through the outbox; owns the ones still being
     sent in the background."""
 
-    def __init__(self, outbox: Outbox, deadline: float) -> None:
+    def __init__(self, outbox: Outbox, deadline: float, leases: Leases) -> None:
         self._outbox = outbox
         self._deadline = deadline
+        self.leases = leases
         self._tasks: set[asyncio.Task[authorizer_pb2.RecordResponse | None]] = set()
 
     def start(
@@ -166,6 +172,8 @@ class ResponseRecord:
         self._key_id = decision.principal.key_id
         self._sequence = 0
         self._finish = decision.record_wanted
+        if decision.slot_lease_ms:
+            recorder.leases.hold(decision.grant, decision.slot_lease_ms)
         self._pending = Seen()
         self._ended = False
         self._events: EventStream | None = None
@@ -213,6 +221,7 @@ class ResponseRecord:
         """The response is complete but for its end: sends what is left, and waits."""
         if not self._ended:
             self._ended = True
+            self._recorder.leases.release(self._grant)
             if self._pending or self._finish:
                 await self._send(self._pending, self._finish)
 
@@ -264,6 +273,7 @@ class ResponseRecord:
         background."""
         if not self._ended:
             self._ended = True
+            self._recorder.leases.release(self._grant)
             if self._pending or self._finish:
                 self._recorder.send_later(self._entry(self._pending, finished=self._finish))
 

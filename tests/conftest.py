@@ -7,6 +7,7 @@ start their own with `start_dataplane` / `start_controlplane` and the shared Red
 """
 
 import asyncio
+import base64
 import functools
 import json
 import secrets
@@ -369,6 +370,26 @@ def admin(controlplane: ControlPlane) -> Iterator[AdminClient]:
 
 
 IssueKey = Callable[..., tuple[admin_pb2.Org, admin_pb2.IssuedKey]]
+
+
+@pytest.fixture(scope="session")
+def grant_key(redis_url: str) -> bytes:
+    """The control planes' signing key, as someone with Redis could read it: what a forger
+    without it lacks."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return base64.b64decode(client.get(redis_keys.GRANT_KEY))
+    finally:
+        client.close()
+
+
+def tampered_grant(grant: str, org_id: str) -> str:
+    """The grant with its org replaced and its signature kept."""
+    encoded, _, signature = grant.partition(".")
+    payload = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    payload[1] = org_id
+    forged = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
+    return forged.decode().rstrip("=") + "." + signature
 
 
 @pytest.fixture(scope="session")

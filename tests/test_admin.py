@@ -1332,6 +1332,9 @@ def good_settings(redis_url: str) -> dict[str, str]:
         ({"PRISM_GRPC_LISTEN": "50051"}, ["PRISM_GRPC_LISTEN", "host:port"]),
         ({"PRISM_UPSTREAM_URL": "api.openai.com"}, ["PRISM_UPSTREAM_URL", "http(s) URL"]),
         ({"REDIS_URL": "localhost:6379"}, ["REDIS_URL", "Redis URL"]),
+        ({"PRISM_SLOT_LEASE_SECONDS": "0"}, ["PRISM_SLOT_LEASE_SECONDS='0'", "positive"]),
+        ({"PRISM_SLOT_LEASE_SECONDS": "ten"}, ["PRISM_SLOT_LEASE_SECONDS='ten'", "positive"]),
+        ({"PRISM_SLOT_LEASE_SECONDS": "0.1"}, ["PRISM_SLOT_LEASE_SECONDS=0.1", "at least 0.5"]),
     ],
     ids=[
         "no-admin-token",
@@ -1342,6 +1345,9 @@ def good_settings(redis_url: str) -> dict[str, str]:
         "bad-listen",
         "bad-upstream-url",
         "bad-redis-url",
+        "zero-slot-lease",
+        "slot-lease-not-a-number",
+        "slot-lease-too-short",
     ],
 )
 def test_a_bad_setting_stops_the_start_with_one_line(

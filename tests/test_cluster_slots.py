@@ -1,5 +1,5 @@
-"""The scripts a request's decision and its record run work on Redis Cluster: every key they
-touch carries the org's hash tag, so it lives in one slot.
+"""The scripts a request's decision, its slot's renewal and its record run work on Redis
+Cluster: every key they touch carries the org's hash tag, so it lives in one slot.
 
 A one-node cluster (all 16384 slots on one redis-server) refuses a script whose keys span
 slots with CROSSSLOT, exactly as a real cluster does, so it is enough to prove the property.
@@ -23,10 +23,12 @@ from controlplane import keys, limiter
 from controlplane.charges import Charges
 from controlplane.check_script import CheckAnswer, CheckArgs, CheckOutcome, UsageArgs
 from controlplane.decisions import Decisions
+from controlplane.grants import Grant
 from controlplane.pricing import RunCharge, StepCharge
 from controlplane.records import Budgets, KeyRecord, OrgRecord, Policy, RateLimit, RateLimits
 from controlplane.reservations import Reservation
 from controlplane.run_queue import RunQueue
+from controlplane.slot_leases import SlotLeases
 from controlplane.storage_fees import StorageFeeClaims
 from prism import redis_keys
 from tools import stack
@@ -115,11 +117,14 @@ async def _decide_and_record(url: str) -> tuple[CheckAnswer, list[str]]:
             key.id,
             args,
             limiter.budgets(key, org, datetime.now(UTC)),
-            limiter.counters(key, org, uses_model=True),
+            limiter.counters(key, org, uses_model=True, slot_lease_ms=10_000),
             # Tool outputs to run_1: its reservation, with its run hash.
             Reservation("run_1", 3560, by_request=False),
             count=True,
         )
+        # The slot req_2 took is its own to renew (lua/renew.lua).
+        lease = Grant(org.id, key.id, "req_2", 0)
+        assert await SlotLeases(client, 10_000).renew([lease]) == [True]
         charge = RunCharge("run_1", "gpt-4o", 125, True, 40, 0, 10, key.id, total_tokens=50)
         step = StepCharge("step_1", "thread_1", 1, 2500, True, 30000, key.id)
         recorded = await charges.record(

@@ -160,11 +160,24 @@ def test_concurrent_requests_hold_a_slot_until_recorded_finished(
     )
 
     assert first.allowed and second.allowed and first.record_wanted
+    # The default lease (PRISM_SLOT_LEASE_SECONDS), which its data plane renews.
+    assert first.slot_lease_ms == 10_000
     assert not third.allowed and third.denial.http_status == 429
     assert "concurrent requests" in third.denial.message
     authorizer.record(first.grant, finished=True)
     fourth = authorizer.check(issued.secret)
     assert fourth.allowed
+
+
+def test_a_request_holding_no_slot_has_no_lease(
+    issue_key: IssueKey, authorizer: Authorizer
+) -> None:
+    _, issued = issue_key(rate_limits=limits(requests_per_minute=100))
+
+    answer = authorizer.check(issued.secret)
+
+    assert answer.allowed and not answer.record_wanted
+    assert answer.slot_lease_ms == 0
 
 
 def test_tokens_count_once_per_run_and_limit_only_model_work(

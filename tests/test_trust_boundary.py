@@ -4,8 +4,6 @@ credential, and changes nothing; Record and FilterOwned act only for the org of 
 control plane issued and has not expired, so ownership, deletions and charges cannot be
 forged and ownership cannot be probed; ValidateKey shows no secret and counts nothing."""
 
-import base64
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,10 +11,8 @@ from typing import Any
 import grpc
 import openai
 import pytest
-import redis
 
 from controlplane.grants import LIFETIME_SECONDS, Grants
-from prism import redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, keys_pb2, keys_pb2_grpc
 from tests.conftest import (
     DATAPLANE_TOKEN,
@@ -27,6 +23,7 @@ from tests.conftest import (
     IssueKey,
     Sdk,
     Upstream,
+    tampered_grant,
 )
 from tests.test_policy_check import limits
 
@@ -171,26 +168,6 @@ def authorizer(channel: grpc.Channel) -> AuthorizerClient:
     return AuthorizerClient(channel)
 
 
-@pytest.fixture(scope="module")
-def grant_key(redis_url: str) -> bytes:
-    """The control planes' signing key, as someone with Redis could read it: what a forger
-    without it lacks."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        return base64.b64decode(client.get(redis_keys.GRANT_KEY))
-    finally:
-        client.close()
-
-
-def _tampered(grant: str, org_id: str) -> str:
-    """The grant with its org replaced and its signature kept."""
-    encoded, _, signature = grant.partition(".")
-    payload = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    payload[1] = org_id
-    forged = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
-    return forged.decode().rstrip("=") + "." + signature
-
-
 def _file_of(sdk: Sdk, secret: str) -> str:
     file = sdk(secret).files.create(file=("mine.txt", b"A's own words\n"), purpose="assistants")
     return str(file.id)
@@ -214,7 +191,7 @@ def test_a_forged_grant_records_nothing(
     a_file = _file_of(sdk, a.secret)
     b_grant = authorizer.grant(b.secret)
     forgeries = [
-        _tampered(b_grant, org_a.id),
+        tampered_grant(b_grant, org_a.id),
         # B's own grant, its signature spelled otherwise (base64 padding, a stray byte).
         b_grant + "==",
         b_grant + "!",

@@ -25,45 +25,49 @@ _sym_db = _symbol_database.Default()
 from prism.v1 import request_logging_pb2 as prism_dot_v1_dot_request__logging__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19prism/v1/authorizer.proto\x12\x08prism.v1\x1a\x1eprism/v1/request_logging.proto\"\x94\x02\n\x0c\x43heckRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x11\n\tclient_ip\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\x0e\n\x06models\x18\x05 \x03(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12$\n\x07objects\x18\x08 \x03(\x0b\x32\x13.prism.v1.ObjectRef\x12\x17\n\x0fmodel_object_id\x18\t \x01(\t\x12\x12\n\nuses_model\x18\n \x01(\x08\x12\x19\n\x11max_prompt_tokens\x18\x0b \x01(\x03\x12\x1d\n\x15max_completion_tokens\x18\x0c \x01(\x03J\x04\x08\x06\x10\x07R\nobject_ids\"J\n\tObjectRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.prism.v1.ObjectKind\x12\r\n\x05param\x18\x03 \x01(\t\"\xda\x02\n\rCheckResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12 \n\x06\x64\x65nial\x18\x02 \x01(\x0b\x32\x10.prism.v1.Denial\x12&\n\tprincipal\x18\x03 \x01(\x0b\x32\x13.prism.v1.Principal\x12$\n\x08upstream\x18\x04 \x01(\x0b\x32\x12.prism.v1.Upstream\x12+\n\x08requests\x18\x05 \x01(\x0b\x32\x19.prism.v1.RateLimitStatus\x12)\n\x06tokens\x18\x06 \x01(\x0b\x32\x19.prism.v1.RateLimitStatus\x12\x17\n\x0fshadow_exceeded\x18\x07 \x03(\t\x12\x15\n\rrecord_wanted\x18\x08 \x01(\x08\x12\x31\n\x0frequest_logging\x18\t \x01(\x0b\x32\x18.prism.v1.RequestLogging\x12\r\n\x05grant\x18\n \x01(\t\"E\n\x0fRateLimitStatus\x12\r\n\x05limit\x18\x01 \x01(\x03\x12\x11\n\tremaining\x18\x02 \x01(\x03\x12\x10\n\x08reset_ms\x18\x03 \x01(\x03\"\x95\x01\n\x06\x44\x65nial\x12\x13\n\x0bhttp_status\x18\x01 \x01(\x05\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05param\x18\x05 \x01(\t\x12\x16\n\x0eretry_after_ms\x18\x06 \x01(\x03\x12\x14\n\x0c\x64o_not_retry\x18\x07 \x01(\x08\x12\x0c\n\x04rule\x18\x08 \x01(\t\"G\n\tPrincipal\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x1a\n\x12key_display_prefix\x18\x03 \x01(\t\"?\n\x08Upstream\x12\x10\n\x08\x62\x61se_url\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\"\xf7\x01\n\rRecordRequest\x12\r\n\x05grant\x18\t \x01(\t\x12&\n\x07objects\x18\x04 \x03(\x0b\x32\x15.prism.v1.OwnedObject\x12\x13\n\x0b\x64\x65leted_ids\x18\x05 \x03(\t\x12 \n\x04runs\x18\x06 \x03(\x0b\x32\x12.prism.v1.RunUsage\x12\x10\n\x08\x66inished\x18\x07 \x01(\x08\x12&\n\x05steps\x18\x08 \x03(\x0b\x32\x17.prism.v1.StepToolCalls\x12\x10\n\x08sequence\x18\n \x01(\rJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\nrequest_idR\x06org_idR\x06key_id\"_\n\x0bOwnedObject\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.prism.v1.ObjectKind\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"\x9b\x01\n\x08RunUsage\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x14\n\x0ctotal_tokens\x18\x02 \x01(\x03\x12\x11\n\tthread_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x03\x12\x15\n\rcached_tokens\x18\x07 \x01(\x03\"~\n\rStepToolCalls\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tthread_id\x18\x03 \x01(\t\x12\x19\n\x11\x66ile_search_calls\x18\x04 \x01(\x03\x12\x1e\n\x16\x63ode_interpreter_calls\x18\x05 \x01(\x03\"3\n\x0eRecordResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.prism.v1.RunCharge\"\x98\x01\n\tRunCharge\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0b\x63ost_micros\x18\x03 \x01(\x03\x12\x0e\n\x06priced\x18\x04 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x03\x12\x15\n\rcached_tokens\x18\x06 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x03\">\n\x12\x46ilterOwnedRequest\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\r\n\x05grant\x18\x03 \x01(\tJ\x04\x08\x01\x10\x02R\x06org_id\"\"\n\x13\x46ilterOwnedResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t*\xe7\x01\n\nObjectKind\x12\x1b\n\x17OBJECT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OBJECT_KIND_ASSISTANT\x10\x01\x12\x16\n\x12OBJECT_KIND_THREAD\x10\x02\x12\x17\n\x13OBJECT_KIND_MESSAGE\x10\x03\x12\x13\n\x0fOBJECT_KIND_RUN\x10\x04\x12\x14\n\x10OBJECT_KIND_FILE\x10\x05\x12\x1c\n\x18OBJECT_KIND_VECTOR_STORE\x10\x06\x12\'\n#OBJECT_KIND_VECTOR_STORE_FILE_BATCH\x10\x07\x32\xcf\x01\n\nAuthorizer\x12\x38\n\x05\x43heck\x12\x16.prism.v1.CheckRequest\x1a\x17.prism.v1.CheckResponse\x12;\n\x06Record\x12\x17.prism.v1.RecordRequest\x1a\x18.prism.v1.RecordResponse\x12J\n\x0b\x46ilterOwned\x12\x1c.prism.v1.FilterOwnedRequest\x1a\x1d.prism.v1.FilterOwnedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19prism/v1/authorizer.proto\x12\x08prism.v1\x1a\x1eprism/v1/request_logging.proto\"\x94\x02\n\x0c\x43heckRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x11\n\tclient_ip\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\x0e\n\x06models\x18\x05 \x03(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12$\n\x07objects\x18\x08 \x03(\x0b\x32\x13.prism.v1.ObjectRef\x12\x17\n\x0fmodel_object_id\x18\t \x01(\t\x12\x12\n\nuses_model\x18\n \x01(\x08\x12\x19\n\x11max_prompt_tokens\x18\x0b \x01(\x03\x12\x1d\n\x15max_completion_tokens\x18\x0c \x01(\x03J\x04\x08\x06\x10\x07R\nobject_ids\"J\n\tObjectRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.prism.v1.ObjectKind\x12\r\n\x05param\x18\x03 \x01(\t\"\xf1\x02\n\rCheckResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12 \n\x06\x64\x65nial\x18\x02 \x01(\x0b\x32\x10.prism.v1.Denial\x12&\n\tprincipal\x18\x03 \x01(\x0b\x32\x13.prism.v1.Principal\x12$\n\x08upstream\x18\x04 \x01(\x0b\x32\x12.prism.v1.Upstream\x12+\n\x08requests\x18\x05 \x01(\x0b\x32\x19.prism.v1.RateLimitStatus\x12)\n\x06tokens\x18\x06 \x01(\x0b\x32\x19.prism.v1.RateLimitStatus\x12\x17\n\x0fshadow_exceeded\x18\x07 \x03(\t\x12\x15\n\rrecord_wanted\x18\x08 \x01(\x08\x12\x15\n\rslot_lease_ms\x18\x0b \x01(\x03\x12\x31\n\x0frequest_logging\x18\t \x01(\x0b\x32\x18.prism.v1.RequestLogging\x12\r\n\x05grant\x18\n \x01(\t\"E\n\x0fRateLimitStatus\x12\r\n\x05limit\x18\x01 \x01(\x03\x12\x11\n\tremaining\x18\x02 \x01(\x03\x12\x10\n\x08reset_ms\x18\x03 \x01(\x03\"\x95\x01\n\x06\x44\x65nial\x12\x13\n\x0bhttp_status\x18\x01 \x01(\x05\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05param\x18\x05 \x01(\t\x12\x16\n\x0eretry_after_ms\x18\x06 \x01(\x03\x12\x14\n\x0c\x64o_not_retry\x18\x07 \x01(\x08\x12\x0c\n\x04rule\x18\x08 \x01(\t\"G\n\tPrincipal\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x1a\n\x12key_display_prefix\x18\x03 \x01(\t\"?\n\x08Upstream\x12\x10\n\x08\x62\x61se_url\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\"\xf7\x01\n\rRecordRequest\x12\r\n\x05grant\x18\t \x01(\t\x12&\n\x07objects\x18\x04 \x03(\x0b\x32\x15.prism.v1.OwnedObject\x12\x13\n\x0b\x64\x65leted_ids\x18\x05 \x03(\t\x12 \n\x04runs\x18\x06 \x03(\x0b\x32\x12.prism.v1.RunUsage\x12\x10\n\x08\x66inished\x18\x07 \x01(\x08\x12&\n\x05steps\x18\x08 \x03(\x0b\x32\x17.prism.v1.StepToolCalls\x12\x10\n\x08sequence\x18\n \x01(\rJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\nrequest_idR\x06org_idR\x06key_id\"_\n\x0bOwnedObject\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.prism.v1.ObjectKind\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"\x9b\x01\n\x08RunUsage\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x14\n\x0ctotal_tokens\x18\x02 \x01(\x03\x12\x11\n\tthread_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x03\x12\x15\n\rcached_tokens\x18\x07 \x01(\x03\"~\n\rStepToolCalls\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tthread_id\x18\x03 \x01(\t\x12\x19\n\x11\x66ile_search_calls\x18\x04 \x01(\x03\x12\x1e\n\x16\x63ode_interpreter_calls\x18\x05 \x01(\x03\"3\n\x0eRecordResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.prism.v1.RunCharge\"\x98\x01\n\tRunCharge\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0b\x63ost_micros\x18\x03 \x01(\x03\x12\x0e\n\x06priced\x18\x04 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x03\x12\x15\n\rcached_tokens\x18\x06 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x03\">\n\x12\x46ilterOwnedRequest\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\r\n\x05grant\x18\x03 \x01(\tJ\x04\x08\x01\x10\x02R\x06org_id\"\"\n\x13\x46ilterOwnedResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\x1e\n\x0cRenewRequest\x12\x0e\n\x06grants\x18\x01 \x03(\t\" \n\rRenewResponse\x12\x0f\n\x07renewed\x18\x01 \x03(\x08*\xe7\x01\n\nObjectKind\x12\x1b\n\x17OBJECT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OBJECT_KIND_ASSISTANT\x10\x01\x12\x16\n\x12OBJECT_KIND_THREAD\x10\x02\x12\x17\n\x13OBJECT_KIND_MESSAGE\x10\x03\x12\x13\n\x0fOBJECT_KIND_RUN\x10\x04\x12\x14\n\x10OBJECT_KIND_FILE\x10\x05\x12\x1c\n\x18OBJECT_KIND_VECTOR_STORE\x10\x06\x12\'\n#OBJECT_KIND_VECTOR_STORE_FILE_BATCH\x10\x07\x32\x89\x02\n\nAuthorizer\x12\x38\n\x05\x43heck\x12\x16.prism.v1.CheckRequest\x1a\x17.prism.v1.CheckResponse\x12;\n\x06Record\x12\x17.prism.v1.RecordRequest\x1a\x18.prism.v1.RecordResponse\x12J\n\x0b\x46ilterOwned\x12\x1c.prism.v1.FilterOwnedRequest\x1a\x1d.prism.v1.FilterOwnedResponse\x12\x38\n\x05Renew\x12\x16.prism.v1.RenewRequest\x1a\x17.prism.v1.RenewResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'prism.v1.authorizer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OBJECTKIND']._serialized_start=2078
-  _globals['_OBJECTKIND']._serialized_end=2309
+  _globals['_OBJECTKIND']._serialized_start=2167
+  _globals['_OBJECTKIND']._serialized_end=2398
   _globals['_CHECKREQUEST']._serialized_start=72
   _globals['_CHECKREQUEST']._serialized_end=348
   _globals['_OBJECTREF']._serialized_start=350
   _globals['_OBJECTREF']._serialized_end=424
   _globals['_CHECKRESPONSE']._serialized_start=427
-  _globals['_CHECKRESPONSE']._serialized_end=773
-  _globals['_RATELIMITSTATUS']._serialized_start=775
-  _globals['_RATELIMITSTATUS']._serialized_end=844
-  _globals['_DENIAL']._serialized_start=847
-  _globals['_DENIAL']._serialized_end=996
-  _globals['_PRINCIPAL']._serialized_start=998
-  _globals['_PRINCIPAL']._serialized_end=1069
-  _globals['_UPSTREAM']._serialized_start=1071
-  _globals['_UPSTREAM']._serialized_end=1134
-  _globals['_RECORDREQUEST']._serialized_start=1137
-  _globals['_RECORDREQUEST']._serialized_end=1384
-  _globals['_OWNEDOBJECT']._serialized_start=1386
-  _globals['_OWNEDOBJECT']._serialized_end=1481
-  _globals['_RUNUSAGE']._serialized_start=1484
-  _globals['_RUNUSAGE']._serialized_end=1639
-  _globals['_STEPTOOLCALLS']._serialized_start=1641
-  _globals['_STEPTOOLCALLS']._serialized_end=1767
-  _globals['_RECORDRESPONSE']._serialized_start=1769
-  _globals['_RECORDRESPONSE']._serialized_end=1820
-  _globals['_RUNCHARGE']._serialized_start=1823
-  _globals['_RUNCHARGE']._serialized_end=1975
-  _globals['_FILTEROWNEDREQUEST']._serialized_start=1977
-  _globals['_FILTEROWNEDREQUEST']._serialized_end=2039
-  _globals['_FILTEROWNEDRESPONSE']._serialized_start=2041
-  _globals['_FILTEROWNEDRESPONSE']._serialized_end=2075
-  _globals['_AUTHORIZER']._serialized_start=2312
-  _globals['_AUTHORIZER']._serialized_end=2519
+  _globals['_CHECKRESPONSE']._serialized_end=796
+  _globals['_RATELIMITSTATUS']._serialized_start=798
+  _globals['_RATELIMITSTATUS']._serialized_end=867
+  _globals['_DENIAL']._serialized_start=870
+  _globals['_DENIAL']._serialized_end=1019
+  _globals['_PRINCIPAL']._serialized_start=1021
+  _globals['_PRINCIPAL']._serialized_end=1092
+  _globals['_UPSTREAM']._serialized_start=1094
+  _globals['_UPSTREAM']._serialized_end=1157
+  _globals['_RECORDREQUEST']._serialized_start=1160
+  _globals['_RECORDREQUEST']._serialized_end=1407
+  _globals['_OWNEDOBJECT']._serialized_start=1409
+  _globals['_OWNEDOBJECT']._serialized_end=1504
+  _globals['_RUNUSAGE']._serialized_start=1507
+  _globals['_RUNUSAGE']._serialized_end=1662
+  _globals['_STEPTOOLCALLS']._serialized_start=1664
+  _globals['_STEPTOOLCALLS']._serialized_end=1790
+  _globals['_RECORDRESPONSE']._serialized_start=1792
+  _globals['_RECORDRESPONSE']._serialized_end=1843
+  _globals['_RUNCHARGE']._serialized_start=1846
+  _globals['_RUNCHARGE']._serialized_end=1998
+  _globals['_FILTEROWNEDREQUEST']._serialized_start=2000
+  _globals['_FILTEROWNEDREQUEST']._serialized_end=2062
+  _globals['_FILTEROWNEDRESPONSE']._serialized_start=2064
+  _globals['_FILTEROWNEDRESPONSE']._serialized_end=2098
+  _globals['_RENEWREQUEST']._serialized_start=2100
+  _globals['_RENEWREQUEST']._serialized_end=2130
+  _globals['_RENEWRESPONSE']._serialized_start=2132
+  _globals['_RENEWRESPONSE']._serialized_end=2164
+  _globals['_AUTHORIZER']._serialized_start=2401
+  _globals['_AUTHORIZER']._serialized_end=2666
 # @@protoc_insertion_point(module_scope)

@@ -64,7 +64,7 @@ class ObjectRef(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ObjectKind, str]] = ..., param: _Optional[str] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("allowed", "denial", "principal", "upstream", "requests", "tokens", "shadow_exceeded", "record_wanted", "request_logging", "grant")
+    __slots__ = ("allowed", "denial", "principal", "upstream", "requests", "tokens", "shadow_exceeded", "record_wanted", "slot_lease_ms", "request_logging", "grant")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     DENIAL_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class CheckResponse(_message.Message):
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     SHADOW_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     RECORD_WANTED_FIELD_NUMBER: _ClassVar[int]
+    SLOT_LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_LOGGING_FIELD_NUMBER: _ClassVar[int]
     GRANT_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
@@ -83,9 +84,10 @@ class CheckResponse(_message.Message):
     tokens: RateLimitStatus
     shadow_exceeded: _containers.RepeatedScalarFieldContainer[str]
     record_wanted: bool
+    slot_lease_ms: int
     request_logging: _request_logging_pb2.RequestLogging
     grant: str
-    def __init__(self, allowed: _Optional[bool] = ..., denial: _Optional[_Union[Denial, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., upstream: _Optional[_Union[Upstream, _Mapping]] = ..., requests: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., tokens: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., shadow_exceeded: _Optional[_Iterable[str]] = ..., record_wanted: _Optional[bool] = ..., request_logging: _Optional[_Union[_request_logging_pb2.RequestLogging, _Mapping]] = ..., grant: _Optional[str] = ...) -> None: ...
+    def __init__(self, allowed: _Optional[bool] = ..., denial: _Optional[_Union[Denial, _Mapping]] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., upstream: _Optional[_Union[Upstream, _Mapping]] = ..., requests: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., tokens: _Optional[_Union[RateLimitStatus, _Mapping]] = ..., shadow_exceeded: _Optional[_Iterable[str]] = ..., record_wanted: _Optional[bool] = ..., slot_lease_ms: _Optional[int] = ..., request_logging: _Optional[_Union[_request_logging_pb2.RequestLogging, _Mapping]] = ..., grant: _Optional[str] = ...) -> None: ...
 
 class RateLimitStatus(_message.Message):
     __slots__ = ("limit", "remaining", "reset_ms")
@@ -236,3 +238,15 @@ class FilterOwnedResponse(_message.Message):
     IDS_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RenewRequest(_message.Message):
+    __slots__ = ("grants",)
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, grants: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RenewResponse(_message.Message):
+    __slots__ = ("renewed",)
+    RENEWED_FIELD_NUMBER: _ClassVar[int]
+    renewed: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, renewed: _Optional[_Iterable[bool]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class AuthorizerStub:
                 request_serializer=prism_dot_v1_dot_authorizer__pb2.FilterOwnedRequest.SerializeToString,
                 response_deserializer=prism_dot_v1_dot_authorizer__pb2.FilterOwnedResponse.FromString,
                 _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/prism.v1.Authorizer/Renew',
+                request_serializer=prism_dot_v1_dot_authorizer__pb2.RenewRequest.SerializeToString,
+                response_deserializer=prism_dot_v1_dot_authorizer__pb2.RenewResponse.FromString,
+                _registered_method=True)
 
 
 class AuthorizerServicer:
@@ -92,6 +97,17 @@ class AuthorizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Renew(self, request, context):
+        """Renews the concurrency slots of the requests of the grants presented: each starts a
+        new lease of CheckResponse.slot_lease_ms. A data plane sends one every third of a
+        lease, with the grants of all its requests in flight that hold slots. A slot no
+        longer held (released, or its lease run out) is not taken again. A forged or expired
+        grant renews nothing: the call still succeeds, with that grant's `renewed` false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthorizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +125,11 @@ def add_AuthorizerServicer_to_server(servicer, server):
                     servicer.FilterOwned,
                     request_deserializer=prism_dot_v1_dot_authorizer__pb2.FilterOwnedRequest.FromString,
                     response_serializer=prism_dot_v1_dot_authorizer__pb2.FilterOwnedResponse.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=prism_dot_v1_dot_authorizer__pb2.RenewRequest.FromString,
+                    response_serializer=prism_dot_v1_dot_authorizer__pb2.RenewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -197,6 +218,33 @@ class Authorizer:
             '/prism.v1.Authorizer/FilterOwned',
             prism_dot_v1_dot_authorizer__pb2.FilterOwnedRequest.SerializeToString,
             prism_dot_v1_dot_authorizer__pb2.FilterOwnedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prism.v1.Authorizer/Renew',
+            prism_dot_v1_dot_authorizer__pb2.RenewRequest.SerializeToString,
+            prism_dot_v1_dot_authorizer__pb2.RenewResponse.FromString,
             options,
             channel_credentials,
             insecure,
