@@ -21,6 +21,7 @@ Redis (one part per concern, each with its script beside it; callers hold the pa
     decisions           lua/verify.lua, lua/check.lua (+ limit_algorithms/), ownership
     charges             charge facts, lua/record.lua (objects, runs, steps, slots), spend
     slot_leases         renewing concurrency slots' leases (lua/renew.lua)
+    reservations        budget reservations: expected costs, held until runs are charged
     prices, usage_reads stored prices and tool fees; the usage hashes GetUsage reads
     run_queue           the sweeper's pending runs, its claims, a run's creator
     storage_fees        a day's storage-fee claim and charge (lua/storage_fees.lua)
