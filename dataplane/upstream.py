@@ -62,9 +62,11 @@ _NOT_FORWARDED = HOP_BY_HOP | {
 _NOT_FORWARDED_UNCOMPRESSED = _NOT_FORWARDED | {b"accept-encoding"}
 _ASSISTANTS_V2 = (b"openai-beta", b"assistants=v2")
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
-# Idle connections kept per upstream, and for how long.
+# Idle connections kept per upstream, and for how long: less than the 5 s after which
+# Hypercorn and uvicorn servers (the engine among them) close an idle connection, so the
+# pool never reuses one at the instant its server closes it.
 _MAX_IDLE_CONNECTIONS = 100
-_KEEPALIVE_SECONDS = 5.0
+_KEEPALIVE_SECONDS = 4.0
 
 
 class Upstream:

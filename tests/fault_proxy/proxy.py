@@ -43,7 +43,12 @@ class FaultProxy:
         self.faults = Faults()
         # No timeouts: a test's stalled upstream is the upstream's business, not the proxy's.
         self._client = httpx.AsyncClient(
-            timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
+            timeout=None,
+            # Idle connections to the engine are dropped before its server closes them (at
+            # 5 s), so none is reused at that instant (a spurious 502).
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
+            ),
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
