@@ -1,4 +1,5 @@
-"""`make bench`: what the gateway adds, measured on this machine.
+"""The bench's first part: what the gateway adds to each request's latency, in front of the
+engine.
 
 Starts a private stack whose upstream (the Assistants engine behind the suite's fault
 proxy) answers after a fixed latency, then sends the
@@ -18,7 +19,6 @@ import contextlib
 import itertools
 import secrets
 import statistics
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -695,88 +695,81 @@ def measure_engine(engine: Target) -> None:
     print(table_row("per run step", [percentile(per_step, p) for p in PERCENTILES], ""))
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="prism-bench-") as tmp:
-        work = Path(tmp)
-        logs = work / "logs"
-        processes: list[stack.Process] = []
-        try:
-            redis_port, upstream_port = stack.free_port(), stack.free_port()
-            processes.append(stack.start_redis(redis_port, work / "redis", logs))
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
-            engine_port = stack.free_port()
-            engine_key = "sk-engine-" + secrets.token_hex(16)
-            processes.append(
-                stack.start_engine(
-                    {
-                        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{engine_port}",
-                        "PRISM_ENGINE_API_KEY": engine_key,
-                        "PRISM_ENGINE_REDIS_URL": redis_url,
-                        "PRISM_ENGINE_DATA_DIR": str(work / "engine-data"),
-                    },
-                    logs,
-                )
-            )
-            engine_url = f"http://127.0.0.1:{engine_port}"
-            # The fault proxy holds every answer for the fixed latency, so the gateway's
-            # share stands out against a steady upstream.
-            processes.append(
-                stack.start_fault_proxy(
-                    upstream_port, engine_url, logs, latency_ms=UPSTREAM_LATENCY_MS
-                )
-            )
-            grpc_addr = f"127.0.0.1:{stack.free_port()}"
-            http_port = stack.free_port()
-            token = secrets.token_hex(16)
-            upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
-            processes.append(
-                stack.start_controlplane(
-                    {
-                        "REDIS_URL": redis_url,
-                        "PRISM_GRPC_LISTEN": grpc_addr,
-                        "PRISM_ADMIN_TOKEN": token,
-                        "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
-                        "PRISM_UPSTREAM_URL": upstream_url,
-                        "PRISM_UPSTREAM_API_KEY": engine_key,
-                    },
-                    logs,
-                )
-            )
-            dataplane = stack.start_dataplane(
+def run(work: Path) -> None:
+    """Starts this part's stack in `work`, measures and prints, and stops the stack."""
+    logs = work / "logs"
+    processes: list[stack.Process] = []
+    try:
+        redis_port, upstream_port = stack.free_port(), stack.free_port()
+        processes.append(stack.start_redis(redis_port, work / "redis", logs))
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        engine_port = stack.free_port()
+        engine_key = "sk-engine-" + secrets.token_hex(16)
+        processes.append(
+            stack.start_engine(
                 {
-                    "REDIS_URL": redis_url,
-                    "PRISM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-                    "PRISM_CONTROLPLANE_ADDR": grpc_addr,
-                    "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
-                    "PRISM_OUTBOX_DIR": str(work / "outbox"),
+                    "PRISM_ENGINE_LISTEN": f"127.0.0.1:{engine_port}",
+                    "PRISM_ENGINE_API_KEY": engine_key,
+                    "PRISM_ENGINE_REDIS_URL": redis_url,
+                    "PRISM_ENGINE_DATA_DIR": str(work / "engine-data"),
                 },
                 logs,
             )
-            processes.append(dataplane)
-            tenants = Tenants(
-                create_key(grpc_addr, token, "bench"),
-                create_key(grpc_addr, token, "bench-policy", full_policy()),
-                create_key(grpc_addr, token, "bench-unslotted", full_policy(concurrency=False)),
+        )
+        engine_url = f"http://127.0.0.1:{engine_port}"
+        # The fault proxy holds every answer for the fixed latency, so the gateway's
+        # share stands out against a steady upstream.
+        processes.append(
+            stack.start_fault_proxy(upstream_port, engine_url, logs, latency_ms=UPSTREAM_LATENCY_MS)
+        )
+        grpc_addr = f"127.0.0.1:{stack.free_port()}"
+        http_port = stack.free_port()
+        token = secrets.token_hex(16)
+        upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+        processes.append(
+            stack.start_controlplane(
+                {
+                    "REDIS_URL": redis_url,
+                    "PRISM_GRPC_LISTEN": grpc_addr,
+                    "PRISM_ADMIN_TOKEN": token,
+                    "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
+                    "PRISM_UPSTREAM_URL": upstream_url,
+                    "PRISM_UPSTREAM_API_KEY": engine_key,
+                },
+                logs,
             )
-            asyncio.run(
-                measure(
-                    grpc_addr,
-                    Target("direct", upstream_url, engine_key),
-                    f"http://127.0.0.1:{http_port}/v1",
-                    tenants,
-                    dataplane.pid,
-                )
+        )
+        dataplane = stack.start_dataplane(
+            {
+                "REDIS_URL": redis_url,
+                "PRISM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+                "PRISM_CONTROLPLANE_ADDR": grpc_addr,
+                "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
+                "PRISM_OUTBOX_DIR": str(work / "outbox"),
+            },
+            logs,
+        )
+        processes.append(dataplane)
+        tenants = Tenants(
+            create_key(grpc_addr, token, "bench"),
+            create_key(grpc_addr, token, "bench-policy", full_policy()),
+            create_key(grpc_addr, token, "bench-unslotted", full_policy(concurrency=False)),
+        )
+        asyncio.run(
+            measure(
+                grpc_addr,
+                Target("direct", upstream_url, engine_key),
+                f"http://127.0.0.1:{http_port}/v1",
+                tenants,
+                dataplane.pid,
             )
-            print(
-                f"\nthe outbox: {outbox_cost(work / 'outbox-timed'):.1f} µs of data-plane CPU "
-                f"per Record (spool append and delivery note, in-process, mean of "
-                f"{OUTBOX_RECORDS})"
-            )
-            measure_engine(Target("engine", engine_url + "/v1", engine_key))
-        finally:
-            for process in reversed(processes):
-                process.stop()
-
-
-if __name__ == "__main__":
-    main()
+        )
+        print(
+            f"\nthe outbox: {outbox_cost(work / 'outbox-timed'):.1f} µs of data-plane CPU "
+            f"per Record (spool append and delivery note, in-process, mean of "
+            f"{OUTBOX_RECORDS})"
+        )
+        measure_engine(Target("engine", engine_url + "/v1", engine_key))
+    finally:
+        for process in reversed(processes):
+            process.stop()
