@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # apt-get needs root; as anyone else, ask sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench proto lint redis-server install clean
+.PHONY: run test bench proto lint redis-server wrk install clean
 
 run: install redis-server
 	$(BIN)/python -m tools.run
@@ -15,8 +15,9 @@ run: install redis-server
 test: install redis-server
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install redis-server
-	$(BIN)/python -m tools.bench
+# PEERS=litellm also measures LiteLLM's proxy, installed by the bench in a venv of its own.
+bench: install redis-server wrk
+	$(BIN)/python -m tools.bench $(if $(PEERS),--peers $(PEERS))
 
 # Regenerates the checked-in stubs; tests/test_stubs.py fails when they are stale.
 proto: install
@@ -43,6 +44,12 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 		echo "installing redis-server with apt-get"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
+# The bench's load generator.
+wrk:
+	@command -v wrk >/dev/null || { \
+		echo "installing wrk with apt-get"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -35,6 +35,9 @@ from dataplane.spool import Entry, Spool
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tools import stack
 
+from . import setup
+from .setup import ADMIN_TOKEN, DATAPLANE_TOKEN
+
 T = TypeVar("T")
 
 UPSTREAM_LATENCY_MS = 20
@@ -57,8 +60,6 @@ ENGINE_WARMUP = 5
 ENGINE_POLL_SECONDS = 0.005
 
 MODEL = "gpt-4o"
-# The bench stack's data planes' credential, which the bench's own Checks present too.
-DATAPLANE_TOKEN = secrets.token_urlsafe(32)
 DATAPLANE_METADATA = (("authorization", f"Bearer {DATAPLANE_TOKEN}"),)
 NEVER_REACHED = 10**9  # every limit of the full policy, per minute or at once
 NAME_WIDTH = 48  # of the tables' first column
@@ -724,36 +725,18 @@ def run(work: Path) -> None:
         )
         grpc_addr = f"127.0.0.1:{stack.free_port()}"
         http_port = stack.free_port()
-        token = secrets.token_hex(16)
         upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
         processes.append(
-            stack.start_controlplane(
-                {
-                    "REDIS_URL": redis_url,
-                    "PRISM_GRPC_LISTEN": grpc_addr,
-                    "PRISM_ADMIN_TOKEN": token,
-                    "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
-                    "PRISM_UPSTREAM_URL": upstream_url,
-                    "PRISM_UPSTREAM_API_KEY": engine_key,
-                },
-                logs,
+            setup.start_controlplane(
+                grpc_addr, redis_url, upstream_url, engine_key, logs, "controlplane"
             )
         )
-        dataplane = stack.start_dataplane(
-            {
-                "REDIS_URL": redis_url,
-                "PRISM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-                "PRISM_CONTROLPLANE_ADDR": grpc_addr,
-                "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
-                "PRISM_OUTBOX_DIR": str(work / "outbox"),
-            },
-            logs,
-        )
+        dataplane = setup.start_dataplane(http_port, grpc_addr, redis_url, work, "dataplane")
         processes.append(dataplane)
         tenants = Tenants(
-            create_key(grpc_addr, token, "bench"),
-            create_key(grpc_addr, token, "bench-policy", full_policy()),
-            create_key(grpc_addr, token, "bench-unslotted", full_policy(concurrency=False)),
+            create_key(grpc_addr, ADMIN_TOKEN, "bench"),
+            create_key(grpc_addr, ADMIN_TOKEN, "bench-policy", full_policy()),
+            create_key(grpc_addr, ADMIN_TOKEN, "bench-unslotted", full_policy(concurrency=False)),
         )
         asyncio.run(
             measure(
