@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: install redis-server
 	$(BIN)/python -m tools.run
 
-test: install redis-server
+test: install redis-server wrk
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # PEERS=litellm also measures LiteLLM's proxy, installed by the bench in a venv of its own.
