@@ -7,16 +7,16 @@ BIN := $(VENV)/bin
 # apt-get needs root; as anyone else, ask sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench proto lint redis-server wrk install clean
+.PHONY: run test bench proto lint redis-server install clean
 
 run: install redis-server
 	$(BIN)/python -m tools.run
 
-test: install redis-server wrk
+test: install redis-server
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # PEERS=litellm also measures LiteLLM's proxy, installed by the bench in a venv of its own.
-bench: install redis-server wrk
+bench: install redis-server
 	$(BIN)/python -m tools.bench $(if $(PEERS),--peers $(PEERS))
 
 # Regenerates the checked-in stubs; tests/test_stubs.py fails when they are stale.
@@ -44,12 +44,6 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 		echo "installing redis-server with apt-get"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
-
-# The bench's load generator.
-wrk:
-	@command -v wrk >/dev/null || { \
-		echo "installing wrk with apt-get"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -29,15 +29,15 @@ from tools import stack
 from . import setup
 from .cpu import cpu_seconds
 from .latency import create_key
-from .load import Load, LoadError, wrk
+from .load import Load, LoadError, load
 from .peers import PeerUnavailable, start_litellm
 from .setup import ADMIN_TOKEN
 
 CONNECTIONS = 64
-WARMUP_SECONDS = 1  # of load before each run, not counted
-SECONDS = 5
-# After the load: what a request leaves queued (its log entry's write, its Record) runs
-# in this window, and is counted.
+WARMUP_SECONDS = 1.0  # of load before each run, not counted
+SECONDS = 5.0
+# After each load: what a request leaves queued (its log entry's write, its Record) runs in
+# this window; counted after the measured load, not after the warm-up's.
 SETTLE_SECONDS = 0.5
 # The data plane's Check deadline in these runs. Saturated on purpose, it queues each
 # request for longer than its default 500 ms allows, and would answer some with a cheaper
@@ -102,16 +102,18 @@ class Shared:
 
 
 def measured(
-    name: str, urls: Sequence[str], key: str, processes: Mapping[str, Sequence[int]], work: Path
+    name: str, urls: Sequence[str], key: str, processes: Mapping[str, Sequence[int]]
 ) -> Run:
     """One run: `urls` (one per data plane) under load, `processes` (name: root pids) read."""
     headers = {"authorization": f"Bearer {key}", "openai-beta": "assistants=v2"}
-    wrk(urls, headers, CONNECTIONS, WARMUP_SECONDS, work)
+    load(urls, headers, CONNECTIONS, WARMUP_SECONDS)
+    time.sleep(SETTLE_SECONDS)
     before = cpu_seconds(processes)
-    load = wrk(urls, headers, CONNECTIONS, SECONDS, work)
+    measured_load = load(urls, headers, CONNECTIONS, SECONDS)
     time.sleep(SETTLE_SECONDS)
     after = cpu_seconds(processes)
-    return Run(name, load, {process: after[process] - before[process] for process in processes})
+    spent = {process: after[process] - before[process] for process in processes}
+    return Run(name, measured_load, spent)
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ def prism_run(shared: Shared, layout: Layout, key: str, thread: str) -> Run:
             processes[f"control plane {number}"] = [process.pid]
         processes |= {"Redis": [shared.redis.pid], "upstream": [shared.upstream.pid]}
         urls = [f"{url}/threads/{thread}" for url in planes.urls]
-        return replace(measured(str(layout), urls, key, processes, shared.work), layout=layout)
+        return replace(measured(str(layout), urls, key, processes), layout=layout)
 
 
 def owned_thread(shared: Shared) -> tuple[str, str]:
@@ -206,9 +208,7 @@ def litellm_run(shared: Shared, thread: str) -> Run | str:
     try:
         processes = {peer.name: [peer.process.pid], "upstream": [shared.upstream.pid]}
         url = f"{peer.base}/threads/{thread}"
-        return measured(
-            f"{peer.name}, 1 worker, no database", [url], peer.key, processes, shared.work
-        )
+        return measured(f"{peer.name}, 1 worker, no database", [url], peer.key, processes)
     except LoadError as error:
         return f"LiteLLM: not measured, {error}"
     finally:
@@ -230,14 +230,15 @@ def machine() -> str:
 def report(runs: Sequence[Run], floor: Run, notes: Sequence[str]) -> None:
     base = floor.micros("floor")
     print(
-        f"\nCPU per request and peak throughput: GET /v1/threads/{{id}}, no policy, wrk with "
-        f"{CONNECTIONS} connections back to back for {SECONDS} s per run; each process's "
-        "utime+stime (its children's included) from /proc, wrk's in none; every proxying row "
-        "in front of the minimal upstream (raw asyncio, tools/bench/upstream.py)"
+        f"\nCPU per request and peak throughput: GET /v1/threads/{{id}}, no policy, "
+        f"{CONNECTIONS} keep-alive connections back to back for {SECONDS:.0f} s per run, then "
+        "drained; each process's utime+stime (its children's included) from /proc, the load "
+        "generator's in none; every proxying row in front of the minimal upstream (raw "
+        "asyncio, tools/bench/upstream.py)"
     )
     print(f"machine: {machine()}\n")
     print(
-        f"{'run':{NAME_WIDTH}} {'req/s':>7}  {'process':{PROCESS_WIDTH}} "
+        f"{'run':{NAME_WIDTH}} {'req/s':>7} {'requests':>8}  {'process':{PROCESS_WIDTH}} "
         f"{'µs/request':>10} {'x floor':>8}"
     )
     for run in runs:
@@ -245,9 +246,13 @@ def report(runs: Sequence[Run], floor: Run, notes: Sequence[str]) -> None:
         if len(rows) > 1:
             rows.append(("all", sum(micros for _, micros in rows)))
         for number, (process, micros) in enumerate(rows):
-            name, rate = (run.name, f"{run.load.rate:7.0f}") if number == 0 else ("", "")
+            name, rate, count = (
+                (run.name, f"{run.load.rate:.0f}", str(run.load.requests))
+                if number == 0
+                else ("", "", "")
+            )
             print(
-                f"{name:{NAME_WIDTH}} {rate:>7}  {process:{PROCESS_WIDTH}} "
+                f"{name:{NAME_WIDTH}} {rate:>7} {count:>8}  {process:{PROCESS_WIDTH}} "
                 f"{micros:10.0f} {micros / base:8.2f}"
             )
     for note in notes:
@@ -304,7 +309,6 @@ def run(work: Path, peers: Sequence[str]) -> None:
                 [f"{shared.upstream_url}/threads/{thread}"],
                 UPSTREAM_KEY,
                 {"upstream": [upstream.pid]},
-                work,
             )
         ]
         floor_run = measured(
@@ -312,7 +316,6 @@ def run(work: Path, peers: Sequence[str]) -> None:
             [f"http://127.0.0.1:{floor_port}/v1/threads/{thread}"],
             key,
             {"floor": [floor.pid]},
-            work,
         )
         runs.append(floor_run)
         floor.stop()
