@@ -1,8 +1,8 @@
 """The bench's second part: where each proxied request's CPU goes, next to the framework's floor.
 
 Every run sends `GET /v1/threads/{id}` back to back over CONNECTIONS keep-alive connections
-for SECONDS (wrk, load.py) and reads each process's CPU from its own counters before and
-after (cpu.py), so each figure is CPU per request; the same run's requests per second are
+for SECONDS, then drained (load.py), and reads each process's CPU from its own counters
+before and after (cpu.py), so each figure is CPU per request; the same run's requests per second are
 its peak throughput. The runs, one after another on one machine:
 
 - the minimal upstream alone (upstream.py: raw asyncio, a fixed JSON body), which every
