@@ -60,6 +60,11 @@ ENGINE_WARMUP = 5
 ENGINE_POLL_SECONDS = 0.005
 
 MODEL = "gpt-4o"
+# Seconds an idle client connection is kept: less than the servers' (Hypercorn's 5 s), so the
+# client never sends on a connection the server is closing at that moment, which failed
+# runs with "Server disconnected without sending a response" whenever a burst had opened
+# connections that then sat idle.
+KEEPALIVE_EXPIRY = 2.0
 DATAPLANE_METADATA = (("authorization", f"Bearer {DATAPLANE_TOKEN}"),)
 NEVER_REACHED = 10**9  # every limit of the full policy, per minute or at once
 NAME_WIDTH = 48  # of the tables' first column
@@ -102,7 +107,10 @@ class Target:
             base_url=self.base,
             headers={"authorization": f"Bearer {self.key}", "openai-beta": "assistants=v2"},
             timeout=60,
-            limits=httpx.Limits(max_connections=limits.get("connections", 200)),
+            limits=httpx.Limits(
+                max_connections=limits.get("connections", 200),
+                keepalive_expiry=KEEPALIVE_EXPIRY,
+            ),
         )
 
 
