@@ -15,8 +15,9 @@ run: install redis-server
 test: install redis-server
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# PEERS=litellm also measures LiteLLM's proxy, installed by the bench in a venv of its own.
 bench: install redis-server
-	$(BIN)/python -m tools.bench
+	$(BIN)/python -m tools.bench $(if $(PEERS),--peers $(PEERS))
 
 # Regenerates the checked-in stubs; tests/test_stubs.py fails when they are stale.
 proto: install

@@ -1,4 +1,5 @@
-"""`make bench`: what the gateway adds, measured on this machine.
+"""The bench's first part: what the gateway adds to each request's latency, in front of the
+engine.
 
 Starts a private stack whose upstream (the Assistants engine behind the suite's fault
 proxy) answers after a fixed latency, then sends the
@@ -18,7 +19,6 @@ import contextlib
 import itertools
 import secrets
 import statistics
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +34,9 @@ from controlplane.callers import CallerInterceptor
 from dataplane.spool import Entry, Spool
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tools import stack
+
+from . import setup
+from .setup import ADMIN_TOKEN, DATAPLANE_TOKEN
 
 T = TypeVar("T")
 
@@ -57,8 +60,11 @@ ENGINE_WARMUP = 5
 ENGINE_POLL_SECONDS = 0.005
 
 MODEL = "gpt-4o"
-# The bench stack's data planes' credential, which the bench's own Checks present too.
-DATAPLANE_TOKEN = secrets.token_urlsafe(32)
+# Seconds an idle client connection is kept: less than the servers' (Hypercorn's 5 s), so the
+# client never sends on a connection the server is closing at that moment, which failed
+# runs with "Server disconnected without sending a response" whenever a burst had opened
+# connections that then sat idle.
+KEEPALIVE_EXPIRY = 2.0
 DATAPLANE_METADATA = (("authorization", f"Bearer {DATAPLANE_TOKEN}"),)
 NEVER_REACHED = 10**9  # every limit of the full policy, per minute or at once
 NAME_WIDTH = 48  # of the tables' first column
@@ -101,7 +107,10 @@ class Target:
             base_url=self.base,
             headers={"authorization": f"Bearer {self.key}", "openai-beta": "assistants=v2"},
             timeout=60,
-            limits=httpx.Limits(max_connections=limits.get("connections", 200)),
+            limits=httpx.Limits(
+                max_connections=limits.get("connections", 200),
+                keepalive_expiry=KEEPALIVE_EXPIRY,
+            ),
         )
 
 
@@ -695,88 +704,63 @@ def measure_engine(engine: Target) -> None:
     print(table_row("per run step", [percentile(per_step, p) for p in PERCENTILES], ""))
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="prism-bench-") as tmp:
-        work = Path(tmp)
-        logs = work / "logs"
-        processes: list[stack.Process] = []
-        try:
-            redis_port, upstream_port = stack.free_port(), stack.free_port()
-            processes.append(stack.start_redis(redis_port, work / "redis", logs))
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
-            engine_port = stack.free_port()
-            engine_key = "sk-engine-" + secrets.token_hex(16)
-            processes.append(
-                stack.start_engine(
-                    {
-                        "PRISM_ENGINE_LISTEN": f"127.0.0.1:{engine_port}",
-                        "PRISM_ENGINE_API_KEY": engine_key,
-                        "PRISM_ENGINE_REDIS_URL": redis_url,
-                        "PRISM_ENGINE_DATA_DIR": str(work / "engine-data"),
-                    },
-                    logs,
-                )
-            )
-            engine_url = f"http://127.0.0.1:{engine_port}"
-            # The fault proxy holds every answer for the fixed latency, so the gateway's
-            # share stands out against a steady upstream.
-            processes.append(
-                stack.start_fault_proxy(
-                    upstream_port, engine_url, logs, latency_ms=UPSTREAM_LATENCY_MS
-                )
-            )
-            grpc_addr = f"127.0.0.1:{stack.free_port()}"
-            http_port = stack.free_port()
-            token = secrets.token_hex(16)
-            upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
-            processes.append(
-                stack.start_controlplane(
-                    {
-                        "REDIS_URL": redis_url,
-                        "PRISM_GRPC_LISTEN": grpc_addr,
-                        "PRISM_ADMIN_TOKEN": token,
-                        "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
-                        "PRISM_UPSTREAM_URL": upstream_url,
-                        "PRISM_UPSTREAM_API_KEY": engine_key,
-                    },
-                    logs,
-                )
-            )
-            dataplane = stack.start_dataplane(
+def run(work: Path) -> None:
+    """Starts this part's stack in `work`, measures and prints, and stops the stack."""
+    logs = work / "logs"
+    processes: list[stack.Process] = []
+    try:
+        redis_port, upstream_port = stack.free_port(), stack.free_port()
+        processes.append(stack.start_redis(redis_port, work / "redis", logs))
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        engine_port = stack.free_port()
+        engine_key = "sk-engine-" + secrets.token_hex(16)
+        processes.append(
+            stack.start_engine(
                 {
-                    "REDIS_URL": redis_url,
-                    "PRISM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-                    "PRISM_CONTROLPLANE_ADDR": grpc_addr,
-                    "PRISM_DATAPLANE_TOKEN": DATAPLANE_TOKEN,
-                    "PRISM_OUTBOX_DIR": str(work / "outbox"),
+                    "PRISM_ENGINE_LISTEN": f"127.0.0.1:{engine_port}",
+                    "PRISM_ENGINE_API_KEY": engine_key,
+                    "PRISM_ENGINE_REDIS_URL": redis_url,
+                    "PRISM_ENGINE_DATA_DIR": str(work / "engine-data"),
                 },
                 logs,
             )
-            processes.append(dataplane)
-            tenants = Tenants(
-                create_key(grpc_addr, token, "bench"),
-                create_key(grpc_addr, token, "bench-policy", full_policy()),
-                create_key(grpc_addr, token, "bench-unslotted", full_policy(concurrency=False)),
+        )
+        engine_url = f"http://127.0.0.1:{engine_port}"
+        # The fault proxy holds every answer for the fixed latency, so the gateway's
+        # share stands out against a steady upstream.
+        processes.append(
+            stack.start_fault_proxy(upstream_port, engine_url, logs, latency_ms=UPSTREAM_LATENCY_MS)
+        )
+        grpc_addr = f"127.0.0.1:{stack.free_port()}"
+        http_port = stack.free_port()
+        upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+        processes.append(
+            setup.start_controlplane(
+                grpc_addr, redis_url, upstream_url, engine_key, logs, "controlplane"
             )
-            asyncio.run(
-                measure(
-                    grpc_addr,
-                    Target("direct", upstream_url, engine_key),
-                    f"http://127.0.0.1:{http_port}/v1",
-                    tenants,
-                    dataplane.pid,
-                )
+        )
+        dataplane = setup.start_dataplane(http_port, grpc_addr, redis_url, work, "dataplane")
+        processes.append(dataplane)
+        tenants = Tenants(
+            create_key(grpc_addr, ADMIN_TOKEN, "bench"),
+            create_key(grpc_addr, ADMIN_TOKEN, "bench-policy", full_policy()),
+            create_key(grpc_addr, ADMIN_TOKEN, "bench-unslotted", full_policy(concurrency=False)),
+        )
+        asyncio.run(
+            measure(
+                grpc_addr,
+                Target("direct", upstream_url, engine_key),
+                f"http://127.0.0.1:{http_port}/v1",
+                tenants,
+                dataplane.pid,
             )
-            print(
-                f"\nthe outbox: {outbox_cost(work / 'outbox-timed'):.1f} µs of data-plane CPU "
-                f"per Record (spool append and delivery note, in-process, mean of "
-                f"{OUTBOX_RECORDS})"
-            )
-            measure_engine(Target("engine", engine_url + "/v1", engine_key))
-        finally:
-            for process in reversed(processes):
-                process.stop()
-
-
-if __name__ == "__main__":
-    main()
+        )
+        print(
+            f"\nthe outbox: {outbox_cost(work / 'outbox-timed'):.1f} µs of data-plane CPU "
+            f"per Record (spool append and delivery note, in-process, mean of "
+            f"{OUTBOX_RECORDS})"
+        )
+        measure_engine(Target("engine", engine_url + "/v1", engine_key))
+    finally:
+        for process in reversed(processes):
+            process.stop()
