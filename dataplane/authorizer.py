@@ -38,6 +38,12 @@ _FINAL_RECORD_ERRORS = frozenset(
 )
 
 
+# The calls are spread over every control plane the address names (a gRPC target such as
+# `ipv4:10.0.0.1:50051,10.0.0.2:50051`, or a DNS name with several addresses), and go on to
+# the others while one is down; gRPC's default would send them all to the first.
+_CHANNEL_OPTIONS = (("grpc.lb_policy_name", "round_robin"),)
+
+
 class RecordFailed(Exception):
     """A Record with no answer: `code` is the gRPC status's name; `final` when sending it
     again cannot help."""
@@ -71,9 +77,9 @@ class Authorizer:
 
     async def open(self) -> None:
         self._channel = (
-            grpc.aio.insecure_channel(self._address)
+            grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS)
             if self._credentials is None
-            else grpc.aio.secure_channel(self._address, self._credentials)
+            else grpc.aio.secure_channel(self._address, self._credentials, _CHANNEL_OPTIONS)
         )
         stub = authorizer_pb2_grpc.AuthorizerStub(self._channel)
         self._check = stub.Check

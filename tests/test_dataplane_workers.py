@@ -15,15 +15,19 @@ from tests.conftest import (
     ControlPlane,
     DataPlane,
     IssueKey,
+    Sdk,
     assert_one_clear_line,
     start_and_fail,
 )
+from tests.test_metrics import scrape
 
 WORKERS = 3
 # Enough connections at once that the kernel hands them to more than one worker.
 CONNECTIONS = 24
 # Bounds a wait for something the data plane must do; reached only when it fails to.
 PATIENCE_SECONDS = 20
+# Checks sent through a data plane dialing two control planes.
+REQUESTS = 40
 
 
 def workers(pid: int) -> list[int]:
@@ -119,3 +123,37 @@ def test_a_second_gateway_of_several_workers_cannot_take_the_port(
     )
 
     assert_one_clear_line(result, "dataplane", 1, f"PRISM_HTTP_LISTEN={taken}")
+
+
+def test_checks_are_spread_over_every_control_plane_the_address_names(
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+    issue_key: IssueKey,
+    sdk: Sdk,
+) -> None:
+    """PRISM_CONTROLPLANE_ADDR as a gRPC target naming two control planes: each decides a
+    share of the requests, and with one of them gone the other decides them all."""
+    first, second = start_controlplane(), start_controlplane()
+    dataplane = start_dataplane(f"ipv4:{first.addr},{second.addr}")
+    _, issued = issue_key()
+    client = sdk(issued.secret, dataplane.url)
+
+    before = [_checks(first), _checks(second)]
+    for _ in range(REQUESTS):
+        client.beta.assistants.list()
+    decided = [_checks(first) - before[0], _checks(second) - before[1]]
+    assert sum(decided) == REQUESTS
+    assert min(decided) >= REQUESTS // 4, decided
+
+    second.process.stop()
+    for _ in range(REQUESTS // 2):
+        client.beta.assistants.list()
+    assert _checks(first) - before[0] - decided[0] == REQUESTS // 2
+
+
+def _checks(controlplane: ControlPlane) -> float:
+    """How many Checks the control plane has decided, by its /metrics."""
+    samples = scrape(controlplane.metrics_url)
+    return sum(
+        count for (name, _), count in samples.items() if name == "prism_check_decisions_total"
+    )

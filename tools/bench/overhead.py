@@ -271,9 +271,8 @@ def controlplane_notes(runs: Sequence[Run]) -> list[str]:
         idle = idle or share < IDLE_SHARE
     if idle:
         notes.append(
-            "  the data plane's gRPC channel sends every call to the first address of its "
-            "target that answers (gRPC's default pick_first policy): a second control plane in "
-            "PRISM_CONTROLPLANE_ADDR takes no Checks; the run with 2 data planes shows what a "
+            "  a second control plane in PRISM_CONTROLPLANE_ADDR took (almost) no Checks: the "
+            "data plane's channel did not spread them; the run with 2 data planes shows what a "
             "second control plane adds"
         )
     return notes
