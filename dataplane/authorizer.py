@@ -41,7 +41,13 @@ _FINAL_RECORD_ERRORS = frozenset(
 # The calls are spread over every control plane the address names (a gRPC target such as
 # `ipv4:10.0.0.1:50051,10.0.0.2:50051`, or a DNS name with several addresses), and go on to
 # the others while one is down; gRPC's default would send them all to the first.
-_CHANNEL_OPTIONS = (("grpc.lb_policy_name", "round_robin"),)
+# A control plane that was down (restarted, or slow to take its first connection) is tried
+# again within 2 s, not after gRPC's default backoff of up to 120 s, which would leave the
+# others carrying its share for minutes.
+_CHANNEL_OPTIONS = (
+    ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 class RecordFailed(Exception):
