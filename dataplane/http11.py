@@ -18,7 +18,7 @@ import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 # A response head (status line and headers) longer than this is refused.
@@ -54,25 +54,20 @@ class Request:
     content: bytes | AsyncIterable[bytes] | None
 
 
+@dataclass(eq=False)
 class Response:
     """The answer's status and headers; its body is read with `stream()` (or `read()`), and
     the response closed with `aclose()`, which gives the connection back when the body was
     read to its end."""
 
-    def __init__(
-        self,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        body: AsyncIterator[bytes],
-        closed: Callable[[bool], None],
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self._body = body
-        self._closed = closed
-        self._done = False
-        self._is_closed = False
-        self._on_close: Callable[[], Awaitable[None]] | None = None
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    _body: AsyncIterator[bytes]
+    # Told, once, whether the body was read to its end (the connection can be reused).
+    _closed: Callable[[bool], None]
+    _done: bool = field(default=False, init=False)
+    _is_closed: bool = field(default=False, init=False)
+    _on_close: Callable[[], Awaitable[None]] | None = field(default=None, init=False)
 
     def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
         """`callback` runs once the response is closed (the pool takes its connection back)."""
