@@ -101,10 +101,11 @@ class FaultProxy:
                 for name, value in scope["headers"]
                 if name.decode("latin-1").lower() not in _HOP_BY_HOP
             ],
-            content=body(),
+            # A GET's (empty) body is read first, so the request can be sent again (_send).
+            content=b"".join([chunk async for chunk in body()]) if method == "GET" else body(),
         )
         try:
-            response = await self._client.send(outgoing, stream=True)
+            response = await self._send(outgoing)
         except httpx.HTTPError as error:
             record["status"] = 502
             message = f"the fault proxy could not reach the upstream: {error!r}"
@@ -149,6 +150,19 @@ class FaultProxy:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             sent += 1
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send(self, outgoing: httpx.Request) -> httpx.Response:
+        try:
+            return await self._client.send(outgoing, stream=True)
+        except httpx.HTTPError as error:
+            # A kept-alive connection the engine closed as it was reused drops the request
+            # before the engine reads it (seen under load in CI). A GET carries no body, so
+            # it is sent once more, as HTTP clients do (Go's net/http, urllib3); the log
+            # shows each such retry.
+            if outgoing.method != "GET":
+                raise
+            print(f"fault proxy: GET {outgoing.url.path} sent again after {error!r}", flush=True)
+            return await self._client.send(outgoing, stream=True)
 
     async def _control(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         route = (scope["method"], scope["path"].removeprefix(_CONTROL))
