@@ -34,9 +34,10 @@ are logged alike.
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent
+from quart import Response
 from quart.asgi import ASGIHTTPConnection
 from quart.typing import ResponseTypes
 from quart.wrappers.request import Body, Request
@@ -44,6 +45,9 @@ from quart.wrappers.request import Body, Request
 from .errors import body_timeout, body_too_large
 from .headers import Trace
 from .request_log import LogFacts, RequestLog
+
+if TYPE_CHECKING:
+    from .dispatch import ProxyDispatch
 
 # The most of a request body the gateway holds while the handler consumes it in a stream.
 BUFFER_LIMIT = 256 * 1024
@@ -195,8 +199,9 @@ class AbortResponse(Exception):
     """Raised by a response body iterator to end the response unfinished (see module doc)."""
 
 
-# Where create_app puts the app's RequestLog, for the connection to find.
+# Where create_app puts the app's RequestLog and ProxyDispatch, for the connection to find.
 REQUEST_LOG = "prism.request_log"
+PROXY_DISPATCH = "prism.proxy_dispatch"
 
 
 class ProxyHTTPConnection(ASGIHTTPConnection):
@@ -208,12 +213,27 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
         # Cancelled when the client disconnects, before or during the response: the `finally`
         # runs either way.
         try:
-            await super().handle_request(request, send)
+            dispatch: ProxyDispatch = self.app.extensions[PROXY_DISPATCH]
+            matched = dispatch.match(self._request)
+            if matched is None:
+                await super().handle_request(request, send)
+            else:
+                await self._send_in_time(send, await dispatch.respond(self._request, *matched))
         finally:
             if self._request.on_response_over is not None:
                 self._request.on_response_over()
             request_log: RequestLog = self.app.extensions[REQUEST_LOG]
             request_log.over(self._request, self._request.log_facts, self._request.trace)
+
+    async def _send_in_time(self, send: ASGISendCallable, response: Response) -> None:
+        """Sends the response within its timeout (the app's RESPONSE_TIMEOUT unless the
+        response sets its own), as Quart's handle_request does."""
+        timeout = response.timeout
+        if timeout is Ellipsis:
+            timeout = self.app.config["RESPONSE_TIMEOUT"]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._send_response(send, response)
 
     async def handle_messages(self, request: Request, receive: ASGIReceiveCallable) -> None:
         body: BoundedBody = request.body  # type: ignore[assignment]
