@@ -32,14 +32,18 @@ class ProxyDispatch:
         self._app = app
         self._proxy = proxy
         self._routes = {f"{PROXY}.{route.operation_id}": route for route in OPERATIONS}
+        # Bound once, not per request as Quart does: without subdomain or host matching
+        # (the app uses neither), a match depends on the path and method alone, which each
+        # match is given.
+        self._adapter = app.url_map.bind("")
 
     def match(self, request: ProxyRequest) -> tuple[Operation, dict[str, str]] | None:
         """The proxy route the request's URL matches and its path parameters (set on the
         request as Quart's routing would), or None for Quart to answer."""
-        adapter = self._app.create_url_adapter(request)
-        assert adapter is not None, "an adapter is always bound to a request"
         try:
-            rule, path_parameters = adapter.match(return_rule=True)
+            rule, path_parameters = self._adapter.match(
+                request.path, request.method, return_rule=True
+            )
         except HTTPException:
             # A 404, 405 or redirect: Quart matches again and answers it as it always has.
             return None
