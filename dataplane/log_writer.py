@@ -36,8 +36,9 @@ BUFFER_LIMIT = 50_000
 BATCH_SIZE = 200
 # Entries arriving this close together are written together: under load, one round trip to
 # Redis and one write to stdout per window instead of one per request (each costs the data
-# plane a wake-up and a system call or more); an entry waits this much longer at most.
-GATHER_SECONDS = 0.005
+# plane a wake-up and a system call or more, and a script run in Redis); an entry waits this
+# much longer at most.
+GATHER_SECONDS = 0.02
 # Backoff between retries while Redis fails.
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 5.0
