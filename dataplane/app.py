@@ -9,10 +9,11 @@ from quart.globals import request_ctx
 from prism.settings import load_or_exit
 
 from . import framing
-from .asgi import REQUEST_LOG, ProxyHTTPConnection, ProxyRequest
+from .asgi import PROXY_DISPATCH, REQUEST_LOG, ProxyHTTPConnection, ProxyRequest
 from .authorizer import Authorizer
 from .client_ip import ClientAddress
 from .config import Settings, load_settings
+from .dispatch import ProxyDispatch
 from .errors import register_error_handlers
 from .headers import stamp
 from .health import Readiness, health_blueprint
@@ -21,7 +22,7 @@ from .log_writer import RedisLogWriter, StdoutLines
 from .metrics import metrics_blueprint
 from .metrics import observe as count_request
 from .outbox import Outbox
-from .proxy import proxy_blueprint
+from .proxy import Proxy, proxy_blueprint
 from .records import Recorder
 from .request_log import RequestLog, read_caller_headers
 from .routes import CONVERTERS, UPLOAD_BODY_LIMIT
@@ -57,11 +58,15 @@ def create_app(settings: Settings) -> Quart:
         (log_writer.submit, stdout_lines.submit, count_request), client_address
     )
 
-    app.register_blueprint(proxy_blueprint(authorizer, upstream, recorder, client_address))
+    app.register_blueprint(proxy_blueprint())
+    app.extensions[PROXY_DISPATCH] = ProxyDispatch(
+        app, Proxy(authorizer, upstream, recorder, client_address)
+    )
     app.register_blueprint(health_blueprint(readiness))
     app.register_blueprint(metrics_blueprint())
     register_error_handlers(app)
 
+    # The proxy's routes get these two from dispatch.py, which answers them.
     @app.before_request
     async def read_caller_headers_first() -> None:
         request: ProxyRequest = request_ctx.request  # type: ignore[assignment]

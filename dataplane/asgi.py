@@ -34,16 +34,22 @@ are logged alike.
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent
+from quart import Response
 from quart.asgi import ASGIHTTPConnection
 from quart.typing import ResponseTypes
+from quart.utils import encode_headers
 from quart.wrappers.request import Body, Request
+from quart.wrappers.response import DataBody
 
 from .errors import body_timeout, body_too_large
 from .headers import Trace
 from .request_log import LogFacts, RequestLog
+
+if TYPE_CHECKING:
+    from .dispatch import ProxyDispatch
 
 # The most of a request body the gateway holds while the handler consumes it in a stream.
 BUFFER_LIMIT = 256 * 1024
@@ -89,6 +95,8 @@ class BoundedBody(Body):
 
     async def wait_for_client(self, timeout: float) -> None:
         """Until the client sends nothing more, or `timeout` seconds."""
+        if self._client_done.is_set():  # most requests: the whole body came before the answer
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._client_done.wait()
@@ -195,8 +203,9 @@ class AbortResponse(Exception):
     """Raised by a response body iterator to end the response unfinished (see module doc)."""
 
 
-# Where create_app puts the app's RequestLog, for the connection to find.
+# Where create_app puts the app's RequestLog and ProxyDispatch, for the connection to find.
 REQUEST_LOG = "prism.request_log"
+PROXY_DISPATCH = "prism.proxy_dispatch"
 
 
 class ProxyHTTPConnection(ASGIHTTPConnection):
@@ -208,12 +217,27 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
         # Cancelled when the client disconnects, before or during the response: the `finally`
         # runs either way.
         try:
-            await super().handle_request(request, send)
+            dispatch: ProxyDispatch = self.app.extensions[PROXY_DISPATCH]
+            matched = dispatch.match(self._request)
+            if matched is None:
+                await super().handle_request(request, send)
+            else:
+                await self._send_in_time(send, await dispatch.respond(self._request, *matched))
         finally:
             if self._request.on_response_over is not None:
                 self._request.on_response_over()
             request_log: RequestLog = self.app.extensions[REQUEST_LOG]
             request_log.over(self._request, self._request.log_facts, self._request.trace)
+
+    async def _send_in_time(self, send: ASGISendCallable, response: Response) -> None:
+        """Sends the response within its timeout (the app's RESPONSE_TIMEOUT unless the
+        response sets its own), as Quart's handle_request does."""
+        timeout = response.timeout
+        if timeout is Ellipsis:
+            timeout = self.app.config["RESPONSE_TIMEOUT"]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._send_response(send, response)
 
     async def handle_messages(self, request: Request, receive: ASGIReceiveCallable) -> None:
         body: BoundedBody = request.body  # type: ignore[assignment]
@@ -245,5 +269,25 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
                     await body.wait_for_client(LINGER_SECONDS)
             await send(message)
 
-        with contextlib.suppress(AbortResponse):
-            await super()._send_response(send_last_after_the_body, response)
+        whole = response.response
+        if not isinstance(whole, DataBody):
+            with contextlib.suppress(AbortResponse):
+                await super()._send_response(send_last_after_the_body, response)
+            return
+        # A body held whole goes in one message that also ends the response, where Quart
+        # sends it and then an empty last one: the same bytes, for one pass less through the
+        # server's send path.
+        await send_last_after_the_body(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": encode_headers(response.headers),
+            }
+        )
+        await send_last_after_the_body(
+            {
+                "type": "http.response.body",
+                "body": whole.data[whole.begin : whole.end],
+                "more_body": False,
+            }
+        )

@@ -77,9 +77,11 @@ class Trace:
     )
 
     def __init__(self) -> None:
-        self.request_id = "req_" + os.urandom(16).hex()
+        # 16 random bytes each, drawn in one call.
+        random = os.urandom(32).hex()
+        self.request_id = "req_" + random[:32]
         # The caller's x-prism-trace-id replaces it (request_log.read_caller_headers).
-        self.trace_id = os.urandom(16).hex()
+        self.trace_id = random[32:]
         self.started = perf_counter()
         self.upstream_seconds = 0.0
         self.provider = GATEWAY_PROVIDER

@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import NamedTuple
 
 # A response head (status line and headers) longer than this is refused.
@@ -122,7 +123,7 @@ class Connection:
     async def send(self, request: Request, timeout: float) -> Response:
         """Sends the request and reads the answer's head; the body follows on the Response."""
         self._busy = True
-        with self._exchange():
+        with _Exchange(self):
             if self._writer is None:
                 async with asyncio.timeout(timeout):
                     await self._connect()
@@ -162,8 +163,7 @@ class Connection:
         if isinstance(content, bytes):
             head.append(content)
         self._writer.write(b"".join(head))
-        async with asyncio.timeout(timeout):
-            await self._writer.drain()
+        await _drain(self._writer, timeout)
         if content is None or isinstance(content, bytes):
             return
         async for part in content:
@@ -208,7 +208,7 @@ class Connection:
     ) -> AsyncIterator[bytes]:
         reader = self._reader
         assert reader is not None
-        with self._exchange():
+        with _Exchange(self):
             if method == b"HEAD" or status in _NO_BODY_STATUSES:
                 return
             if _has_token(headers, b"transfer-encoding", b"chunked"):
@@ -229,28 +229,52 @@ class Connection:
                 length -= len(chunk)
                 yield chunk
 
-    @contextlib.contextmanager
-    def _exchange(self) -> Iterator[None]:
-        """What breaks the exchange, as an UpstreamError; after anything that interrupts it,
-        the connection cannot carry another request."""
-        try:
-            yield
-        except TimeoutError:
-            self._reusable = False
-            raise UpstreamTimeout("the upstream did not answer in time") from None
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
-            self._reusable = False
-            raise UpstreamBroken(repr(error)) from None
-        except BaseException:
-            self._reusable = False
-            raise
-
     def _response_closed(self, read_to_the_end: bool) -> None:
         self._busy = False
         self._idle_since = time.monotonic()
         if not read_to_the_end:
             # Bytes of this answer may still come: the connection cannot carry another.
             self._reusable = False
+
+
+class _Exchange:
+    """What breaks an exchange on `connection`, as an UpstreamError; after anything that
+    interrupts it, the connection cannot carry another request. (A class rather than a
+    generator-based context manager: it is entered twice per request.)"""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if error is None:
+            return False
+        self._connection._reusable = False
+        if isinstance(error, TimeoutError):
+            raise UpstreamTimeout("the upstream did not answer in time") from None
+        if isinstance(error, (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)):
+            raise UpstreamBroken(repr(error)) from None
+        return False
+
+
+async def _drain(writer: asyncio.StreamWriter, timeout: float) -> None:
+    """Waits, for up to `timeout` s, until the upstream takes what was written; at once
+    when the transport holds nothing (most requests: the write went out whole), where
+    drain would not wait."""
+    if writer.transport.get_write_buffer_size() == 0:
+        await writer.drain()
+        return
+    async with asyncio.timeout(timeout):
+        await writer.drain()
 
 
 async def _read(reader: asyncio.StreamReader, timeout: float, size: int = _READ_SIZE) -> bytes:

@@ -13,9 +13,6 @@ Never paths, object ids, keys or orgs.
 """
 
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -95,16 +92,6 @@ def _own_route(method: str, path: str) -> str:
     if method in ("GET", "HEAD") and path in _OWN_PATHS:
         return f"{method} {path}"
     return UNMATCHED
-
-
-@contextmanager
-def timed_check() -> Iterator[None]:
-    """Times a Check call into CHECK_RPC_SECONDS, however it ends."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        CHECK_RPC_SECONDS.observe(time.perf_counter() - started)
 
 
 def _registry() -> CollectorRegistry:

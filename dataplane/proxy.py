@@ -10,12 +10,10 @@ are forwarded as the exact bytes received; uploads are streamed as they arrive. 
 after Check carries the client's rate-limit headers.
 """
 
-from collections.abc import AsyncIterable, Callable, Coroutine
+from collections.abc import AsyncIterable
 from functools import partial
-from typing import Any
 
 from quart import Blueprint, Response
-from quart.globals import request_ctx
 
 from prism.operations import OPERATIONS, BodyKind, Operation
 from prism.v1 import authorizer_pb2
@@ -32,24 +30,25 @@ from .references import request_facts
 from .routes import JSON_BODY_LIMIT, UPLOAD_BODY_LIMIT, url_rule
 from .upstream import Upstream
 
+# The blueprint's name: its endpoints are `proxy.<operation id>`.
+PROXY = "proxy"
 
-def proxy_blueprint(
-    authorizer: Authorizer, upstream: Upstream, recorder: Recorder, client_address: ClientAddress
-) -> Blueprint:
-    blueprint = Blueprint("proxy", __name__)
-    proxy = _Proxy(authorizer, upstream, recorder, client_address)
+
+def proxy_blueprint() -> Blueprint:
+    """One URL rule per operation of the table, endpoint its operation id. The rules carry no
+    view: the URL map matches them, and dispatch.py answers them with `Proxy.handle`."""
+    blueprint = Blueprint(PROXY, __name__)
     for route in OPERATIONS:
         blueprint.add_url_rule(
             url_rule(route),
             endpoint=route.operation_id,
-            view_func=proxy.view(route),
             methods=[route.method],
             provide_automatic_options=False,
         )
     return blueprint
 
 
-class _Proxy:
+class Proxy:
     def __init__(
         self,
         authorizer: Authorizer,
@@ -62,14 +61,9 @@ class _Proxy:
         self._recorder = recorder
         self._client_address = client_address
 
-    def view(self, route: Operation) -> Callable[..., Coroutine[Any, Any, Response]]:
-        async def view(**path_parameters: str) -> Response:
-            return await self.handle(route, path_parameters)
-
-        return view
-
-    async def handle(self, route: Operation, path_parameters: dict[str, str]) -> Response:
-        request: ProxyRequest = request_ctx.request  # type: ignore[assignment]
+    async def handle(
+        self, route: Operation, request: ProxyRequest, path_parameters: dict[str, str]
+    ) -> Response:
         if request.method != route.method:
             # werkzeug adds HEAD to every GET rule; OpenAI's API has no HEAD operations.
             raise unknown_url(request.method, request.path)

@@ -87,6 +87,10 @@ def logged_body(
     }
 
 
+# json.dumps with separators builds an encoder per call; this one is built once.
+_ENTRY_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class RequestLogEntry:
     """One request as the data plane handled it. `document` is in prism.v1.RequestLog's JSON
@@ -100,7 +104,7 @@ class RequestLogEntry:
     @functools.cached_property
     def json_line(self) -> str:
         """The entry as one line of JSON (made once, for stdout and Redis alike)."""
-        return json.dumps(self.document, separators=(",", ":"))
+        return _ENTRY_ENCODER.encode(self.document)
 
 
 Observer = Callable[[RequestLogEntry], None]

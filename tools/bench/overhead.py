@@ -278,8 +278,9 @@ def controlplane_notes(runs: Sequence[Run]) -> list[str]:
     return notes
 
 
-def run(work: Path, peers: Sequence[str]) -> None:
-    """Starts this part's processes in `work`, measures and prints, and stops them."""
+def run(work: Path, peers: Sequence[str], layouts: Sequence[Layout] = LAYOUTS) -> None:
+    """Starts this part's processes in `work`, measures and prints, and stops them; Prism
+    in each of `layouts` (to iterate on one row: `layouts=LAYOUTS[:1]`)."""
     logs = work / "logs"
     processes: list[stack.Process] = []
     try:
@@ -318,7 +319,7 @@ def run(work: Path, peers: Sequence[str]) -> None:
         )
         runs.append(floor_run)
         floor.stop()
-        runs += [prism_run(shared, layout, key, thread) for layout in LAYOUTS]
+        runs += [prism_run(shared, layout, key, thread) for layout in layouts]
         notes = controlplane_notes(runs)
         if "litellm" in peers:
             peer = litellm_run(shared, thread)
