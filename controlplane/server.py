@@ -38,6 +38,9 @@ from prism.v1 import (
 )
 
 REDIS_CONNECT_TIMEOUT = 5.0
+# gRPC sets SO_REUSEPORT by default, which lets a second control plane share a port already
+# in use instead of failing; a taken PRISM_GRPC_LISTEN must be an error.
+SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
 SERVICE_NAMES = (
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name,
@@ -58,12 +61,7 @@ async def build(
         service_tokens,
         client_certificates=settings.client_ca is not None,
     )
-    server = grpc.aio.server(
-        interceptors=[callers],
-        # gRPC sets SO_REUSEPORT by default, which lets a second control plane share a port
-        # already in use instead of failing; a taken PRISM_GRPC_LISTEN must be an error.
-        options=[("grpc.so_reuseport", 0)],
-    )
+    server = grpc.aio.server(interceptors=[callers], options=SERVER_OPTIONS)
     sealer = Sealer(settings.master_key) if settings.master_key else None
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminService(
