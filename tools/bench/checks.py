@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import redis.asyncio as redis
 import uvloop
 
 from dataplane.authorizer import CHANNEL_OPTIONS
+from prism.settings import UNIX_SOCKET_PREFIX, unix_socket_path
 from prism.v1 import authorizer_pb2, authorizer_pb2_grpc
 from tools import stack
 
@@ -41,7 +43,13 @@ SECONDS = 5.0
 METADATA = (("authorization", f"Bearer {DATAPLANE_TOKEN}"),)
 # The control plane never forwards anything here: Check only names the upstream.
 UPSTREAM_URL = "http://127.0.0.1:9/v1"
-NAME_WIDTH = 48
+# A Check's script call, as decisions.py makes it for this request: 8 keys (the key's and
+# org's records, its objects and object models, 3 of reservations, the usage hash) and its
+# JSON argument; the script's answer when it allows.
+SCRIPT_KEYS = 8
+SCRIPT_ARGUMENT_BYTES = 410
+_SCRIPT_ANSWER = '{"outcome":"ok","counters":{}}'
+NAME_WIDTH = 56
 PROCESS_WIDTH = 14
 
 
@@ -150,14 +158,17 @@ def answer_of(target: str, request: authorizer_pb2.CheckRequest) -> authorizer_p
 
 @contextmanager
 def grpc_floor(listen: str, answer: authorizer_pb2.CheckResponse, work: Path) -> Iterator[int]:
-    """The floor server on `listen` (host:port), answering `answer`: its pid."""
+    """The floor server on `listen` (host:port or unix:/path), answering `answer`: its pid."""
     answer_file = work / "check-answer.bin"
     answer_file.write_bytes(answer.SerializeToString())
     argv = [sys.executable, "-m", "tools.bench.grpc_floor", "--listen", listen]
     argv += ["--answer", str(answer_file)]
     process = stack.spawn("grpc-floor", argv, stack.clean_environment({}), work / "logs")
     try:
-        stack.wait_until_ready(process, int(listen.rpartition(":")[2]))
+        unix = listen.startswith(UNIX_SOCKET_PREFIX)
+        stack.wait_until_ready(
+            process, unix_socket_path(listen) if unix else int(listen.rpartition(":")[2])
+        )
         yield process.pid
     finally:
         process.stop()
@@ -188,41 +199,97 @@ def report(runs: Sequence[Run], floor: Run) -> None:
             )
 
 
+async def _scripts(url: str, keys: int, argument_bytes: int, seconds: float) -> int:
+    """EVALSHAs answered: CONCURRENCY callers, each running a script that only answers."""
+    # As server.redis_client makes the control plane's client.
+    client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5.0)
+    script = client.register_script("return '" + _SCRIPT_ANSWER + "'")
+    names = [f"bench:script:{number}" for number in range(keys)]
+    argument = "x" * argument_bytes
+    answered = 0
+    began = time.perf_counter()
+
+    async def caller() -> None:
+        nonlocal answered
+        while time.perf_counter() - began < seconds:
+            assert await script(keys=names, args=[argument]) == _SCRIPT_ANSWER
+            answered += 1
+
+    try:
+        await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+    finally:
+        await client.aclose()
+    return answered
+
+
+def redis_client_floor(url: str, redis_pid: int) -> Run:
+    """The Redis client's own cost of a Check's one script call, in this process: redis-py
+    as the control plane uses it, the same number of keys and bytes of argument, a script
+    that only answers."""
+    uvloop.run(_scripts(url, SCRIPT_KEYS, SCRIPT_ARGUMENT_BYTES, WARMUP_SECONDS))
+    before = cpu_seconds({"Redis": [redis_pid]})["Redis"], time.process_time()
+    began = time.perf_counter()
+    calls = uvloop.run(_scripts(url, SCRIPT_KEYS, SCRIPT_ARGUMENT_BYTES, SECONDS))
+    seconds = time.perf_counter() - began
+    spent = {
+        "redis-py": time.process_time() - before[1],
+        "Redis": cpu_seconds({"Redis": [redis_pid]})["Redis"] - before[0],
+    }
+    return Run("the Redis client's floor: redis-py EVALSHA", calls, seconds, spent)
+
+
 def run(work: Path) -> None:
     """Starts this part's processes in `work`, measures and prints, and stops them."""
     logs = work / "logs"
     processes: list[stack.Process] = []
     try:
         redis_port = stack.free_port()
-        redis = stack.start_redis(redis_port, work / "redis", logs)
-        processes.append(redis)
-        address = f"127.0.0.1:{stack.free_port()}"
-        controlplane = setup.start_controlplane(
-            address,
-            f"redis://127.0.0.1:{redis_port}/0",
-            UPSTREAM_URL,
-            "sk-bench-upstream",
-            logs,
-            "controlplane-checks",
-        )
-        processes.append(controlplane)
-        tenant = owned_thread(address)
-        request = thread_check(tenant.secret, tenant.thread)
-        floor_address = f"127.0.0.1:{stack.free_port()}"
-        with grpc_floor(floor_address, answer_of(address, request), work) as floor_pid:
-            floor = measured(
-                "the floor: a bare grpc.aio servicer", floor_address, request, {"floor": floor_pid}
-            )
-        runs = [
-            floor,
-            measured(
-                "the control plane",
+        redis_process = stack.start_redis(redis_port, work / "redis", logs)
+        processes.append(redis_process)
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        addresses = {
+            "TCP": f"127.0.0.1:{stack.free_port()}",
+            "a Unix socket": f"unix:{work / 'controlplane.sock'}",
+        }
+        controlplanes = {}
+        for transport, address in addresses.items():
+            controlplanes[transport] = setup.start_controlplane(
                 address,
-                request,
-                {"control plane": controlplane.pid, "Redis": redis.pid},
-            ),
-        ]
-        report(runs, floor)
+                redis_url,
+                UPSTREAM_URL,
+                "sk-bench-upstream",
+                logs,
+                f"checks-{len(controlplanes)}",
+            )
+            processes.append(controlplanes[transport])
+        tenant = owned_thread(addresses["TCP"])
+        request = thread_check(tenant.secret, tenant.thread)
+        answer = answer_of(addresses["TCP"], request)
+        runs = []
+        floor_addresses = {
+            "TCP": f"127.0.0.1:{stack.free_port()}",
+            "a Unix socket": f"unix:{work / 'floor.sock'}",
+        }
+        for transport, address in floor_addresses.items():
+            with grpc_floor(address, answer, work) as floor_pid:
+                runs.append(
+                    measured(
+                        f"gRPC's floor: a bare grpc.aio servicer, {transport}",
+                        address,
+                        request,
+                        {"floor": floor_pid},
+                    )
+                )
+        runs.append(redis_client_floor(redis_url, redis_process.pid))
+        for transport, address in addresses.items():
+            processes_read = {
+                "control plane": controlplanes[transport].pid,
+                "Redis": redis_process.pid,
+            }
+            runs.append(
+                measured(f"the control plane, {transport}", address, request, processes_read)
+            )
+        report(runs, runs[0])
     finally:
         for process in reversed(processes):
             process.stop()
