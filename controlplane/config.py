@@ -7,6 +7,7 @@ from prism.settings import (
     ConfigError,
     boolean,
     env,
+    grpc_address,
     host_port,
     http_url,
     positive_number,
@@ -50,8 +51,7 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        listen = env("PRISM_GRPC_LISTEN", "127.0.0.1:50051")
-        host_port("PRISM_GRPC_LISTEN", listen)
+        listen = grpc_address("PRISM_GRPC_LISTEN", env("PRISM_GRPC_LISTEN", "127.0.0.1:50051"))
         metrics_host, metrics_port = host_port(
             "PRISM_METRICS_LISTEN", env("PRISM_METRICS_LISTEN", "127.0.0.1:9464")
         )

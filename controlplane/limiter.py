@@ -86,8 +86,8 @@ def counters(key: KeyRecord, org: OrgRecord, uses_model: bool, slot_lease_ms: in
     kind limiting model requests refuses only requests that start model work."""
     found = []
     for owner, owner_name, record in _owners(key, org):
-        for kind in LIMIT_KINDS:
-            limit = record.policy.rate_limits[kind]
+        # The policy's limits are in LIMIT_KINDS' order.
+        for kind, limit in zip(LIMIT_KINDS, record.policy.rate_limits.limits, strict=True):
             if limit.limit <= 0:
                 continue
             enforced = not limit.shadow and (uses_model or not kind.model_requests_only)

@@ -1,6 +1,8 @@
 """Assembles the gRPC server: Admin, Authorizer, Keys, health and reflection, behind the
 caller check (callers.py), on a plaintext or TLS port."""
 
+import socket
+
 import grpc
 import redis.asyncio as redis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,6 +30,7 @@ from controlplane.slot_leases import SlotLeases
 from controlplane.storage_fees import StorageFeeClaims
 from controlplane.sweeper import Sweeper
 from controlplane.usage_reads import UsageReads
+from prism.settings import UNIX_SOCKET_PREFIX, unix_socket_path
 from prism.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -38,6 +41,9 @@ from prism.v1 import (
 )
 
 REDIS_CONNECT_TIMEOUT = 5.0
+# gRPC sets SO_REUSEPORT by default, which lets a second control plane share a port already
+# in use instead of failing; a taken PRISM_GRPC_LISTEN must be an error.
+SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
 SERVICE_NAMES = (
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     authorizer_pb2.DESCRIPTOR.services_by_name["Authorizer"].full_name,
@@ -58,12 +64,7 @@ async def build(
         service_tokens,
         client_certificates=settings.client_ca is not None,
     )
-    server = grpc.aio.server(
-        interceptors=[callers],
-        # gRPC sets SO_REUSEPORT by default, which lets a second control plane share a port
-        # already in use instead of failing; a taken PRISM_GRPC_LISTEN must be an error.
-        options=[("grpc.so_reuseport", 0)],
-    )
+    server = grpc.aio.server(interceptors=[callers], options=SERVER_OPTIONS)
     sealer = Sealer(settings.master_key) if settings.master_key else None
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminService(
@@ -111,21 +112,39 @@ async def build(
 
 def _listen(server: grpc.aio.Server, settings: Settings) -> None:
     """Binds PRISM_GRPC_LISTEN, plaintext or TLS; OSError when it cannot be bound."""
+    address = settings.grpc_listen
+    unix = address.startswith(UNIX_SOCKET_PREFIX)
+    if unix:
+        _refuse_a_live_socket(address)
     try:
         if settings.tls is None:
-            server.add_insecure_port(settings.grpc_listen)
+            server.add_insecure_port(address)
         else:
             credentials = grpc.ssl_server_credentials(
                 [(settings.tls.private_key, settings.tls.certificate_chain)],
                 root_certificates=settings.client_ca,
                 require_client_auth=settings.client_ca is not None,
             )
-            server.add_secure_port(settings.grpc_listen, credentials)
+            server.add_secure_port(address, credentials)
     except RuntimeError:
-        raise OSError(
-            f"cannot listen on PRISM_GRPC_LISTEN={settings.grpc_listen}: the port is in use "
-            "or the host is not an address of this machine"
-        ) from None
+        why = (
+            "its directory is missing or not writable, or a file that is not a socket is there"
+            if unix
+            else "the port is in use or the host is not an address of this machine"
+        )
+        raise OSError(f"cannot listen on PRISM_GRPC_LISTEN={address}: {why}") from None
+
+
+def _refuse_a_live_socket(address: str) -> None:
+    """OSError when a server answers on the Unix socket already. gRPC replaces the socket file
+    it binds, so a second control plane would silently take the first one's callers; a file
+    nobody answers on is left over from a process that did not stop cleanly, and is replaced."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(unix_socket_path(address))
+        except OSError:
+            return
+    raise OSError(f"cannot listen on PRISM_GRPC_LISTEN={address}: a server is listening there")
 
 
 def redis_client(settings: Settings) -> redis.Redis:

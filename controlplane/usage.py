@@ -31,7 +31,8 @@ def field_name(key_id: str, model: str, counter: str) -> str:
 
 
 def day_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+    # `2026-11-24`: the ISO date, which strftime("%Y-%m-%d") spells more slowly.
+    return moment.astimezone(UTC).date().isoformat()
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ _FINAL_RECORD_ERRORS = frozenset(
 # A control plane that was down (restarted, or slow to take its first connection) is tried
 # again within 2 s, not after gRPC's default backoff of up to 120 s, which would leave the
 # others carrying its share for minutes.
-_CHANNEL_OPTIONS = (
+CHANNEL_OPTIONS = (
     ("grpc.lb_policy_name", "round_robin"),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
@@ -83,9 +83,9 @@ class Authorizer:
 
     async def open(self) -> None:
         self._channel = (
-            grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS)
+            grpc.aio.insecure_channel(self._address, options=CHANNEL_OPTIONS)
             if self._credentials is None
-            else grpc.aio.secure_channel(self._address, self._credentials, _CHANNEL_OPTIONS)
+            else grpc.aio.secure_channel(self._address, self._credentials, CHANNEL_OPTIONS)
         )
         stub = authorizer_pb2_grpc.AuthorizerStub(self._channel)
         self._check = stub.Check

@@ -8,6 +8,7 @@ from prism.settings import (
     ConfigError,
     directory,
     env,
+    grpc_address,
     host_port,
     positive_number,
     redis_url,
@@ -25,7 +26,7 @@ class Settings:
     http_port: int
     # Processes serving that one listening socket.
     http_workers: int
-    # The control plane's gRPC address (`host:port`).
+    # The control plane's gRPC target: `host:port`, `unix:/path`, or one naming several.
     controlplane_addr: str
     # What proves to the control plane that this is a data plane: the shared token, or (with
     # mTLS) the client certificate. None: the certificate alone.
@@ -53,8 +54,9 @@ def load_settings() -> Settings:
     http_host, http_port = host_port(
         "PRISM_HTTP_LISTEN", env("PRISM_HTTP_LISTEN", "127.0.0.1:8080")
     )
-    controlplane_addr = env("PRISM_CONTROLPLANE_ADDR", "127.0.0.1:50051")
-    host_port("PRISM_CONTROLPLANE_ADDR", controlplane_addr)
+    controlplane_addr = grpc_address(
+        "PRISM_CONTROLPLANE_ADDR", env("PRISM_CONTROLPLANE_ADDR", "127.0.0.1:50051")
+    )
     controlplane_ca = authorities("PRISM_CONTROLPLANE_TLS_CA")
     controlplane_identity = identity("PRISM_CONTROLPLANE_TLS_CERT", "PRISM_CONTROLPLANE_TLS_KEY")
     if controlplane_identity is not None and controlplane_ca is None:

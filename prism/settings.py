@@ -38,6 +38,31 @@ def host_port(name: str, value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+# gRPC's address of a Unix domain socket: `unix:/run/prism/controlplane.sock`.
+UNIX_SOCKET_PREFIX = "unix:"
+
+
+def grpc_address(name: str, value: str) -> str:
+    """A gRPC address: `host:port`, `[v6]:port`, or a Unix domain socket's `unix:/absolute/path`
+    (for planes on one host)."""
+    if value.startswith(UNIX_SOCKET_PREFIX):
+        path = unix_socket_path(value)
+        # One slash only: gRPC reads `unix://x` as a URI, which is a different path.
+        if not path.startswith("/") or path.startswith("//"):
+            raise ConfigError(
+                f"{name}={value!r} is not a Unix socket address: unix:/absolute/path (e.g. "
+                "unix:/run/prism/controlplane.sock)"
+            )
+        return value
+    host_port(name, value)
+    return value
+
+
+def unix_socket_path(address: str) -> str:
+    """The filesystem path of a `unix:` gRPC address."""
+    return address.removeprefix(UNIX_SOCKET_PREFIX)
+
+
 def http_url(name: str, value: str) -> str:
     """An http(s) URL, without a trailing slash."""
     parts = urlsplit(value)

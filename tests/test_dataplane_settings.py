@@ -22,6 +22,10 @@ def good_settings(redis_url: str) -> dict[str, str]:
     [
         ({"PRISM_HTTP_LISTEN": "8080"}, ["PRISM_HTTP_LISTEN", "host:port"]),
         ({"PRISM_CONTROLPLANE_ADDR": "controlplane"}, ["PRISM_CONTROLPLANE_ADDR", "host:port"]),
+        (
+            {"PRISM_CONTROLPLANE_ADDR": "unix:run/cp.sock"},
+            ["PRISM_CONTROLPLANE_ADDR", "unix:/absolute/path"],
+        ),
         ({"REDIS_URL": "localhost:6379"}, ["REDIS_URL", "Redis URL"]),
         ({"PRISM_CHECK_DEADLINE_MS": "-5"}, ["PRISM_CHECK_DEADLINE_MS", "positive"]),
         ({"PRISM_UPSTREAM_TIMEOUT": "soon"}, ["PRISM_UPSTREAM_TIMEOUT", "positive"]),
@@ -41,6 +45,7 @@ def good_settings(redis_url: str) -> dict[str, str]:
     ids=[
         "bad-listen",
         "bad-controlplane-addr",
+        "relative-unix-socket",
         "bad-redis-url",
         "bad-deadline",
         "bad-timeout",

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from prism.settings import UNIX_SOCKET_PREFIX, unix_socket_path
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 
@@ -91,8 +93,9 @@ def spawn(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) -> 
     return Process(name, popen, log_path)
 
 
-def wait_until_ready(process: Process, port: int, health_path: str | None = None) -> None:
-    """Waits until the port accepts connections (and health_path answers 200, if given)."""
+def wait_until_ready(process: Process, port: int | str, health_path: str | None = None) -> None:
+    """Waits until the port (or the Unix socket at that path) accepts connections, and
+    health_path answers 200 if given."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if not process.running():
@@ -108,8 +111,13 @@ def wait_until_ready(process: Process, port: int, health_path: str | None = None
     )
 
 
-def _answers(port: int, health_path: str | None) -> bool:
+def _answers(port: int | str, health_path: str | None) -> bool:
     try:
+        if isinstance(port, str):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+                unix.settimeout(0.5)
+                unix.connect(port)
+                return True
         if health_path is None:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
@@ -131,12 +139,14 @@ def start_redis(port: int, data_dir: Path, log_dir: Path, *, persistent: bool = 
 def start_controlplane(
     env: Mapping[str, str], log_dir: Path, name: str = "controlplane"
 ) -> Process:
-    """env must carry REDIS_URL, PRISM_GRPC_LISTEN, PRISM_ADMIN_TOKEN and the upstream; a free
-    PRISM_METRICS_LISTEN is picked unless given, so control planes started together never
-    share the default."""
+    """env must carry REDIS_URL, PRISM_GRPC_LISTEN (host:port or unix:/path), PRISM_ADMIN_TOKEN
+    and the upstream; a free PRISM_METRICS_LISTEN is picked unless given, so control planes
+    started together never share the default."""
     env = {"PRISM_METRICS_LISTEN": f"127.0.0.1:{free_port()}"} | dict(env)
     process = spawn(name, [sys.executable, "-m", "controlplane"], clean_environment(env), log_dir)
-    wait_until_ready(process, _port_of(env["PRISM_GRPC_LISTEN"]))
+    listen = env["PRISM_GRPC_LISTEN"]
+    unix = listen.startswith(UNIX_SOCKET_PREFIX)
+    wait_until_ready(process, unix_socket_path(listen) if unix else _port_of(listen))
     return process
 
 

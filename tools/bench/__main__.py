@@ -4,7 +4,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from . import latency, overhead
+from . import checks, latency, overhead
 
 
 def main() -> None:
@@ -21,6 +21,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="prism-bench-") as tmp:
         latency.run(Path(tmp) / "latency")
         overhead.run(Path(tmp) / "overhead", peers)
+        checks.run(Path(tmp) / "checks")
 
 
 if __name__ == "__main__":

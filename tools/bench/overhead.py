@@ -10,7 +10,7 @@ its peak throughput. The runs, one after another on one machine:
 - the floor: a bare Quart app on Hypercorn + uvloop answering the route itself (floor.py),
   every figure's denominator;
 - Prism, no policy on the key, in each LAYOUTS: 1 and 2 data-plane workers, 1 and 2
-  control planes;
+  control planes, and 1 of each with Check over a Unix socket instead of TCP;
 - with `--peers litellm`, LiteLLM's proxy on the same upstream and route (peers.py).
 """
 
@@ -60,10 +60,14 @@ class Layout:
     workers: int  # per data plane
     controlplanes: int
     dataplanes: int = 1
+    # Check over a Unix socket (`unix:/path`; a target names one control plane) instead of TCP.
+    unix_socket: bool = False
 
     def __str__(self) -> str:
         workers = f"{self.workers} worker{'s' if self.workers > 1 else ''}"
         planes = f"{self.controlplanes} control plane{'s' if self.controlplanes > 1 else ''}"
+        if self.unix_socket:
+            return f"Prism, {workers}, {planes}, over a Unix socket"
         if self.dataplanes == 1:
             return f"Prism, {workers}, {planes}"
         return f"Prism, {self.dataplanes} data planes of {workers}, a control plane each"
@@ -71,6 +75,7 @@ class Layout:
 
 LAYOUTS = (
     Layout(workers=1, controlplanes=1),
+    Layout(workers=1, controlplanes=1, unix_socket=True),
     Layout(workers=2, controlplanes=1),
     Layout(workers=1, controlplanes=2),
     Layout(workers=2, controlplanes=2),
@@ -132,7 +137,11 @@ def prism(shared: Shared, layout: Layout) -> Iterator[Planes]:
     try:
         addresses, controlplanes = [], []
         for number in range(1, layout.controlplanes + 1):
-            address = f"127.0.0.1:{stack.free_port()}"
+            address = (
+                f"unix:{shared.work / f'controlplane-{number}.sock'}"
+                if layout.unix_socket
+                else f"127.0.0.1:{stack.free_port()}"
+            )
             controlplanes.append(
                 setup.start_controlplane(
                     address,
