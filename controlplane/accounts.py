@@ -12,13 +12,13 @@ import secrets
 from collections.abc import Callable
 from typing import TypeVar
 
-import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
 from controlplane.errors import AlreadyExists, FailedPrecondition, NotFound
 from controlplane.records import KeyRecord, OrgRecord
 from controlplane.redis_access import RedisPart, page_of_ids, unavailable_on_connection_error
 from prism import redis_keys
+from prism.redis_client import AsyncRedis
 
 Record = TypeVar("Record", OrgRecord, KeyRecord)
 
@@ -32,7 +32,7 @@ return 0
 
 
 class Accounts(RedisPart):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: AsyncRedis) -> None:
         super().__init__(client)
         self._create_org = client.register_script(_CREATE_ORG)
 

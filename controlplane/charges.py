@@ -14,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as redis
-
 from controlplane import limiter, usage
 from controlplane.grants import LIFETIME_SECONDS
 from controlplane.limiter import Counter
@@ -25,6 +23,7 @@ from controlplane.records import now
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
 from controlplane.reservations import RESERVATIONS_LUA
 from prism import redis_keys
+from prism.redis_client import AsyncRedis
 from prism.runs import CHARGE_WINDOW_SECONDS
 
 _RECORD = RESERVATIONS_LUA + (Path(__file__).with_name("lua") / "record.lua").read_text()
@@ -57,7 +56,7 @@ class Recorded:
 
 
 class Charges(RedisPart):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: AsyncRedis) -> None:
         super().__init__(client)
         self._record = client.register_script(_RECORD)
 

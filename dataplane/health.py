@@ -9,6 +9,8 @@ import asyncio
 import redis.asyncio as redis
 from quart import Blueprint, Response, jsonify
 
+from prism.redis_client import AsyncRedis, async_client
+
 from .authorizer import Authorizer
 
 # Seconds each dependency gets to answer a readiness probe.
@@ -19,10 +21,10 @@ class Readiness:
     def __init__(self, authorizer: Authorizer, redis_url: str) -> None:
         self._authorizer = authorizer
         self._redis_url = redis_url
-        self._redis: redis.Redis | None = None
+        self._redis: AsyncRedis | None = None
 
     async def open(self) -> None:
-        self._redis = redis.from_url(
+        self._redis = async_client(
             self._redis_url,
             socket_timeout=_PROBE_TIMEOUT,
             socket_connect_timeout=_PROBE_TIMEOUT,

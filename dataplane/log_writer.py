@@ -23,6 +23,7 @@ import threading
 import redis.asyncio as redis
 
 from prism import redis_keys
+from prism.redis_client import AsyncRedis, async_client
 
 from .request_log import RequestLogEntry
 
@@ -80,7 +81,7 @@ class RedisLogWriter:
         self._buffer: collections.deque[RequestLogEntry] = collections.deque()
         self._ready = asyncio.Event()
         self._dropped = 0
-        self._redis: redis.Redis | None = None
+        self._redis: AsyncRedis | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -99,7 +100,7 @@ class RedisLogWriter:
         self._ready.set()
 
     async def open(self) -> None:
-        self._redis = redis.from_url(
+        self._redis = async_client(
             self._redis_url,
             socket_timeout=_REDIS_TIMEOUT,
             socket_connect_timeout=_REDIS_TIMEOUT,

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from prism import redis_keys as keys
+from prism.redis_client import AsyncRedis
 
 from .pagination import PageRequest, invalid_cursor
 
@@ -23,7 +23,7 @@ JSON = dict[str, Any]
 
 
 class Store:
-    def __init__(self, redis: Redis, data_dir: Path) -> None:
+    def __init__(self, redis: AsyncRedis, data_dir: Path) -> None:
         self._redis = redis
         self.data_dir = data_dir
 

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from prism import redis_keys as keys
+from prism.redis_client import AsyncRedis
 
 from .ids import FILE_BATCH, VECTOR_STORE, new_id, now
 from .pagination import PageRequest, invalid_cursor
@@ -74,7 +74,7 @@ class SearchHit:
 
 class VectorStores:
     def __init__(
-        self, redis: Redis, store: Store, embeddings: EmbeddingsEndpoint | None = None
+        self, redis: AsyncRedis, store: Store, embeddings: EmbeddingsEndpoint | None = None
     ) -> None:
         self._redis = redis
         self._store = store

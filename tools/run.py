@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from prism import redis_client
 from prism.settings import ConfigError, env, redis_url
 from tools import stack
 
@@ -98,7 +99,7 @@ def main() -> None:
 def _ensure_redis(logs: Path, processes: list[stack.Process]) -> str:
     address = redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0"))
     try:
-        redis.Redis.from_url(address, socket_timeout=1).ping()
+        redis_client.sync_client(address, socket_timeout=1).ping()
         print(f"using the Redis at {address}")
         return address
     except redis.RedisError:
