@@ -68,14 +68,16 @@ class Charges(RedisPart):
         needs, read in one pipelined round trip."""
         wanted_models = list(dict.fromkeys(models))
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.mget(redis_keys.key(org_id, key_id), redis_keys.org(org_id))
+            # GETs, not an MGET, which a cluster's pipelines refuse.
+            pipe.get(redis_keys.key(org_id, key_id))
+            pipe.get(redis_keys.org(org_id))
             if wanted_models:
                 pipe.hmget(redis_keys.MODEL_PRICES, wanted_models)
             pipe.get(redis_keys.TOOL_FEES)
             for run_id in run_ids:
                 pipe.hget(redis_keys.run(org_id, run_id), "key")
             answers = await pipe.execute()
-        (key_json, org_json), rest = answers[0], answers[1:]
+        key_json, org_json, rest = answers[0], answers[1], answers[2:]
         prices: dict[str, Price] = {}
         if wanted_models:
             found, rest = rest[0], rest[1:]

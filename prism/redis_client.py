@@ -9,6 +9,7 @@ The data Prism keeps is laid out so every script and transaction touches one Clu
 do it in one round trip on a single Redis and per node on a cluster.
 """
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +18,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.commands.core import AsyncScript
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 SCHEMES = ("redis", "rediss", "unix", *_CLUSTER_SCHEMES)
@@ -79,3 +81,17 @@ async def get_many(client: AsyncRedis, names: Sequence[str]) -> list[Any]:
     if isinstance(client, redis.asyncio.RedisCluster):
         return await client.mget_nonatomic(list(names))
     return await client.mget(list(names))
+
+
+async def run_scripts(
+    client: AsyncRedis, script: AsyncScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+) -> list[Any]:
+    """The script run once per (keys, args) call, answers in order: pipelined in one round
+    trip on a single Redis; concurrently on a cluster, whose pipelines refuse scripts (each
+    call's keys must share a slot either way)."""
+    if isinstance(client, redis.asyncio.RedisCluster):
+        return list(await asyncio.gather(*(script(keys=list(k), args=list(a)) for k, a in calls)))
+    async with client.pipeline(transaction=False) as pipe:
+        for keys, args in calls:
+            await script(keys=list(keys), args=list(args), client=pipe)
+        return await pipe.execute()

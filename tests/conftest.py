@@ -4,6 +4,9 @@ upstream, each a process on a free port.
 
 Session fixtures start them once; tests that need a differently configured process
 start their own with `start_dataplane` / `start_controlplane` and the shared Redis.
+
+The modules in ON_BOTH_REDIS_KINDS run twice: on a single Redis (`[single]`) and on a real
+3-master Redis Cluster (`[cluster]`), with every process of the stack on it.
 """
 
 import asyncio
@@ -24,9 +27,8 @@ import grpc
 import httpx
 import openai
 import pytest
-import redis
 
-from prism import redis_keys
+from prism import redis_client, redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tests.fake_chat.server import FakeChat
 from tools import stack
@@ -134,12 +136,61 @@ def logs(workdir: Path) -> Path:
     return workdir / "logs"
 
 
+# Modules run on both a single Redis and a Redis Cluster: every admin RPC, the policy and
+# cost paths, the engine through the gateway, and what only a cluster has.
+ON_BOTH_REDIS_KINDS = frozenset(
+    (
+        "test_admin",
+        "test_policy_check",
+        "test_policy_gateway",
+        "test_costs",
+        "test_isolation",
+        "test_sdk_scenarios",
+    )
+)
+# Modules run on a Redis Cluster only.
+ON_CLUSTER_ONLY = frozenset(("test_redis_cluster",))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_kind" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module in ON_CLUSTER_ONLY:
+        kinds = ["cluster"]
+    elif module in ON_BOTH_REDIS_KINDS:
+        kinds = ["single", "cluster"]
+    else:
+        kinds = ["single"]
+    metafunc.parametrize("redis_kind", kinds, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_url(workdir: Path, logs: Path) -> Iterator[str]:
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """`single` or `cluster`: which Redis the stack runs on (see pytest_generate_tests)."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def single_redis_url(workdir: Path, logs: Path) -> Iterator[str]:
     port = stack.free_port()
     process = stack.start_redis(port, workdir / "redis", logs)
     yield f"redis://127.0.0.1:{port}/0"
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_redis_url(workdir: Path, logs: Path) -> Iterator[str]:
+    """A real Redis Cluster: three masters, the slots spread over them, no replicas."""
+    cluster = stack.start_redis_cluster(3, workdir / "redis-cluster", logs)
+    yield cluster.url
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_kind: str, request: pytest.FixtureRequest) -> str:
+    """The URL every process of the stack is given."""
+    return str(request.getfixturevalue(f"{redis_kind}_redis_url"))
 
 
 @dataclass
@@ -183,7 +234,7 @@ def fake_provider() -> Iterator[tuple[FakeChat, str]]:
 @pytest.fixture(scope="module")
 def provider_engine(
     fake_provider: tuple[FakeChat, str],
-    redis_url: str,
+    single_redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     logs: Path,
 ) -> Iterator[Engine]:
@@ -192,8 +243,9 @@ def provider_engine(
     models = workdir / "models.toml"
     models.write_text(f'[models."gpt-4o"]\nbase_url = "{fake_provider[1]}"\n')
     engine = launch_engine(
-        # Its own database, so that only it (not the suite's engine) works on its runs.
-        redis_url.rpartition("/")[0] + "/12",
+        # Its own database of the single Redis (a cluster has one database), so that only it
+        # (not the suite's engine) works on its runs.
+        single_redis_url.rpartition("/")[0] + "/12",
         workdir / "data",
         logs,
         "sk-engine-" + secrets.token_urlsafe(16),
@@ -376,7 +428,7 @@ IssueKey = Callable[..., tuple[admin_pb2.Org, admin_pb2.IssuedKey]]
 def grant_key(redis_url: str) -> bytes:
     """The control planes' signing key, as someone with Redis could read it: what a forger
     without it lacks."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
     try:
         return base64.b64decode(client.get(redis_keys.GRANT_KEY))
     finally:
@@ -457,7 +509,7 @@ def upstream(shared_upstream: Upstream) -> Iterator[Upstream]:
 def spend(redis_url: str) -> Iterator[Callable[[str, str], int]]:
     """`spend(org_id, owner)`: the all-time spend (micro-USD) budgets see for `owner` (`org`,
     `key:<id>`)."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
 
     def read(org_id: str, owner: str) -> int:
         return int(client.get(redis_keys.spend(org_id, owner, "total")) or 0)
@@ -485,7 +537,7 @@ def resize(redis_url: str) -> Iterator[Resize]:
     """`resize(store_id, file_id, usage_bytes)`: once the engine has indexed the store's file,
     its record claims `usage_bytes`, which the store then reports as its usage (a store's
     usage is its completed files')."""
-    engine_redis = redis.Redis.from_url(redis_url, decode_responses=True)
+    engine_redis = redis_client.sync_client(redis_url, decode_responses=True)
 
     def indexed(key: str) -> bool:
         return json.loads(engine_redis.get(key) or "{}").get("status") == "completed"

@@ -13,12 +13,11 @@ from typing import Any
 
 import grpc
 import pytest
-import redis
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from prism import redis_keys
+from prism import redis_client, redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2
 from tests.conftest import (
     DATAPLANE_TOKEN,
@@ -75,7 +74,7 @@ def sha256(secret: str) -> str:
 def redis_dump(redis_url: str, skipped_prefix: str | None = None) -> str:
     """Every key name and every value in Redis, but those of keys under `skipped_prefix`,
     as one text to search."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
     parts: list[str] = []
     with client:
         for name in client.scan_iter(count=1000):
@@ -1042,7 +1041,7 @@ def test_redis_holds_only_the_sha256_of_secrets(
     for secret in issued_secrets:
         assert secret not in dump
         assert secret[9:] not in dump, "the random part of a secret is in Redis"
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
     with client:
         for secret, key_id in [
             (kept.secret, kept.key.id),
@@ -1424,7 +1423,7 @@ def test_a_policy_stored_before_a_limit_kind_existed_reads_as_without_that_limit
             org=admin_pb2.Org(policy=admin_pb2.Policy(rate_limits=limits)),
         )
     )
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
     stored = json.loads(client.get(redis_keys.org(org.id)))
     del stored["policy"]["rate_limits"]["concurrent_requests"]
     client.set(redis_keys.org(org.id), json.dumps(stored))
