@@ -106,13 +106,15 @@ class Accounts(RedisPart):
         org_key = redis_keys.org(key.org_id)
 
         async def create(pipe: Pipeline) -> None:
-            if not await pipe.exists(org_key):
+            if await pipe.get(org_key) is None:
                 raise NotFound(f"org '{key.org_id}' not found; create it first")
             pipe.multi()
             pipe.set(redis_keys.key(key.org_id, key.id), _dump(key))
             pipe.zadd(redis_keys.org_keys(key.org_id), {key.id: 0})
 
-        # Watching the org makes a concurrent DeleteOrg and this create exclusive.
+        # Watching the org makes a concurrent DeleteOrg and this create exclusive. (GET, not
+        # EXISTS, in the transactions here: redis-py's cluster transactions leave an EXISTS
+        # before MULTI unsent, answering the pipeline itself.)
         await self._redis.transaction(create, org_key)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(redis_keys.KEY_ORGS, key.id, key.org_id)
@@ -163,7 +165,7 @@ class Accounts(RedisPart):
         org_key, keys_key = redis_keys.org(org_id), redis_keys.org_keys(org_id)
 
         async def delete(pipe: Pipeline) -> tuple[list[str], list[str]]:
-            if not await pipe.exists(org_key):
+            if await pipe.get(org_key) is None:
                 raise NotFound(f"org '{org_id}' not found")
             key_ids = await pipe.zrange(keys_key, 0, -1)
             if key_ids and not force:
