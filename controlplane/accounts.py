@@ -116,10 +116,7 @@ class Accounts(RedisPart):
         # EXISTS, in the transactions here: redis-py's cluster transactions leave an EXISTS
         # before MULTI unsent, answering the pipeline itself.)
         await self._redis.transaction(create, org_key)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(redis_keys.KEY_ORGS, key.id, key.org_id)
-            pipe.zadd(redis_keys.KEYS, {key.id: 0})
-            await pipe.execute()
+        await self._add_key_entries(key.org_id, [key.id])
         # Last: the secret works once everything that finds its key is written.
         await self._redis.set(redis_keys.key_by_hash(key.secret_sha256), f"{key.org_id} {key.id}")
 
@@ -135,16 +132,17 @@ class Accounts(RedisPart):
         """Like list_orgs, for the keys of org_id, or of every org when it is empty."""
         if org_id:
             await self.get_org(org_id)
-        index = redis_keys.org_keys(org_id) if org_id else redis_keys.KEYS
-        ids, next_after = await page_of_ids(self._redis, index, after, count)
-        if not ids:
-            return [], next_after
-        orgs = [org_id] * len(ids) if org_id else await self._redis.hmget(redis_keys.KEY_ORGS, ids)
-        located = [(org, i) for org, i in zip(orgs, ids, strict=True) if org]
-        records = await get_many(self._redis, [redis_keys.key(org, i) for org, i in located])
-        if not org_id:
-            located_ids = {i for _, i in located}
-            gone = [i for i in ids if i not in located_ids]
+            ids, next_after = await page_of_ids(
+                self._redis, redis_keys.org_keys(org_id), after, count
+            )
+            records = await get_many(self._redis, [redis_keys.key(org_id, i) for i in ids])
+            await self._index_keys(org_id, [i for i, r in zip(ids, records, strict=True) if r])
+        else:
+            ids, next_after = await page_of_ids(self._redis, redis_keys.KEYS, after, count)
+            orgs = await self._redis.hmget(redis_keys.KEY_ORGS, ids) if ids else []
+            located = [(org, i) for org, i in zip(orgs, ids, strict=True) if org]
+            records = await get_many(self._redis, [redis_keys.key(org, i) for org, i in located])
+            gone = [i for org, i in zip(orgs, ids, strict=True) if not org]
             gone += [i for (_, i), raw in zip(located, records, strict=True) if raw is None]
             await self._drop_key_entries(gone)
         found = [KeyRecord.from_json(json.loads(raw)) for raw in records if raw is not None]
@@ -223,6 +221,22 @@ class Accounts(RedisPart):
         back = {i: 0 for i, raw in zip(org_ids, records, strict=True) if raw is not None}
         if back:
             await self._redis.zadd(redis_keys.ORGS, back)
+
+    async def _add_key_entries(self, org_id: str, key_ids: list[str]) -> None:
+        # Where a key is before the list of every key, so that list never holds a key id
+        # that a key in the making has not located yet (the listing drops such an entry).
+        await self._redis.hset(redis_keys.KEY_ORGS, mapping=dict.fromkeys(key_ids, org_id))
+        await self._redis.zadd(redis_keys.KEYS, dict.fromkeys(key_ids, 0))
+
+    async def _index_keys(self, org_id: str, key_ids: list[str]) -> None:
+        """Adds the global entries an org's listed keys lack: a CreateKey that died after
+        writing the key's record left them out (its secret, which nobody got, stays unknown)."""
+        if not key_ids:
+            return
+        located = await self._redis.hmget(redis_keys.KEY_ORGS, key_ids)
+        missing = [i for i, org in zip(key_ids, located, strict=True) if org is None]
+        if missing:
+            await self._add_key_entries(org_id, missing)
 
     async def _drop_key_entries(self, key_ids: list[str]) -> None:
         """Removes the global entries of keys whose record a listing found missing. Key ids

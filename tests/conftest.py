@@ -5,7 +5,7 @@ upstream, each a process on a free port.
 Session fixtures start them once; tests that need a differently configured process
 start their own with `start_dataplane` / `start_controlplane` and the shared Redis.
 
-The modules in ON_BOTH_REDIS_KINDS run twice: on a single Redis (`[single]`) and on a real
+Tests marked `redis_cluster` run twice: on a single Redis (`[single]`) and on a real
 3-master Redis Cluster (`[cluster]`), with every process of the stack on it.
 """
 
@@ -136,29 +136,14 @@ def logs(workdir: Path) -> Path:
     return workdir / "logs"
 
 
-# Modules run on both a single Redis and a Redis Cluster: every admin RPC, the policy and
-# cost paths, the engine through the gateway, and what only a cluster has.
-ON_BOTH_REDIS_KINDS = frozenset(
-    (
-        "test_admin",
-        "test_policy_check",
-        "test_policy_gateway",
-        "test_costs",
-        "test_isolation",
-        "test_sdk_scenarios",
-    )
-)
-# Modules run on a Redis Cluster only.
-ON_CLUSTER_ONLY = frozenset(("test_redis_cluster",))
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `redis_cluster` run on a single Redis and on a Redis Cluster; those
+    marked `redis_cluster_only` on the cluster alone; the others on a single Redis."""
     if "redis_kind" not in metafunc.fixturenames:
         return
-    module = metafunc.module.__name__.rpartition(".")[2]
-    if module in ON_CLUSTER_ONLY:
+    if metafunc.definition.get_closest_marker("redis_cluster_only"):
         kinds = ["cluster"]
-    elif module in ON_BOTH_REDIS_KINDS:
+    elif metafunc.definition.get_closest_marker("redis_cluster"):
         kinds = ["single", "cluster"]
     else:
         kinds = ["single"]

@@ -30,6 +30,9 @@ from tests.conftest import (
 )
 from tools import stack
 
+# Also on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.redis_cluster
+
 KEY_ID = re.compile(r"key_[A-Za-z0-9]{24}")
 SECRET = re.compile(r"sk-prism-[A-Za-z0-9]{48}")
 GENERATED_ORG_ID = re.compile(r"org-[a-z0-9]{16}")
@@ -1331,6 +1334,7 @@ def good_settings(redis_url: str) -> dict[str, str]:
         ({"PRISM_GRPC_LISTEN": "50051"}, ["PRISM_GRPC_LISTEN", "host:port"]),
         ({"PRISM_UPSTREAM_URL": "api.openai.com"}, ["PRISM_UPSTREAM_URL", "http(s) URL"]),
         ({"REDIS_URL": "localhost:6379"}, ["REDIS_URL", "Redis URL"]),
+        ({"REDIS_URL": "redis+cluster://127.0.0.1:7000/3"}, ["REDIS_URL", "only database 0"]),
         ({"PRISM_SLOT_LEASE_SECONDS": "0"}, ["PRISM_SLOT_LEASE_SECONDS='0'", "positive"]),
         ({"PRISM_SLOT_LEASE_SECONDS": "ten"}, ["PRISM_SLOT_LEASE_SECONDS='ten'", "positive"]),
         ({"PRISM_SLOT_LEASE_SECONDS": "0.1"}, ["PRISM_SLOT_LEASE_SECONDS=0.1", "at least 0.5"]),
@@ -1344,6 +1348,7 @@ def good_settings(redis_url: str) -> dict[str, str]:
         "bad-listen",
         "bad-upstream-url",
         "bad-redis-url",
+        "cluster-url-with-a-database",
         "zero-slot-lease",
         "slot-lease-not-a-number",
         "slot-lease-too-short",

@@ -16,6 +16,9 @@ from prism import redis_client
 from prism.v1 import admin_pb2, authorizer_pb2
 from tests.conftest import AdminClient, AuthorizerClient, ControlPlane, IssueKey
 
+# Also on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.redis_cluster
+
 ASSISTANT = authorizer_pb2.OBJECT_KIND_ASSISTANT
 THREAD = authorizer_pb2.OBJECT_KIND_THREAD
 FILE = authorizer_pb2.OBJECT_KIND_FILE
