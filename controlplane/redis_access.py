@@ -8,11 +8,8 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from controlplane.errors import Unavailable
-from prism.redis_client import AsyncRedis
+from prism.redis_client import UNREACHABLE, AsyncRedis
 
 Params = ParamSpec("Params")
 Result = TypeVar("Result")
@@ -25,7 +22,7 @@ def unavailable_on_connection_error(
     async def guarded(*args: Params.args, **kwargs: Params.kwargs) -> Result:
         try:
             return await call(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError) as error:
+        except UNREACHABLE as error:
             raise Unavailable(f"Redis (REDIS_URL) did not answer: {error}") from error
 
     return guarded

@@ -6,10 +6,9 @@ PING; a 503 names whatever is down.
 
 import asyncio
 
-import redis.asyncio as redis
 from quart import Blueprint, Response, jsonify
 
-from prism.redis_client import AsyncRedis, async_client
+from prism.redis_client import ERRORS, AsyncRedis, async_client
 
 from .authorizer import Authorizer
 
@@ -49,7 +48,7 @@ class Readiness:
         assert self._redis is not None, "Readiness.open() runs before serving"
         try:
             return bool(await self._redis.ping())
-        except (redis.RedisError, OSError):
+        except (*ERRORS, OSError):
             return False
 
 

@@ -20,10 +20,8 @@ import logging
 import sys
 import threading
 
-import redis.asyncio as redis
-
 from prism import redis_keys
-from prism.redis_client import AsyncRedis, async_client
+from prism.redis_client import ERRORS, AsyncRedis, async_client
 
 from .request_log import RequestLogEntry
 
@@ -135,7 +133,7 @@ class RedisLogWriter:
             batch = [self._buffer[index] for index in range(min(BATCH_SIZE, len(self._buffer)))]
             try:
                 await self._write(batch)
-            except (redis.RedisError, OSError) as error:
+            except (*ERRORS, OSError) as error:
                 if backoff == _FIRST_BACKOFF:
                     log.warning(
                         "request log: Redis refused %d entries (%s); retrying",

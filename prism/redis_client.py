@@ -27,6 +27,19 @@ AsyncRedis = redis.asyncio.Redis | redis.asyncio.RedisCluster
 SyncRedis = redis.Redis | redis.RedisCluster
 
 
+# Every error a Redis call may raise: redis-py's cluster client raises some that are not
+# RedisErrors (a slot no master serves, a transaction across slots).
+ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
+# Those that mean Redis cannot answer now, for a single Redis or (a master down, its slots
+# not served) for the part of a cluster the call needed.
+UNREACHABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+)
+
+
 class UnusableRedisUrl(ValueError):
     """The URL cannot name a Redis this module connects to; the message says why."""
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import openai
@@ -30,6 +31,7 @@ from tests.conftest import (
 )
 from tests.test_admin import assert_unknown_key, create_key, fails, unique_org_id
 from tests.test_policy_check import limits
+from tools import stack
 
 pytestmark = pytest.mark.redis_cluster_only
 
@@ -116,6 +118,55 @@ def test_orgs_data_is_spread_over_every_master(
     assert len(primaries) == 3
     holding = [node for node in primaries if cluster.dbsize(target_nodes=node)]
     assert len(holding) == 3
+
+
+def test_a_master_down_refuses_its_orgs_requests_with_503_and_the_others_pass(
+    workdir: Path,
+    logs: Path,
+    start_controlplane: Callable[..., ControlPlane],
+    start_dataplane: Callable[..., DataPlane],
+) -> None:
+    """A cluster of its own, as one of its masters is stopped."""
+    own = stack.start_redis_cluster(3, workdir / "failing-cluster", logs)
+    try:
+        controlplane = start_controlplane(REDIS_URL=own.url)
+        gateway = start_dataplane(
+            controlplane.addr, REDIS_URL=own.url, PRISM_CHECK_DEADLINE_MS="1000"
+        )
+        client = redis_client.sync_client(own.url)
+        assert isinstance(client, redis_client.redis.RedisCluster)
+        with grpc.insecure_channel(controlplane.addr) as channel:
+            admin = AdminClient(channel, controlplane.admin_token)
+            # Orgs until two have their slots on different masters.
+            by_master: dict[str, str] = {}
+            while len(by_master) < 2:
+                org = admin.CreateOrg(admin_pb2.CreateOrgRequest())
+                master = client.get_node_from_key(redis_keys.org(org.id)).name
+                by_master.setdefault(master, create_key(admin, org.id).secret)
+        (down_master, down_secret), (_, up_secret) = list(by_master.items())[:2]
+        sdks = {
+            secret: openai.OpenAI(base_url=gateway.url, api_key=secret, max_retries=0)
+            for secret in (down_secret, up_secret)
+        }
+        # Each key once, so its control plane knows it: its next Check is its org's script.
+        for sdk in sdks.values():
+            assert sdk.beta.assistants.list().object == "list"
+        port = int(down_master.rpartition(":")[2])
+        client.close()
+        own.nodes[port].stop()
+
+        with pytest.raises(openai.APIStatusError) as refused:
+            sdks[down_secret].beta.assistants.list()
+        listed = sdks[up_secret].beta.assistants.list()
+
+        assert refused.value.status_code == 503
+        assert refused.value.code == "control_plane_unavailable"
+        assert listed.object == "list"
+        assert "Traceback" not in controlplane.process.log()
+        for sdk in sdks.values():
+            sdk.close()
+    finally:
+        own.stop()
 
 
 # Repair paths: orgs

@@ -132,10 +132,11 @@ def start_redis(port: int, data_dir: Path, log_dir: Path, *, persistent: bool = 
 class RedisCluster:
     # redis+cluster://127.0.0.1:<a node's port>: any node's address reaches all of them.
     url: str
-    processes: list[Process]
+    # Each master's redis-server by its port.
+    nodes: dict[int, Process]
 
     def stop(self) -> None:
-        for process in self.processes:
+        for process in self.nodes.values():
             process.stop()
 
 
@@ -185,7 +186,7 @@ def start_redis_cluster(masters: int, data_dir: Path, log_dir: Path) -> RedisClu
         for process in processes:
             process.stop()
         raise
-    return RedisCluster(f"redis+cluster://127.0.0.1:{nodes[0][0]}", processes)
+    return RedisCluster(f"redis+cluster://127.0.0.1:{nodes[0][0]}", dict(nodes))
 
 
 def _cluster_info(port: int) -> bytes:
