@@ -105,7 +105,8 @@ def _ensure_redis(logs: Path, processes: list[stack.Process]) -> str:
     except redis.RedisError:
         pass
     parts = urlsplit(address)
-    if parts.hostname not in LOOPBACK:
+    # A cluster is not something one redis-server here can stand in for.
+    if parts.hostname not in LOOPBACK or redis_client.is_cluster(address):
         raise ConfigError(f"REDIS_URL={address!r} does not answer")
     port = parts.port or 6379
     processes.append(stack.start_redis(port, STATE_DIR / "redis", logs, persistent=True))
