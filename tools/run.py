@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import redis
-
 from prism import redis_client
 from prism.settings import ConfigError, env, redis_url
 from tools import stack
@@ -102,7 +100,7 @@ def _ensure_redis(logs: Path, processes: list[stack.Process]) -> str:
         redis_client.sync_client(address, socket_timeout=1).ping()
         print(f"using the Redis at {address}")
         return address
-    except redis.RedisError:
+    except redis_client.ERRORS:
         pass
     parts = urlsplit(address)
     # A cluster is not something one redis-server here can stand in for.
