@@ -31,6 +31,7 @@ from tests.conftest import (
 )
 from tests.test_admin import assert_unknown_key, create_key, fails, unique_org_id
 from tests.test_policy_check import limits
+from tests.test_request_logs import logged
 from tools import stack
 
 pytestmark = pytest.mark.redis_cluster_only
@@ -167,6 +168,19 @@ def test_a_master_down_refuses_its_orgs_requests_with_503_and_the_others_pass(
             sdk.close()
     finally:
         own.stop()
+
+
+def test_a_requests_log_entry_is_written_and_read_on_the_cluster(
+    admin: AdminClient, issue_key: IssueKey, sdk: Sdk
+) -> None:
+    org, issued = issue_key()
+    response = sdk(issued.secret).beta.assistants.with_raw_response.list()
+
+    (entry,) = logged(admin, response.headers["x-prism-request-id"])
+    listed = admin.ListRequestLogs(admin_pb2.ListRequestLogsRequest(org_id=org.id))
+
+    assert entry.org_id == org.id and entry.key_id == issued.key.id
+    assert [shown.request_id for shown in listed.logs] == [entry.request_id]
 
 
 # Repair paths: orgs
