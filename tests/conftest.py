@@ -173,6 +173,13 @@ def cluster_redis_url(workdir: Path, logs: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def process_prefix(redis_kind: str) -> str:
+    """Before the names of the processes a stack starts (their logs, the data planes' outbox
+    directories): the cluster's stack names none the same as the single Redis's."""
+    return "" if redis_kind == "single" else f"{redis_kind}-"
+
+
+@pytest.fixture(scope="session")
 def redis_url(redis_kind: str, request: pytest.FixtureRequest) -> str:
     """The URL every process of the stack is given."""
     return str(request.getfixturevalue(f"{redis_kind}_redis_url"))
@@ -264,10 +271,11 @@ def _gateway_to(
 
 
 @pytest.fixture(scope="session")
-def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
+def engine(redis_url: str, workdir: Path, logs: Path, process_prefix: str) -> Iterator[Engine]:
     """The Assistants engine on the shared Redis, with its own data directory."""
     api_key = "sk-engine-" + secrets.token_urlsafe(24)
-    engine = launch_engine(redis_url, workdir / "engine-data", logs, api_key)
+    name = f"{process_prefix}engine"
+    engine = launch_engine(redis_url, workdir / f"{name}-data", logs, api_key, name)
     yield engine
     engine.process.stop()
 
@@ -282,7 +290,7 @@ def shared_upstream(engine: Engine, logs: Path) -> Iterator[Upstream]:
 
 @pytest.fixture(scope="session")
 def start_controlplane(
-    redis_url: str, shared_upstream: Upstream, logs: Path
+    redis_url: str, shared_upstream: Upstream, logs: Path, process_prefix: str
 ) -> Iterator[Callable[..., ControlPlane]]:
     """Starts a control plane on the shared Redis; keyword arguments override its env."""
     started: list[stack.Process] = []
@@ -303,7 +311,8 @@ def start_controlplane(
             # turns it on.
             "PRISM_CHARGE_VECTOR_STORAGE": "false",
         } | env
-        process = stack.start_controlplane(settings, logs, name=f"controlplane-{len(started)}")
+        name = f"{process_prefix}controlplane-{len(started)}"
+        process = stack.start_controlplane(settings, logs, name=name)
         started.append(process)
         metrics_url = f"http://{settings['PRISM_METRICS_LISTEN']}/metrics"
         return ControlPlane(
@@ -338,7 +347,7 @@ def start_sweeping(
 
 @pytest.fixture(scope="session")
 def start_dataplane(
-    redis_url: str, workdir: Path, logs: Path
+    redis_url: str, workdir: Path, logs: Path, process_prefix: str
 ) -> Iterator[Callable[..., DataPlane]]:
     """Starts a data plane dialing `controlplane_addr`, with an outbox directory of its own
     unless PRISM_OUTBOX_DIR is given (a restart in its place passes the same); keyword
@@ -347,7 +356,7 @@ def start_dataplane(
 
     def start(controlplane_addr: str, **env: str) -> DataPlane:
         port = stack.free_port()
-        name = f"dataplane-{len(started)}"
+        name = f"{process_prefix}dataplane-{len(started)}"
         settings = {
             "REDIS_URL": redis_url,
             "PRISM_HTTP_LISTEN": f"127.0.0.1:{port}",
