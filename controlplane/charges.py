@@ -14,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as redis
-
 from controlplane import limiter, usage
 from controlplane.grants import LIFETIME_SECONDS
 from controlplane.limiter import Counter
@@ -25,6 +23,7 @@ from controlplane.records import now
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
 from controlplane.reservations import RESERVATIONS_LUA
 from prism import redis_keys
+from prism.redis_client import AsyncRedis
 from prism.runs import CHARGE_WINDOW_SECONDS
 
 _RECORD = RESERVATIONS_LUA + (Path(__file__).with_name("lua") / "record.lua").read_text()
@@ -57,7 +56,7 @@ class Recorded:
 
 
 class Charges(RedisPart):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: AsyncRedis) -> None:
         super().__init__(client)
         self._record = client.register_script(_RECORD)
 
@@ -69,14 +68,16 @@ class Charges(RedisPart):
         needs, read in one pipelined round trip."""
         wanted_models = list(dict.fromkeys(models))
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.mget(redis_keys.key(org_id, key_id), redis_keys.org(org_id))
+            # GETs, not an MGET, which a cluster's pipelines refuse.
+            pipe.get(redis_keys.key(org_id, key_id))
+            pipe.get(redis_keys.org(org_id))
             if wanted_models:
                 pipe.hmget(redis_keys.MODEL_PRICES, wanted_models)
             pipe.get(redis_keys.TOOL_FEES)
             for run_id in run_ids:
                 pipe.hget(redis_keys.run(org_id, run_id), "key")
             answers = await pipe.execute()
-        (key_json, org_json), rest = answers[0], answers[1:]
+        key_json, org_json, rest = answers[0], answers[1], answers[2:]
         prices: dict[str, Price] = {}
         if wanted_models:
             found, rest = rest[0], rest[1:]

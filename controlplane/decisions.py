@@ -8,7 +8,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from controlplane import pricing, usage
@@ -22,6 +21,7 @@ from controlplane.records import now
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
 from controlplane.reservations import RESERVATIONS_LUA, Reservation
 from prism import redis_keys
+from prism.redis_client import AsyncRedis
 
 _LUA = Path(__file__).with_name("lua")
 _VERIFY = (_LUA / "verify.lua").read_text()
@@ -31,7 +31,7 @@ _CHECK = _VERIFY + ALGORITHMS_LUA + RESERVATIONS_LUA + (_LUA / "check.lua").read
 
 
 class Decisions(RedisPart):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: AsyncRedis) -> None:
         super().__init__(client)
         self._verify = client.register_script(_VERIFY_ALONE)
         self._check = client.register_script(_CHECK)

@@ -53,7 +53,12 @@ class KnownKeys:
         """The records (JSON) of the key with this secret hash and of its org, as stored now;
         None when no key has it."""
         found = await self._accounts.find_key(secret_sha256)
-        return (found and await self._accounts.load_raw(*found)) or None
+        stored = found and await self._accounts.load_raw(*found)
+        # A RotateKey writes the key's new record before it deletes the old hash's entry
+        # (controlplane/accounts.py), so only the record's own hash finds the key.
+        if not stored or json.loads(stored[0])["secret_sha256"] != secret_sha256:
+            return None
+        return stored
 
     def remember(self, secret_sha256: str, key_json: str, org_json: str) -> KnownKey:
         key, org = records(key_json, org_json)

@@ -8,11 +8,8 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-import redis.asyncio as redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from controlplane.errors import Unavailable
+from prism.redis_client import UNREACHABLE, AsyncRedis
 
 Params = ParamSpec("Params")
 Result = TypeVar("Result")
@@ -25,7 +22,7 @@ def unavailable_on_connection_error(
     async def guarded(*args: Params.args, **kwargs: Params.kwargs) -> Result:
         try:
             return await call(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError) as error:
+        except UNREACHABLE as error:
             raise Unavailable(f"Redis (REDIS_URL) did not answer: {error}") from error
 
     return guarded
@@ -35,17 +32,17 @@ class RedisPart:
     """A part of the control plane's Redis data. Parts that register scripts extend
     __init__ and call super().__init__ first, so that each registers its own."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: AsyncRedis) -> None:
         self._redis = client
 
 
 @unavailable_on_connection_error
-async def ping(client: redis.Redis) -> None:
+async def ping(client: AsyncRedis) -> None:
     await client.ping()
 
 
 async def page_of_ids(
-    client: redis.Redis, index: str, after: str, count: int
+    client: AsyncRedis, index: str, after: str, count: int
 ) -> tuple[list[str], str]:
     """Up to count members of a score-0 sorted set after `after` in lexicographic order, and
     the last of them when more follow (records deleted meanwhile are skipped, never the

@@ -5,17 +5,16 @@ sweeper takes on one, who created it, and giving one up (with its budget reserva
 from collections.abc import Sequence
 from pathlib import Path
 
-import redis.asyncio as redis
-
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
 from controlplane.reservations import RESERVATIONS_LUA
 from prism import redis_keys
+from prism.redis_client import AsyncRedis
 
 _FORGET = RESERVATIONS_LUA + (Path(__file__).with_name("lua") / "forget_run.lua").read_text()
 
 
 class RunQueue(RedisPart):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: AsyncRedis) -> None:
         super().__init__(client)
         self._forget = client.register_script(_FORGET)
 

@@ -4,7 +4,6 @@ caller check (callers.py), on a plaintext or TLS port."""
 import socket
 
 import grpc
-import redis.asyncio as redis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -30,6 +29,7 @@ from controlplane.slot_leases import SlotLeases
 from controlplane.storage_fees import StorageFeeClaims
 from controlplane.sweeper import Sweeper
 from controlplane.usage_reads import UsageReads
+from prism.redis_client import AsyncRedis, async_client
 from prism.settings import UNIX_SOCKET_PREFIX, unix_socket_path
 from prism.v1 import (
     admin_pb2,
@@ -52,7 +52,7 @@ SERVICE_NAMES = (
 
 
 async def build(
-    settings: Settings, client: redis.Redis
+    settings: Settings, client: AsyncRedis
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, Sweeper]:
     """The server, not yet started, its health servicer and the run sweeper, not yet
     started either. Called once Redis has answered, so every service starts out SERVING."""
@@ -147,9 +147,9 @@ def _refuse_a_live_socket(address: str) -> None:
     raise OSError(f"cannot listen on PRISM_GRPC_LISTEN={address}: a server is listening there")
 
 
-def redis_client(settings: Settings) -> redis.Redis:
+def redis_client(settings: Settings) -> AsyncRedis:
     # A bounded connect timeout turns an unreachable Redis into an error at start (and an
     # UNAVAILABLE Check) rather than a hang for as long as the OS keeps trying.
-    return redis.Redis.from_url(
+    return async_client(
         settings.redis_url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT
     )

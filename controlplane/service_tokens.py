@@ -3,6 +3,12 @@
 Admin issues and revokes them. Like keys, only a token's SHA-256 is stored; the secret is in
 the CreateServiceToken reply and nowhere else. A token is valid while its hash is indexed:
 revoking it removes the index entry, so the next call with it is refused.
+
+A token's record, the list of tokens and the hash index are in different Redis Cluster slots,
+so they are written in ordered steps: a new token's hash entry last (it is valid once listed),
+a revoked token's hash entry first (it is refused before its record says so). A RevokeServiceToken
+that died between its steps is finished by the next; one that died creating leaves a listed
+token whose secret nobody got and nothing accepts.
 """
 
 import json
@@ -17,6 +23,7 @@ from controlplane.errors import InvalidArgument, NotFound
 from controlplane.records import now
 from controlplane.redis_access import RedisPart, page_of_ids, unavailable_on_connection_error
 from prism import redis_keys
+from prism.redis_client import get_many
 
 _MAX_NAME = 200
 
@@ -70,11 +77,9 @@ class ServiceTokens(RedisPart):
             secret_sha256=keys.sha256(secret),
             create_time=now(),
         )
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(redis_keys.service_token(record.id), _dump(record))
-            pipe.set(redis_keys.service_token_by_hash(record.secret_sha256), record.id)
-            pipe.zadd(redis_keys.SERVICE_TOKENS, {record.id: 0})
-            await pipe.execute()
+        await self._redis.set(redis_keys.service_token(record.id), _dump(record))
+        await self._redis.zadd(redis_keys.SERVICE_TOKENS, {record.id: 0})
+        await self._redis.set(redis_keys.service_token_by_hash(record.secret_sha256), record.id)
         return record, secret
 
     @unavailable_on_connection_error
@@ -82,7 +87,7 @@ class ServiceTokens(RedisPart):
         size = paging.page_size(page_size)
         after = paging.position_after(page_token, "service-tokens")
         ids, next_after = await page_of_ids(self._redis, redis_keys.SERVICE_TOKENS, after, size)
-        stored = await self._redis.mget([redis_keys.service_token(i) for i in ids]) if ids else []
+        stored = await get_many(self._redis, [redis_keys.service_token(i) for i in ids])
         tokens = [ServiceTokenRecord.from_json(json.loads(raw)) for raw in stored if raw]
         return tokens, paging.next_token("service-tokens", next_after)
 
@@ -91,18 +96,22 @@ class ServiceTokens(RedisPart):
         if not token_id:
             raise InvalidArgument("id is required")
         record_key = redis_keys.service_token(token_id)
+        raw = await self._redis.get(record_key)
+        if raw is None:
+            raise NotFound(f"service token '{token_id}' not found")
+        # Every revoke, the first or one again, takes the secret's entry out before the record
+        # says revoked (the secret never changes, so reading it outside the transaction is
+        # exact).
+        secret_sha256 = ServiceTokenRecord.from_json(json.loads(raw)).secret_sha256
+        await self._redis.delete(redis_keys.service_token_by_hash(secret_sha256))
 
         async def revoke(pipe: Pipeline) -> ServiceTokenRecord:
-            raw = await pipe.get(record_key)
-            if raw is None:
-                raise NotFound(f"service token '{token_id}' not found")
-            record = ServiceTokenRecord.from_json(json.loads(raw))
+            record = ServiceTokenRecord.from_json(json.loads(await pipe.get(record_key)))
             pipe.multi()
             if record.revoke_time is not None:
                 return record
             revoked = replace(record, revoke_time=now())
             pipe.set(record_key, _dump(revoked))
-            pipe.delete(redis_keys.service_token_by_hash(record.secret_sha256))
             return revoked
 
         return await self._redis.transaction(revoke, record_key, value_from_callable=True)

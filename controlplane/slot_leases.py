@@ -6,18 +6,17 @@ lease passes unrenewed."""
 from collections.abc import Sequence
 from pathlib import Path
 
-import redis.asyncio as redis
-
 from controlplane import limiter
 from controlplane.grants import Grant
 from controlplane.limit_kinds import ALGORITHMS_LUA
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
+from prism.redis_client import AsyncRedis, run_scripts
 
 _RENEW = ALGORITHMS_LUA + (Path(__file__).with_name("lua") / "renew.lua").read_text()
 
 
 class SlotLeases(RedisPart):
-    def __init__(self, client: redis.Redis, lease_ms: int) -> None:
+    def __init__(self, client: AsyncRedis, lease_ms: int) -> None:
         super().__init__(client)
         self._renew = client.register_script(_RENEW)
         self.lease_ms = lease_ms
@@ -29,12 +28,12 @@ class SlotLeases(RedisPart):
         request still held a slot. A slot no longer held is not taken again."""
         if not grants:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for grant in grants:
-                await self._renew(
-                    keys=limiter.slot_sets(grant.org_id, grant.key_id),
-                    args=[grant.request_id, self.lease_ms],
-                    client=pipe,
-                )
-            answers = await pipe.execute()
+        answers = await run_scripts(
+            self._redis,
+            self._renew,
+            [
+                (limiter.slot_sets(grant.org_id, grant.key_id), [grant.request_id, self.lease_ms])
+                for grant in grants
+            ],
+        )
         return [bool(answer) for answer in answers]

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-import redis.asyncio as redis
-
 from controlplane import limiter, usage
 from controlplane.charges import spend_ttls
 from controlplane.pricing import VECTOR_STORE_STORAGE
 from controlplane.redis_access import RedisPart, unavailable_on_connection_error
 from prism import redis_keys
+from prism.redis_client import AsyncRedis
 
 _STORAGE_FEE = (Path(__file__).with_name("lua") / "storage_fees.lua").read_text()
 # Drops a storage-fee claim only if it is still the caller's.
@@ -29,7 +28,7 @@ _STORAGE_CHARGED_SECONDS = 2 * 86_400
 
 
 class StorageFeeClaims(RedisPart):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: AsyncRedis) -> None:
         super().__init__(client)
         self._storage_fee = client.register_script(_STORAGE_FEE)
         self._release_claim = client.register_script(_RELEASE_CLAIM)

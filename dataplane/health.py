@@ -6,8 +6,9 @@ PING; a 503 names whatever is down.
 
 import asyncio
 
-import redis.asyncio as redis
 from quart import Blueprint, Response, jsonify
+
+from prism.redis_client import ERRORS, AsyncRedis, async_client
 
 from .authorizer import Authorizer
 
@@ -19,10 +20,10 @@ class Readiness:
     def __init__(self, authorizer: Authorizer, redis_url: str) -> None:
         self._authorizer = authorizer
         self._redis_url = redis_url
-        self._redis: redis.Redis | None = None
+        self._redis: AsyncRedis | None = None
 
     async def open(self) -> None:
-        self._redis = redis.from_url(
+        self._redis = async_client(
             self._redis_url,
             socket_timeout=_PROBE_TIMEOUT,
             socket_connect_timeout=_PROBE_TIMEOUT,
@@ -47,7 +48,7 @@ class Readiness:
         assert self._redis is not None, "Readiness.open() runs before serving"
         try:
             return bool(await self._redis.ping())
-        except (redis.RedisError, OSError):
+        except (*ERRORS, OSError):
             return False
 
 

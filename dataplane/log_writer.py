@@ -22,9 +22,8 @@ import sys
 import threading
 import time
 
-import redis.asyncio as redis
-
 from prism import redis_keys
+from prism.redis_client import ERRORS, AsyncRedis, async_client
 
 from .request_log import RequestLogEntry
 
@@ -87,7 +86,7 @@ class RedisLogWriter:
         self._buffer: collections.deque[RequestLogEntry] = collections.deque()
         self._ready = asyncio.Event()
         self._dropped = 0
-        self._redis: redis.Redis | None = None
+        self._redis: AsyncRedis | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -106,7 +105,7 @@ class RedisLogWriter:
         self._ready.set()
 
     async def open(self) -> None:
-        self._redis = redis.from_url(
+        self._redis = async_client(
             self._redis_url,
             socket_timeout=_REDIS_TIMEOUT,
             socket_connect_timeout=_REDIS_TIMEOUT,
@@ -143,7 +142,7 @@ class RedisLogWriter:
             batch = [self._buffer[index] for index in range(min(BATCH_SIZE, len(self._buffer)))]
             try:
                 await self._write(batch)
-            except (redis.RedisError, OSError) as error:
+            except (*ERRORS, OSError) as error:
                 if backoff == _FIRST_BACKOFF:
                     log.warning(
                         "request log: Redis refused %d entries (%s); retrying",

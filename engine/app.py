@@ -7,9 +7,9 @@ import secrets
 import time
 
 from quart import Quart, Response, g, request
-from redis.asyncio import Redis
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from prism.redis_client import async_client
 from prism.serving import answer_unexpected_errors
 from prism.settings import load_or_exit
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = files.UPLOAD_BODY_LIMIT
     # `//` in a path is an unknown URL, not a redirect.
     app.url_map.merge_slashes = False
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = async_client(settings.redis_url, decode_responses=True)
     store = Store(redis, settings.data_dir)
     queue = RunQueue(redis, settings.run_lease_seconds)
     app.extensions[STORE] = store

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from prism import redis_keys as keys
+from prism.redis_client import AsyncRedis, get_many
 
 from .pagination import PageRequest, invalid_cursor
 
@@ -23,7 +23,7 @@ JSON = dict[str, Any]
 
 
 class Store:
-    def __init__(self, redis: Redis, data_dir: Path) -> None:
+    def __init__(self, redis: AsyncRedis, data_dir: Path) -> None:
         self._redis = redis
         self.data_dir = data_dir
 
@@ -31,10 +31,8 @@ class Store:
 
     async def create_assistant(self, assistant: JSON) -> None:
         score = await self.scores(1)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.engine_object(assistant["id"]), json.dumps(assistant))
-            pipe.zadd(keys.ENGINE_ASSISTANTS, {assistant["id"]: score})
-            await pipe.execute()
+        await self._redis.set(keys.engine_object(assistant["id"]), json.dumps(assistant))
+        await self._redis.zadd(keys.ENGINE_ASSISTANTS, {assistant["id"]: score})
 
     async def put_assistant(self, assistant: JSON) -> None:
         await self._redis.set(keys.engine_object(assistant["id"]), json.dumps(assistant))
@@ -43,15 +41,13 @@ class Store:
         return await self._get(keys.engine_object(assistant_id), "assistant")
 
     async def delete_assistant(self, assistant_id: str) -> bool:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.engine_object(assistant_id))
-            pipe.zrem(keys.ENGINE_ASSISTANTS, assistant_id)
-            deleted, _ = await pipe.execute()
+        deleted = await self._redis.delete(keys.engine_object(assistant_id))
+        await self._redis.zrem(keys.ENGINE_ASSISTANTS, assistant_id)
         return bool(deleted)
 
     async def list_assistants(self, page: PageRequest) -> tuple[list[JSON], bool]:
         ids, has_more = await self._page_ids(keys.ENGINE_ASSISTANTS, page)
-        return await self._many([keys.engine_object(i) for i in ids]), has_more
+        return await self.listed(keys.ENGINE_ASSISTANTS, ids, keys.engine_object), has_more
 
     # Threads and their messages
 
@@ -249,8 +245,8 @@ class Store:
 
     async def add_file(self, file: JSON) -> None:
         score = await self.scores(1)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.engine_object(file["id"]), json.dumps(file))
+        await self._redis.set(keys.engine_object(file["id"]), json.dumps(file))
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(keys.ENGINE_FILES, {file["id"]: score})
             pipe.zadd(keys.engine_files_by_purpose(file["purpose"]), {file["id"]: score})
             await pipe.execute()
@@ -262,7 +258,7 @@ class Store:
         """The first of the ids that is not a stored file, if any, in one read."""
         if not file_ids:
             return None
-        raws = await self._redis.mget([keys.engine_object(i) for i in file_ids])
+        raws = await get_many(self._redis, [keys.engine_object(i) for i in file_ids])
         for file_id, raw in zip(file_ids, raws, strict=True):
             if _of_kind(raw, "file") is None:
                 return file_id
@@ -273,8 +269,8 @@ class Store:
         file = await self.get_file(file_id)
         if file is None:
             return False
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.engine_object(file_id))
+        await self._redis.delete(keys.engine_object(file_id))
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.ENGINE_FILES, file_id)
             pipe.zrem(keys.engine_files_by_purpose(file["purpose"]), file_id)
             await pipe.execute()
@@ -286,7 +282,7 @@ class Store:
     ) -> tuple[list[JSON], bool]:
         index = keys.engine_files_by_purpose(purpose) if purpose else keys.ENGINE_FILES
         ids, has_more = await self._page_ids(index, page)
-        return await self._many([keys.engine_object(i) for i in ids]), has_more
+        return await self.listed(index, ids, keys.engine_object), has_more
 
     # Shared
 
@@ -307,9 +303,19 @@ class Store:
 
     async def _many(self, object_keys: list[str]) -> list[JSON]:
         """The records in this order; one deleted meanwhile is left out."""
-        if not object_keys:
-            return []
-        return [json.loads(raw) for raw in await self._redis.mget(object_keys) if raw is not None]
+        raws = await get_many(self._redis, object_keys)
+        return [json.loads(raw) for raw in raws if raw is not None]
+
+    async def listed(self, index: str, ids: list[str], name: Callable[[str], str]) -> list[JSON]:
+        """The records of ids from an index outside their Cluster slots, in order. Such an
+        entry is written after its record and removed after it (an id is never reused), so
+        one whose record is missing was left by a delete that died between the two: it is
+        left out and removed here."""
+        raws = await get_many(self._redis, [name(i) for i in ids])
+        gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        if gone:
+            await self._redis.zrem(index, *gone)
+        return [json.loads(raw) for raw in raws if raw is not None]
 
     async def _page_ids(self, index: str, page: PageRequest) -> tuple[list[str], bool]:
         """One page of the index's ids in the page's order, and whether more follow."""

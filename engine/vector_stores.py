@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from prism import redis_keys as keys
+from prism.redis_client import AsyncRedis
 
 from .ids import FILE_BATCH, VECTOR_STORE, new_id, now
 from .pagination import PageRequest, invalid_cursor
@@ -74,7 +74,7 @@ class SearchHit:
 
 class VectorStores:
     def __init__(
-        self, redis: Redis, store: Store, embeddings: EmbeddingsEndpoint | None = None
+        self, redis: AsyncRedis, store: Store, embeddings: EmbeddingsEndpoint | None = None
     ) -> None:
         self._redis = redis
         self._store = store
@@ -95,10 +95,10 @@ class VectorStores:
 
     async def create(self, record: JSON) -> None:
         score = await self._store.scores(1)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.engine_vector_store(record["id"]), json.dumps(record))
-            pipe.zadd(keys.ENGINE_VECTOR_STORES, {record["id"]: score})
-            await pipe.execute()
+        # The record before the index entry, which is in another Cluster slot (see
+        # Store.listed for how a listing handles an entry left without its record).
+        await self._redis.set(keys.engine_vector_store(record["id"]), json.dumps(record))
+        await self._redis.zadd(keys.ENGINE_VECTOR_STORES, {record["id"]: score})
 
     async def get_record(self, vector_store_id: str) -> JSON | None:
         if not vector_store_id.startswith(VECTOR_STORE):
@@ -117,8 +117,9 @@ class VectorStores:
     async def list_stores(self, page: PageRequest) -> tuple[list[JSON], bool]:
         ids = await self._redis.zrange(keys.ENGINE_VECTOR_STORES, 0, -1)
         page_ids, has_more = _page(ids, page)
-        raws = await self._redis.mget([keys.engine_vector_store(i) for i in page_ids])
-        records = [json.loads(raw) for raw in raws if raw is not None]
+        records = await self._store.listed(
+            keys.ENGINE_VECTOR_STORES, page_ids, keys.engine_vector_store
+        )
         return [await self._with_counts(record) for record in records], has_more
 
     async def delete(self, vector_store_id: str) -> bool:
@@ -140,10 +141,8 @@ class VectorStores:
                 keys.engine_vector_store_batch(vector_store_id, batch_id),
                 keys.engine_vector_store_batch_files(vector_store_id, batch_id),
             ]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*doomed)
-            pipe.zrem(keys.ENGINE_VECTOR_STORES, vector_store_id)
-            await pipe.execute()
+        await self._redis.delete(*doomed)
+        await self._redis.zrem(keys.ENGINE_VECTOR_STORES, vector_store_id)
         return True
 
     async def touch(self, record: JSON) -> None:

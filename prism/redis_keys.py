@@ -7,7 +7,10 @@ ordered lexicographically by member, which ListOrgs and ListKeys page through.
 Everything one request's decision reads or counts belongs to one org, and its name carries the
 org id as a hash tag (`prism:{acme}:...`), so it all lives in one Redis Cluster slot and one
 Lua script can read and update it in a single round trip. Org ids cannot contain braces.
-Only the indexes admin calls use (every org, every key, a secret's hash) are outside any org.
+Only the indexes admin calls use (every org, every key, a secret's hash) are outside any org;
+they are written in ordered steps after the records they point at, never in one transaction
+with them (controlplane/accounts.py says how, and how a half-done write is repaired).
+Renaming or re-tagging any key here is a rename of stored data: it needs a migration.
 """
 
 PREFIX = "prism:"

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from prism import redis_client
+
 T = TypeVar("T")
 
 
@@ -72,9 +74,11 @@ def http_url(name: str, value: str) -> str:
 
 
 def redis_url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
-        raise ConfigError(f"{name}={value!r} is not a Redis URL (e.g. redis://127.0.0.1:6379/0)")
+    """A single Redis's URL, or a Redis Cluster node's (`redis+cluster://`)."""
+    try:
+        redis_client.check_url(value)
+    except redis_client.UnusableRedisUrl as error:
+        raise ConfigError(f"{name}={value!r} {error}") from None
     return value
 
 

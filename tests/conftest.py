@@ -4,6 +4,9 @@ upstream, each a process on a free port.
 
 Session fixtures start them once; tests that need a differently configured process
 start their own with `start_dataplane` / `start_controlplane` and the shared Redis.
+
+Tests marked `redis_cluster` run twice: on a single Redis (`[single]`) and on a real
+3-master Redis Cluster (`[cluster]`), with every process of the stack on it.
 """
 
 import asyncio
@@ -24,9 +27,8 @@ import grpc
 import httpx
 import openai
 import pytest
-import redis
 
-from prism import redis_keys
+from prism import redis_client, redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 from tests.fake_chat.server import FakeChat
 from tools import stack
@@ -134,12 +136,53 @@ def logs(workdir: Path) -> Path:
     return workdir / "logs"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `redis_cluster` run on a single Redis and on a Redis Cluster; those
+    marked `redis_cluster_only` on the cluster alone; the others on a single Redis."""
+    if "redis_kind" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("redis_cluster_only"):
+        kinds = ["cluster"]
+    elif metafunc.definition.get_closest_marker("redis_cluster"):
+        kinds = ["single", "cluster"]
+    else:
+        kinds = ["single"]
+    metafunc.parametrize("redis_kind", kinds, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_url(workdir: Path, logs: Path) -> Iterator[str]:
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """`single` or `cluster`: which Redis the stack runs on (see pytest_generate_tests)."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def single_redis_url(workdir: Path, logs: Path) -> Iterator[str]:
     port = stack.free_port()
     process = stack.start_redis(port, workdir / "redis", logs)
     yield f"redis://127.0.0.1:{port}/0"
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_redis_url(workdir: Path, logs: Path) -> Iterator[str]:
+    """A real Redis Cluster: three masters, the slots spread over them, no replicas."""
+    cluster = stack.start_redis_cluster(3, workdir / "redis-cluster", logs)
+    yield cluster.url
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def process_prefix(redis_kind: str) -> str:
+    """Before the names of the processes a stack starts (their logs, the data planes' outbox
+    directories): the cluster's stack names none the same as the single Redis's."""
+    return "" if redis_kind == "single" else f"{redis_kind}-"
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_kind: str, request: pytest.FixtureRequest) -> str:
+    """The URL every process of the stack is given."""
+    return str(request.getfixturevalue(f"{redis_kind}_redis_url"))
 
 
 @dataclass
@@ -183,7 +226,7 @@ def fake_provider() -> Iterator[tuple[FakeChat, str]]:
 @pytest.fixture(scope="module")
 def provider_engine(
     fake_provider: tuple[FakeChat, str],
-    redis_url: str,
+    single_redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     logs: Path,
 ) -> Iterator[Engine]:
@@ -192,8 +235,9 @@ def provider_engine(
     models = workdir / "models.toml"
     models.write_text(f'[models."gpt-4o"]\nbase_url = "{fake_provider[1]}"\n')
     engine = launch_engine(
-        # Its own database, so that only it (not the suite's engine) works on its runs.
-        redis_url.rpartition("/")[0] + "/12",
+        # Its own database of the single Redis (a cluster has one database), so that only it
+        # (not the suite's engine) works on its runs.
+        single_redis_url.rpartition("/")[0] + "/12",
         workdir / "data",
         logs,
         "sk-engine-" + secrets.token_urlsafe(16),
@@ -227,10 +271,11 @@ def _gateway_to(
 
 
 @pytest.fixture(scope="session")
-def engine(redis_url: str, workdir: Path, logs: Path) -> Iterator[Engine]:
+def engine(redis_url: str, workdir: Path, logs: Path, process_prefix: str) -> Iterator[Engine]:
     """The Assistants engine on the shared Redis, with its own data directory."""
     api_key = "sk-engine-" + secrets.token_urlsafe(24)
-    engine = launch_engine(redis_url, workdir / "engine-data", logs, api_key)
+    name = f"{process_prefix}engine"
+    engine = launch_engine(redis_url, workdir / f"{name}-data", logs, api_key, name)
     yield engine
     engine.process.stop()
 
@@ -245,7 +290,7 @@ def shared_upstream(engine: Engine, logs: Path) -> Iterator[Upstream]:
 
 @pytest.fixture(scope="session")
 def start_controlplane(
-    redis_url: str, shared_upstream: Upstream, logs: Path
+    redis_url: str, shared_upstream: Upstream, logs: Path, process_prefix: str
 ) -> Iterator[Callable[..., ControlPlane]]:
     """Starts a control plane on the shared Redis; keyword arguments override its env."""
     started: list[stack.Process] = []
@@ -266,7 +311,8 @@ def start_controlplane(
             # turns it on.
             "PRISM_CHARGE_VECTOR_STORAGE": "false",
         } | env
-        process = stack.start_controlplane(settings, logs, name=f"controlplane-{len(started)}")
+        name = f"{process_prefix}controlplane-{len(started)}"
+        process = stack.start_controlplane(settings, logs, name=name)
         started.append(process)
         metrics_url = f"http://{settings['PRISM_METRICS_LISTEN']}/metrics"
         return ControlPlane(
@@ -301,7 +347,7 @@ def start_sweeping(
 
 @pytest.fixture(scope="session")
 def start_dataplane(
-    redis_url: str, workdir: Path, logs: Path
+    redis_url: str, workdir: Path, logs: Path, process_prefix: str
 ) -> Iterator[Callable[..., DataPlane]]:
     """Starts a data plane dialing `controlplane_addr`, with an outbox directory of its own
     unless PRISM_OUTBOX_DIR is given (a restart in its place passes the same); keyword
@@ -310,7 +356,7 @@ def start_dataplane(
 
     def start(controlplane_addr: str, **env: str) -> DataPlane:
         port = stack.free_port()
-        name = f"dataplane-{len(started)}"
+        name = f"{process_prefix}dataplane-{len(started)}"
         settings = {
             "REDIS_URL": redis_url,
             "PRISM_HTTP_LISTEN": f"127.0.0.1:{port}",
@@ -376,7 +422,7 @@ IssueKey = Callable[..., tuple[admin_pb2.Org, admin_pb2.IssuedKey]]
 def grant_key(redis_url: str) -> bytes:
     """The control planes' signing key, as someone with Redis could read it: what a forger
     without it lacks."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
     try:
         return base64.b64decode(client.get(redis_keys.GRANT_KEY))
     finally:
@@ -457,7 +503,7 @@ def upstream(shared_upstream: Upstream) -> Iterator[Upstream]:
 def spend(redis_url: str) -> Iterator[Callable[[str, str], int]]:
     """`spend(org_id, owner)`: the all-time spend (micro-USD) budgets see for `owner` (`org`,
     `key:<id>`)."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
 
     def read(org_id: str, owner: str) -> int:
         return int(client.get(redis_keys.spend(org_id, owner, "total")) or 0)
@@ -485,7 +531,7 @@ def resize(redis_url: str) -> Iterator[Resize]:
     """`resize(store_id, file_id, usage_bytes)`: once the engine has indexed the store's file,
     its record claims `usage_bytes`, which the store then reports as its usage (a store's
     usage is its completed files')."""
-    engine_redis = redis.Redis.from_url(redis_url, decode_responses=True)
+    engine_redis = redis_client.sync_client(redis_url, decode_responses=True)
 
     def indexed(key: str) -> bool:
         return json.loads(engine_redis.get(key) or "{}").get("status") == "completed"

@@ -13,12 +13,11 @@ from typing import Any
 
 import grpc
 import pytest
-import redis
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from prism import redis_keys
+from prism import redis_client, redis_keys
 from prism.v1 import admin_pb2, admin_pb2_grpc, authorizer_pb2
 from tests.conftest import (
     DATAPLANE_TOKEN,
@@ -30,6 +29,9 @@ from tests.conftest import (
     start_and_fail,
 )
 from tools import stack
+
+# Also on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.redis_cluster
 
 KEY_ID = re.compile(r"key_[A-Za-z0-9]{24}")
 SECRET = re.compile(r"sk-prism-[A-Za-z0-9]{48}")
@@ -75,7 +77,7 @@ def sha256(secret: str) -> str:
 def redis_dump(redis_url: str, skipped_prefix: str | None = None) -> str:
     """Every key name and every value in Redis, but those of keys under `skipped_prefix`,
     as one text to search."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
     parts: list[str] = []
     with client:
         for name in client.scan_iter(count=1000):
@@ -1042,7 +1044,7 @@ def test_redis_holds_only_the_sha256_of_secrets(
     for secret in issued_secrets:
         assert secret not in dump
         assert secret[9:] not in dump, "the random part of a secret is in Redis"
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
     with client:
         for secret, key_id in [
             (kept.secret, kept.key.id),
@@ -1333,6 +1335,7 @@ def good_settings(redis_url: str) -> dict[str, str]:
         ({"PRISM_GRPC_LISTEN": "unix://cp.sock"}, ["PRISM_GRPC_LISTEN", "unix:/absolute/path"]),
         ({"PRISM_UPSTREAM_URL": "api.openai.com"}, ["PRISM_UPSTREAM_URL", "http(s) URL"]),
         ({"REDIS_URL": "localhost:6379"}, ["REDIS_URL", "Redis URL"]),
+        ({"REDIS_URL": "redis+cluster://127.0.0.1:7000/3"}, ["REDIS_URL", "only database 0"]),
         ({"PRISM_SLOT_LEASE_SECONDS": "0"}, ["PRISM_SLOT_LEASE_SECONDS='0'", "positive"]),
         ({"PRISM_SLOT_LEASE_SECONDS": "ten"}, ["PRISM_SLOT_LEASE_SECONDS='ten'", "positive"]),
         ({"PRISM_SLOT_LEASE_SECONDS": "0.1"}, ["PRISM_SLOT_LEASE_SECONDS=0.1", "at least 0.5"]),
@@ -1347,6 +1350,7 @@ def good_settings(redis_url: str) -> dict[str, str]:
         "unix-socket-uri",
         "bad-upstream-url",
         "bad-redis-url",
+        "cluster-url-with-a-database",
         "zero-slot-lease",
         "slot-lease-not-a-number",
         "slot-lease-too-short",
@@ -1426,7 +1430,7 @@ def test_a_policy_stored_before_a_limit_kind_existed_reads_as_without_that_limit
             org=admin_pb2.Org(policy=admin_pb2.Policy(rate_limits=limits)),
         )
     )
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.sync_client(redis_url, decode_responses=True)
     stored = json.loads(client.get(redis_keys.org(org.id)))
     del stored["policy"]["rate_limits"]["concurrent_requests"]
     client.set(redis_keys.org(org.id), json.dumps(stored))

@@ -27,6 +27,9 @@ from tests.conftest import (
 )
 from tests.fake_chat.server import FakeChat, Reply
 
+# Also on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.redis_cluster
+
 # USD per million input, cached-input and output tokens, as OpenAI publishes them.
 GPT_4O = ("2.50", "1.25", "10.00")
 GPT_4O_MINI = ("0.15", "0.075", "0.60")

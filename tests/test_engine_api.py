@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from redis.asyncio import Redis
 
 from engine.pagination import PageRequest
 from engine.store import Store
+from prism import redis_client
 from tests.conftest import (
     DataPlane,
     Engine,
@@ -130,7 +130,7 @@ def test_assistant_keeps_reasoning_effort_for_runs_but_answers_the_spec_object(
     assert "reasoning_effort" not in answered
 
     async def record() -> dict[str, Any] | None:
-        redis = Redis.from_url(redis_url, decode_responses=True)
+        redis = redis_client.async_client(redis_url, decode_responses=True)
         found = await Store(redis, Path(".")).get_assistant(answered["id"])
         await redis.aclose()
         return found
@@ -275,7 +275,7 @@ def test_messages_list_filtered_by_run(
     }
 
     async def add() -> None:
-        redis = Redis.from_url(redis_url, decode_responses=True)
+        redis = redis_client.async_client(redis_url, decode_responses=True)
         await Store(redis, tmp_path).add_message(reply)
         await redis.aclose()
 
@@ -295,7 +295,7 @@ def test_store_gives_a_thread_messages_in_order(
     engine_client.beta.threads.messages.create(thread.id, role="user", content="3")
 
     async def read() -> list[dict[str, Any]]:
-        redis = Redis.from_url(redis_url, decode_responses=True)
+        redis = redis_client.async_client(redis_url, decode_responses=True)
         store = Store(redis, Path("."))
         messages = await store.thread_messages(thread.id)
         page, more = await store.list_messages(thread.id, PageRequest(2, "asc", None, None))

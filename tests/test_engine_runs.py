@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from redis.asyncio import Redis
 
 from engine.runs.queue import MAX_CLAIMS
-from prism import redis_keys
+from prism import redis_client, redis_keys
 from tests.conftest import (
     DataPlane,
     IssueKey,
@@ -255,7 +254,7 @@ def test_a_run_waiting_for_tool_outputs_expires(
 
     async def age() -> None:
         # As if its ten minutes had passed.
-        async with Redis.from_url(redis_url, decode_responses=True) as redis:
+        async with redis_client.async_client(redis_url, decode_responses=True) as redis:
             key = redis_keys.engine_run(run.thread_id, run.id)
             stored = json.loads(await redis.get(key))
             stored["expires_at"] = stored["created_at"] - 1
@@ -452,7 +451,7 @@ def test_deleting_a_thread_deletes_its_runs(
     assert engine_http.get(f"/v1/threads/{run.thread_id}/runs/{run.id}").status_code == 404
 
     async def leftovers() -> list[str]:
-        async with Redis.from_url(redis_url, decode_responses=True) as redis:
+        async with redis_client.async_client(redis_url, decode_responses=True) as redis:
             return [key async for key in redis.scan_iter(f"*{run.thread_id}*")]
 
     assert asyncio.run(leftovers()) == []
@@ -656,7 +655,7 @@ def test_a_run_that_keeps_killing_its_workers_ends_failed(
             os.kill(process.pid, signal.SIGKILL)
             await asyncio.to_thread(process.popen.wait)
             # As if two more workers had died on this run before.
-            async with Redis.from_url(first["PRISM_ENGINE_REDIS_URL"]) as redis:
+            async with redis_client.async_client(first["PRISM_ENGINE_REDIS_URL"]) as redis:
                 entry = f"{run.thread_id}/{run.id}"
                 await redis.hset(redis_keys.ENGINE_RUN_CLAIMS, entry, MAX_CLAIMS)
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from redis import Redis
 
+from prism import redis_client
 from prism import redis_keys as keys
 from tests.conftest import Engine, assert_one_clear_line, start_and_fail
 from tests.fake_embeddings import FakeEmbeddings
@@ -352,7 +352,7 @@ def test_a_file_left_in_progress_by_a_dead_process_is_indexed_again(
     store = engine_client.vector_stores.create(name="Revive", file_ids=[file_id]).id
     wait_completed(http, store)
     # What a process that died mid-indexing leaves: the file in progress, no chunks, no lease.
-    redis = Redis.from_url(redis_url, decode_responses=True)
+    redis = redis_client.sync_client(redis_url, decode_responses=True)
     key = keys.engine_vector_store_file(store, file_id)
     record = json.loads(redis.get(key))
     redis.set(key, json.dumps({**record, "status": "in_progress", "usage_bytes": 0}))

@@ -589,6 +589,7 @@ DELETIONS = {
 _BY_NAME = {attempt.name: attempt for attempt in ATTEMPTS}
 
 
+@pytest.mark.redis_cluster
 @pytest.mark.parametrize("kind", DELETIONS)
 def test_an_object_its_owner_deleted_is_missing_for_everyone(
     kind: str, a: Tenant, b: Tenant, upstream_sdk: openai.OpenAI
@@ -605,6 +606,7 @@ def test_an_object_its_owner_deleted_is_missing_for_everyone(
         assert answer(error) == expected
 
 
+@pytest.mark.redis_cluster
 def test_every_key_of_an_org_shares_its_objects(
     a: Tenant, b: Tenant, admin: AdminClient, dataplane: DataPlane
 ) -> None:
@@ -620,6 +622,7 @@ def test_every_key_of_an_org_shares_its_objects(
                 retrieve.call(b.sdk, a.objects, b.objects)
 
 
+@pytest.mark.redis_cluster
 def test_a_streamed_thread_is_the_owners_from_the_first_event(
     a: Tenant, b: Tenant, upstream: Upstream
 ) -> None:
@@ -640,6 +643,7 @@ def test_a_streamed_thread_is_the_owners_from_the_first_event(
             b.sdk.beta.threads.retrieve(first.data.id)
 
 
+@pytest.mark.redis_cluster
 def test_a_streamed_thread_and_run_are_the_owners_only(a: Tenant, b: Tenant) -> None:
     """A whole stream: the thread is A's from the first event, its run once it is over."""
     with a.sdk.beta.threads.create_and_run(assistant_id=a.objects.assistant, stream=True) as stream:

@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
-import redis.asyncio
 
 from controlplane.charges import Charges
+from prism import redis_client
 from prism.v1 import admin_pb2, authorizer_pb2
 from tests.conftest import AdminClient, AuthorizerClient, ControlPlane, IssueKey
+
+# Also on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.redis_cluster
 
 ASSISTANT = authorizer_pb2.OBJECT_KIND_ASSISTANT
 THREAD = authorizer_pb2.OBJECT_KIND_THREAD
@@ -218,7 +221,7 @@ def _spend(redis_url: str, org_id: str, key_id: str, usd: float) -> None:
     """Raises the spend that cost tracking will record, through the control plane's store."""
 
     async def add() -> None:
-        client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        client = redis_client.async_client(redis_url, decode_responses=True)
         async with client:
             await Charges(client).add_spend(org_id, key_id, round(usd * 1e6), datetime.now(UTC))
 

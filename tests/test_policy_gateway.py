@@ -18,6 +18,9 @@ from prism.v1 import admin_pb2
 from tests.conftest import ControlPlane, DataPlane, IssueKey
 from tests.test_policy_check import _spend, limits
 
+# Also on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.redis_cluster
+
 
 def _sdk(dataplane: DataPlane, secret: str, **options: Any) -> openai.OpenAI:
     return openai.OpenAI(base_url=dataplane.url, api_key=secret, **({"max_retries": 0} | options))

@@ -2,8 +2,12 @@
 nothing changed but base_url and the key."""
 
 import openai
+import pytest
 from openai import AssistantEventHandler
 from openai.types.beta.threads import Message, Text, TextDelta
+
+# Also on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.redis_cluster
 
 WEATHER_TOOL = {
     "type": "function",

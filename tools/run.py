@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import redis
-
+from prism import redis_client
 from prism.settings import ConfigError, env, redis_url
 from tools import stack
 
@@ -98,13 +97,14 @@ def main() -> None:
 def _ensure_redis(logs: Path, processes: list[stack.Process]) -> str:
     address = redis_url("REDIS_URL", env("REDIS_URL", "redis://127.0.0.1:6379/0"))
     try:
-        redis.Redis.from_url(address, socket_timeout=1).ping()
+        redis_client.sync_client(address, socket_timeout=1).ping()
         print(f"using the Redis at {address}")
         return address
-    except redis.RedisError:
+    except redis_client.ERRORS:
         pass
     parts = urlsplit(address)
-    if parts.hostname not in LOOPBACK:
+    # A cluster is not something one redis-server here can stand in for.
+    if parts.hostname not in LOOPBACK or redis_client.is_cluster(address):
         raise ConfigError(f"REDIS_URL={address!r} does not answer")
     port = parts.port or 6379
     processes.append(stack.start_redis(port, STATE_DIR / "redis", logs, persistent=True))

@@ -136,6 +136,74 @@ def start_redis(port: int, data_dir: Path, log_dir: Path, *, persistent: bool = 
     return process
 
 
+@dataclass
+class RedisCluster:
+    # redis+cluster://127.0.0.1:<a node's port>: any node's address reaches all of them.
+    url: str
+    # Each master's redis-server by its port.
+    nodes: dict[int, Process]
+
+    def stop(self) -> None:
+        for process in self.nodes.values():
+            process.stop()
+
+
+def start_redis_cluster(masters: int, data_dir: Path, log_dir: Path) -> RedisCluster:
+    """A Redis Cluster of that many masters (no replicas) on free loopback ports, its slots
+    spread by `redis-cli --cluster create`; returns once every node reports cluster_state:ok."""
+    nodes: list[tuple[int, Process]] = []
+    for index in range(masters):
+        port = free_port()
+        node_dir = data_dir / f"node-{index}"
+        node_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(node_dir),
+            "--save", "", "--appendonly", "no",
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(node_dir / "nodes.conf"),
+            # Else port + 10000, which does not exist for ports above 55535.
+            "--cluster-port", str(free_port()),
+        ]  # fmt: skip
+        nodes.append((port, spawn(f"redis-cluster-{index}", argv, os.environ, log_dir)))
+    processes = [process for _, process in nodes]
+    try:
+        for port, process in nodes:
+            wait_until_ready(process, port)
+        addresses = [f"127.0.0.1:{port}" for port, _ in nodes]
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=START_TIMEOUT,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        for port, _ in nodes:
+            while b"cluster_state:ok" not in _cluster_info(port):
+                if time.monotonic() > deadline:
+                    raise StartError(f"the cluster node on port {port} never reached state ok")
+                time.sleep(0.1)
+    except BaseException:
+        for process in processes:
+            process.stop()
+        raise
+    return RedisCluster(f"redis+cluster://127.0.0.1:{nodes[0][0]}", dict(nodes))
+
+
+def _cluster_info(port: int) -> bytes:
+    answer = subprocess.run(
+        ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, timeout=5
+    )
+    return answer.stdout
+
+
 def start_controlplane(
     env: Mapping[str, str], log_dir: Path, name: str = "controlplane"
 ) -> Process:

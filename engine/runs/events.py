@@ -12,9 +12,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis.asyncio import Redis
-
 from prism import redis_keys as keys
+from prism.redis_client import AsyncRedis
 
 from ..store import JSON, TERMINAL_STATUSES, Store
 
@@ -29,7 +28,7 @@ _BLOCK_MS = 1000
 
 
 class RunEvents:
-    def __init__(self, redis: Redis, store: Store) -> None:
+    def __init__(self, redis: AsyncRedis, store: Store) -> None:
         self._redis = redis
         self._store = store
 

@@ -15,9 +15,8 @@ worker's wait has a timeout, after which it looks for expired leases.
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from prism import redis_keys as keys
+from prism.redis_client import AsyncRedis
 
 # A run claimed this many times without finishing is given up.
 MAX_CLAIMS = 3
@@ -84,7 +83,7 @@ def _now_ms() -> int:
 
 
 class RunQueue:
-    def __init__(self, redis: Redis, lease_seconds: float) -> None:
+    def __init__(self, redis: AsyncRedis, lease_seconds: float) -> None:
         self._redis = redis
         self.lease_seconds = lease_seconds
         self._claim = redis.register_script(_CLAIM)
