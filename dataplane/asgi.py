@@ -93,6 +93,11 @@ class BoundedBody(Body):
         # Not complete: a reader must not take what arrived for the whole body.
         self._client_done.set()
 
+    @property
+    def client_done(self) -> bool:
+        """The client sends nothing more: it sent the end of the body, or left."""
+        return self._client_done.is_set()
+
     async def wait_for_client(self, timeout: float) -> None:
         """Until the client sends nothing more, or `timeout` seconds."""
         if self._client_done.is_set():  # most requests: the whole body came before the answer
@@ -270,7 +275,10 @@ class ProxyHTTPConnection(ASGIHTTPConnection):
             await send(message)
 
         whole = response.response
-        if not isinstance(whole, DataBody):
+        # A client still sending its body (an answer before it was read: a 413, a denial)
+        # must see the answer's body while the response waits for the rest (module doc, 2),
+        # as Quart sends it: the body, then an empty last message.
+        if not isinstance(whole, DataBody) or not body.client_done:
             with contextlib.suppress(AbortResponse):
                 await super()._send_response(send_last_after_the_body, response)
             return
