@@ -40,6 +40,14 @@ UNREACHABLE = (
 )
 
 
+# redis-py 8 refuses a call past 100 connections in use ("Too many connections"), and a
+# control plane holds one per Check in flight: a burst of more concurrent requests than that
+# on one control plane had the rest answered 503. Bursts are bounded by the callers'
+# deadlines instead, far below Redis's own limit (maxclients, 10,000 by default). Per
+# process, and per node on a cluster.
+MAX_CONNECTIONS = 1024
+
+
 class UnusableRedisUrl(ValueError):
     """The URL cannot name a Redis this module connects to; the message says why."""
 
@@ -73,16 +81,20 @@ def async_client(url: str, **options: Any) -> AsyncRedis:
     """An asyncio client for url; options are redis-py's (decode_responses, timeouts)."""
     check_url(url)
     if is_cluster(url):
-        return redis.asyncio.RedisCluster.from_url(_node_url(url), **options)
-    return redis.asyncio.Redis.from_url(url, **options)
+        return redis.asyncio.RedisCluster.from_url(
+            _node_url(url), max_connections=MAX_CONNECTIONS, **options
+        )
+    return redis.asyncio.Redis.from_url(url, max_connections=MAX_CONNECTIONS, **options)
 
 
 def sync_client(url: str, **options: Any) -> SyncRedis:
     """A blocking client for url, for tools and tests."""
     check_url(url)
     if is_cluster(url):
-        return redis.RedisCluster.from_url(_node_url(url), **options)
-    return redis.Redis.from_url(url, **options)
+        return redis.RedisCluster.from_url(
+            _node_url(url), max_connections=MAX_CONNECTIONS, **options
+        )
+    return redis.Redis.from_url(url, max_connections=MAX_CONNECTIONS, **options)
 
 
 async def get_many(client: AsyncRedis, names: Sequence[str]) -> list[Any]:

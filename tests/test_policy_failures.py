@@ -9,6 +9,7 @@ These tests stop, pause and fill their own Redis, so they run on a stack of thei
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,6 +193,34 @@ def test_a_slow_control_plane_is_cut_off_at_the_check_deadline(
     # Cut off by the 300 ms deadline, well before the pause ends: a bound, not a speed claim.
     assert waited < pause_seconds - 0.5
     assert _forwarded(shared_upstream, own.own_assistant) == 0
+
+
+def test_a_burst_of_more_checks_than_redis_connections_by_default_is_decided(
+    own: Stack, start_dataplane: Callable[..., DataPlane]
+) -> None:
+    """150 requests at once while Redis is paused for a moment: each of their Checks holds a
+    Redis connection until it answers. All pass once it does (redis-py's default pool refused
+    every one past 100 with "Too many connections", which reached the client as a 503)."""
+    burst = 150
+    dataplane = start_dataplane(own.open_controlplane.addr, PRISM_CHECK_DEADLINE_MS="10000")
+    with grpc.insecure_channel(own.open_controlplane.addr) as channel:
+        secret = _key(AdminClient(channel, own.open_controlplane.admin_token))
+    client = _sdk(dataplane, secret)
+    client.beta.assistants.list()  # the key's records read, so each Check is one script
+
+    own.redis.execute_command("CLIENT", "PAUSE", "500", "ALL")
+    with ThreadPoolExecutor(burst) as pool:
+        outcomes = list(pool.map(lambda _: _status(client), range(burst)))
+
+    assert outcomes == [200] * burst
+
+
+def _status(client: openai.OpenAI) -> int:
+    try:
+        client.beta.assistants.list()
+    except openai.APIStatusError as error:
+        return error.status_code
+    return 200
 
 
 def test_redis_down_fails_closed_even_with_fail_open(own: Stack, shared_upstream: Upstream) -> None:
