@@ -133,11 +133,16 @@ def test_checks_are_spread_over_every_control_plane_the_address_names(
 ) -> None:
     """PRISM_CONTROLPLANE_ADDR as a gRPC target naming two control planes: each decides a
     share of the requests (gRPC's default would send them all to the first), and with one of
-    them gone the other decides them all."""
+    them gone the other decides them all.
+
+    Each request is one call, a Check: gRPC spreads calls, not requests, so with a listing
+    (a Check, then a FilterOwned) every Check can land on one control plane and every
+    FilterOwned on the other."""
     first, second = start_controlplane(), start_controlplane()
     dataplane = start_dataplane(f"ipv4:{first.addr},{second.addr}")
     _, issued = issue_key()
     client = sdk(issued.secret, dataplane.url)
+    assistant = client.beta.assistants.create(model="gpt-4o")
 
     before = [_checks(first), _checks(second)]
     deadline = time.monotonic() + PATIENCE_SECONDS
@@ -145,12 +150,12 @@ def test_checks_are_spread_over_every_control_plane_the_address_names(
     while min(decided := [_checks(first) - before[0], _checks(second) - before[1]]) < 1:
         assert time.monotonic() < deadline, f"a control plane decided no request: {decided}"
         for _ in range(REQUESTS):
-            client.beta.assistants.list()
+            client.beta.assistants.retrieve(assistant.id)
 
     second.process.stop()
     decided = _checks(first)
     for _ in range(REQUESTS):
-        client.beta.assistants.list()
+        client.beta.assistants.retrieve(assistant.id)
     assert _checks(first) - decided == REQUESTS
 
 
