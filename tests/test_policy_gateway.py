@@ -3,7 +3,6 @@ x-ratelimit-* headers, 429s the SDK retries on its own after the time they name,
 does not retry, token limits fed by the runs it completes, and exact admission when several
 data-plane workers and control planes share one limit."""
 
-import asyncio
 import itertools
 import re
 import time
@@ -15,6 +14,7 @@ import openai
 import pytest
 
 from prism.v1 import admin_pb2
+from tests.bursts import burst_statuses
 from tests.conftest import ControlPlane, DataPlane, IssueKey
 from tests.test_policy_check import _spend, limits
 
@@ -228,27 +228,8 @@ def test_exactly_the_limit_passes_across_workers_and_control_planes(
         start_dataplane(start_controlplane().addr, PRISM_HTTP_WORKERS="2"),
     ]
 
-    async def burst() -> list[int]:
-        clients = [
-            openai.AsyncOpenAI(base_url=gateway.url, api_key=issued.secret, max_retries=0)
-            for gateway in gateways
-        ]
-
-        async def one(i: int) -> int:
-            try:
-                await clients[i % len(clients)].files.list()
-                return 200
-            except openai.RateLimitError:
-                return 429
-
-        try:
-            return await asyncio.gather(*(one(i) for i in range(attempts)))
-        finally:
-            for sdk in clients:
-                await sdk.close()
-
     started = time.monotonic()
-    statuses = asyncio.run(burst())
+    statuses = burst_statuses(gateways, issued.secret, attempts)
     took = time.monotonic() - started
 
     assert took < 6, "the burst outlasted one slot's refill; the count below would not be exact"

@@ -7,7 +7,6 @@ first step(s) directly in Redis; the test then checks what readers make of the h
 write and that the repair (a listing, or the call made again) fixes it.
 """
 
-import asyncio
 import hashlib
 import json
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from prism import redis_client, redis_keys
 from prism.v1 import admin_pb2, keys_pb2, keys_pb2_grpc
+from tests.bursts import burst_statuses
 from tests.conftest import (
     AdminClient,
     Check,
@@ -77,27 +77,8 @@ def test_exactly_40_of_150_concurrent_requests_pass_a_40_a_minute_limit(
         start_dataplane(start_controlplane().addr, PRISM_HTTP_WORKERS="2"),
     ]
 
-    async def burst() -> list[int]:
-        clients = [
-            openai.AsyncOpenAI(base_url=gateway.url, api_key=issued.secret, max_retries=0)
-            for gateway in gateways
-        ]
-
-        async def one(i: int) -> int:
-            try:
-                await clients[i % len(clients)].files.list()
-                return 200
-            except openai.RateLimitError:
-                return 429
-
-        try:
-            return await asyncio.gather(*(one(i) for i in range(attempts)))
-        finally:
-            for sdk in clients:
-                await sdk.close()
-
     started = time.monotonic()
-    statuses = asyncio.run(burst())
+    statuses = burst_statuses(gateways, issued.secret, attempts)
     took = time.monotonic() - started
 
     # 40 a minute refills one request every 1.5 s: the count is exact only within that.
