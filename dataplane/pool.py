@@ -34,20 +34,12 @@ class ConnectionPool:
         idle = await self._take_idle(origin)
         connection = idle or self._new_connection(origin)
         try:
-            response = await connection.send(request, timeout)
+            response = await _send_or_close(connection, request, timeout)
         except UpstreamBroken:
-            await connection.aclose()
             if idle is None or not _replayable(request):
                 raise
             connection = self._new_connection(origin)
-            try:
-                response = await connection.send(request, timeout)
-            except BaseException:
-                await connection.aclose()
-                raise
-        except BaseException:
-            await connection.aclose()
-            raise
+            response = await _send_or_close(connection, request, timeout)
         response.on_close(lambda: self._give_back(origin, connection))
         return response
 
@@ -78,6 +70,14 @@ class ConnectionPool:
             idle.append(connection)
         else:
             await connection.aclose()
+
+
+async def _send_or_close(connection: Connection, request: Request, timeout: float) -> Response:
+    try:
+        return await connection.send(request, timeout)
+    except BaseException:
+        await connection.aclose()
+        raise
 
 
 def _replayable(request: Request) -> bool:
